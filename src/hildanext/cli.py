@@ -1,0 +1,45 @@
+# The `hildanext` command line (typer). Stage commands call hildanext.pipeline.run_stage, exactly like the
+# DVC entry scripts in stages/; every command takes --params and repeatable --set key=value (the dotted keys
+# of `dvc exp run -S`). Known failures (bad params, missing model folder, offline fetch) print one line, exit 2.
+# Commands: demo-base, init-model, fetch-model, apply-overlay.
+import functools
+from pathlib import Path
+import typer
+from hildanext.config import ParamsError
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="hildanext: Qwen3 -> LLaDA2.1-style block-diffusion LM, as a DVC pipeline.")
+PARAMS = typer.Option(Path("params.yaml"), "--params", help="params file")
+SET = typer.Option([], "--set", help="override a dotted key, e.g. --set model.demo.steps=50 (repeatable)")
+def one_line_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from hildanext.fetch import FetchError
+        from hildanext.modeling import ModelFolderError
+        try:
+            return fn(*args, **kwargs)
+        except (ParamsError, ModelFolderError, FetchError) as e:
+            typer.echo(f"hildanext: error: {e}", err=True)
+            raise typer.Exit(2) from None
+    return wrapper
+
+def stage_command(name: str, stage: str, help_text: str) -> None:
+    @app.command(name, help=help_text)
+    @one_line_errors
+    def command(params: Path = PARAMS, set_: list[str] = SET):
+        from hildanext.pipeline import run_stage
+        typer.echo(f"{stage}: {run_stage(stage, params, set_)}")
+
+stage_command("demo-base", "demo_base", "Build the offline demo base (tokenizer + tiny Qwen3 pretrained AR) in models/demo-base.")
+stage_command("init-model", "init", "Add <|mask|> to model.base and write models/init.")
+@app.command("fetch-model", help="Download model.hub_id at model.revision into model.local_dir (needs the network).")
+@one_line_errors
+def fetch_model(params: Path = PARAMS, set_: list[str] = SET):
+    from hildanext.config import load_params
+    from hildanext.fetch import fetch_model as fetch
+    typer.echo(f"fetched into {fetch(load_params(params, set_).model)}")
+
+@app.command("apply-overlay", help="Merge an overlay (e.g. overlays/ci.yaml) into the params file, validating the result.")
+@one_line_errors
+def apply_overlay(overlay: Path, params: Path = PARAMS):
+    from hildanext.config import merge_overlay
+    merge_overlay(params, overlay)
+    typer.echo(f"{params}: merged {overlay}")

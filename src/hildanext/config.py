@@ -1,0 +1,119 @@
+# Typed, frozen params for every pipeline section, loaded from params.yaml with dotted overrides.
+# Entry points: load_params(path, overrides) -> Params; apply_overrides(raw, overrides); flatten(params);
+# merge_overlay(params_path, overlay_path) writes params.yaml with an overlay (e.g. overlays/ci.yaml) merged in.
+# Any unknown key, wrong type or out-of-range value raises ParamsError naming the key and the file.
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Literal
+import yaml
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+STRICT = ConfigDict(extra="forbid", frozen=True)
+Pos = Annotated[int, Field(ge=1)]
+NonNeg = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+class ParamsError(ValueError):
+    pass
+
+@dataclass(config=STRICT)
+class DemoParams:
+    stories: Pos = 4000
+    seed: NonNeg = 1234
+    vocab_size: Annotated[int, Field(ge=300, le=65536)] = 1024
+    vocab_multiple: Pos = 64
+    hidden_size: Pos = 96
+    intermediate_size: Pos = 256
+    num_layers: Pos = 4
+    num_heads: Pos = 4
+    num_kv_heads: Pos = 2
+    head_dim: Pos = 24
+    seq_len: Annotated[int, Field(ge=8)] = 128
+    batch_size: Pos = 16
+    steps: Pos = 600
+    lr: PosFloat = 3e-3
+    warmup_steps: NonNeg = 50
+
+@dataclass(config=STRICT)
+class ModelParams:
+    base: str = "demo"
+    hub_id: str = "Qwen/Qwen3-0.6B"
+    revision: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")] = "c1899de289a04d12100db370d81485cdf75e47ca"
+    local_dir: str = "models/qwen3-0.6b"
+    mask_token: str = "<|mask|>"
+    demo: DemoParams = dataclasses.field(default_factory=DemoParams)
+
+@dataclass(config=STRICT)
+class RuntimeParams:
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    profile: Literal["cpu", "gtx1080", "ampere"] = "cpu"
+    threads: NonNeg = 0
+    seed: NonNeg = 0
+    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+    log_every: Pos = 10
+    experiment: str = "hildanext"
+
+@dataclass(config=STRICT)
+class Params:
+    model: ModelParams = dataclasses.field(default_factory=ModelParams)
+    runtime: RuntimeParams = dataclasses.field(default_factory=RuntimeParams)
+
+def read_yaml(path: Path) -> dict:
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ParamsError(f"{path}: cannot read params ({e.__class__.__name__}: {e})") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: top level must be a mapping of sections")
+    return raw
+
+def apply_overrides(raw: dict, overrides, source: str = "--set") -> dict:
+    out = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ParamsError(f"{source}: {item!r} is not key=value")
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ParamsError(f"{source}: {key}: {part} is not a section")
+        node[leaf] = yaml.safe_load(value) if value else ""
+    return out
+
+def validate(raw: dict, source: str) -> Params:
+    try:
+        return TypeAdapter(Params).validate_python(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        what = "unknown key" if err["type"] in ("extra_forbidden", "unexpected_keyword_argument") else f"{err['msg']} (got {err['input']!r})"
+        raise ParamsError(f"{source}: {key}: {what}") from None
+
+def load_params(path: str | Path = "params.yaml", overrides=()) -> Params:
+    raw = apply_overrides(read_yaml(Path(path)), overrides, f"{path} --set")
+    return validate(raw, str(path))
+
+def merge_dicts(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge_dicts(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
+
+def merge_overlay(params_path: Path, overlay_path: Path) -> Params:
+    merged = merge_dicts(read_yaml(params_path), read_yaml(overlay_path))
+    params = validate(merged, f"{params_path} + {overlay_path}")
+    Path(params_path).write_text(yaml.safe_dump(merged, sort_keys=False))
+    return params
+
+def as_dict(params) -> dict:
+    return dataclasses.asdict(params)
+
+def flatten(tree, prefix: str = "") -> dict:
+    tree = as_dict(tree) if dataclasses.is_dataclass(tree) else tree
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        out.update(flatten(value, name + ".") if isinstance(value, dict) else {name: value})
+    return out

@@ -1,0 +1,27 @@
+# The single entry that both stages/<name>.py and the CLI call: run_stage(name, params_path, overrides) reads
+# params at the edge, seeds, opens the MLflow run and calls the stage body named in STAGES (imported lazily,
+# so the CLI stays fast and this dispatch file is not a DVC dependency of any stage's output).
+import importlib, random
+from pathlib import Path
+import torch
+from hildanext import tracking
+from hildanext.config import Params, load_params
+STAGES = {"demo_base": "hildanext.demo:demo_base_stage", "init": "hildanext.modeling:init_stage"}
+def stage_body(name: str):
+    module, _, func = STAGES[name].partition(":")
+    return getattr(importlib.import_module(module), func)
+
+def seed_everything(params: Params) -> None:
+    random.seed(params.runtime.seed)
+    torch.manual_seed(params.runtime.seed)
+    if params.runtime.threads:
+        torch.set_num_threads(params.runtime.threads)
+
+def run_stage(name: str, params_path: str | Path = "params.yaml", overrides=()) -> dict:
+    params = load_params(params_path, overrides)
+    body = stage_body(name)
+    seed_everything(params)
+    with tracking.stage_run(name, params) as tracker:
+        metrics = body(params, Path.cwd(), tracker)
+        tracker.log(metrics, force=True)
+    return metrics

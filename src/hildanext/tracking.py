@@ -1,0 +1,48 @@
+# MLflow tracking shared by every stage: one run per stage execution in sqlite:///<root>/mlflow.db, where
+# root is DVC_ROOT when set (queued DVC experiments log to the parent repo) or the working directory.
+# Entry points: tracking_root(), stage_run(stage, params, root) -> Tracker (log every runtime.log_every
+# steps, nested phase runs).
+import contextlib, logging, os
+from pathlib import Path
+import mlflow
+from hildanext.config import flatten
+from hildanext.files import git_commit
+def tracking_root() -> Path:
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+def experiment_id(root: Path, name: str) -> str:
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return mlflow.create_experiment(name, artifact_location=(root / "mlruns").as_uri())
+    except mlflow.exceptions.MlflowException:
+        return mlflow.get_experiment_by_name(name).experiment_id
+
+class Tracker:
+    def __init__(self, log_every: int):
+        self.log_every = log_every
+    def log(self, metrics: dict, step: int | None = None, force: bool = False) -> None:
+        if force or step is None or step % self.log_every == 0:
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+    @contextlib.contextmanager
+    def phase(self, name: str, params: dict | None = None):
+        with mlflow.start_run(run_name=name, nested=True):
+            mlflow.log_params(params or {})
+            yield self
+
+def run_tags(stage: str) -> dict:
+    env = {"dvc.exp_name": "DVC_EXP_NAME", "dvc.exp_baseline_rev": "DVC_EXP_BASELINE_REV", "dvc.stage": "DVC_STAGE"}
+    return {"hildanext.stage": stage, "git.commit": git_commit(Path.cwd())} | {k: os.environ.get(v, "") for k, v in env.items()}
+
+@contextlib.contextmanager
+def stage_run(stage: str, params, root: Path | None = None):
+    root = root or tracking_root()
+    mlflow.set_experiment(experiment_id=experiment_id(root, params.runtime.experiment))
+    with mlflow.start_run( run_name=stage, tags=run_tags(stage)):
+        flat = {k: str(v) for k, v in flatten(params).items()}
+        for keys in [list(flat)[i : i + 100] for i in range(0, len(flat), 100)]:
+            mlflow.log_params({k: flat[k] for k in keys})
+        yield Tracker(params.runtime.log_every)

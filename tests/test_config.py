@@ -1,0 +1,64 @@
+# Params loading: the repo's params.yaml validates, defaults match the dataclasses, --set overrides use
+# dvc-style dotted keys, and unknown keys, wrong types or out-of-range values fail with one message naming
+# the key and the file. Also the overlay merge used by tests and CI (overlays/ci.yaml).
+import dataclasses
+import pytest
+import yaml
+from hildanext.config import ModelParams, Params, ParamsError, flatten, load_params, merge_overlay
+def write(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
+
+def test_repo_params_validate_and_are_frozen(repo_root):
+    params = load_params(repo_root / "params.yaml")
+    assert params.model.base == "demo" and params.model.revision == ModelParams().revision
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.model.base = "x"
+
+def test_every_default_appears_in_repo_params(repo_root):
+    assert set(flatten(yaml.safe_load((repo_root / "params.yaml").read_text()))) == set(flatten(Params()))
+
+def test_set_overrides_dotted_keys_with_types(tmp_path):
+    path = write(tmp_path, "model:\n  demo:\n    steps: 5\n")
+    params = load_params(path, ["model.demo.steps=7", "runtime.dtype=bfloat16", "model.demo.lr=1e-4"])
+    assert (params.model.demo.steps, params.runtime.dtype, params.model.demo.lr) == (7, "bfloat16", 1e-4)
+
+@pytest.mark.parametrize("text, overrides, expected", [
+    ("model:\n  demo:\n    stepz: 5\n", [], "model.demo.stepz: unknown key"),
+    ("model:\n  demo:\n    steps: many\n", [], "model.demo.steps: Input should be a valid integer"),
+    ("model:\n  demo:\n    steps: 0\n", [], "model.demo.steps: Input should be greater than or equal to 1"),
+    ("runtime:\n  dtype: float8\n", [], "runtime.dtype: Input should be 'float32', 'bfloat16' or 'float16'"),
+    ("model:\n  revision: main\n", [], "model.revision: String should match pattern"),
+    ("", ["wsd.lr=1"], "wsd: unknown key"),
+    ("", ["runtime.seed=-1"], "runtime.seed: Input should be greater than or equal to 0"),
+])
+def test_bad_params_name_key_and_file(tmp_path, text, overrides, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ParamsError) as err:
+        load_params(path, overrides)
+    message = str(err.value)
+    assert str(path) in message and expected in message and "\n" not in message
+
+def test_malformed_override_and_yaml(tmp_path):
+    with pytest.raises(ParamsError, match="'runtime.seed' is not key=value"):
+        load_params(write(tmp_path, ""), ["runtime.seed"])
+    with pytest.raises(ParamsError, match="top level must be a mapping"):
+        load_params(write(tmp_path, "- a\n- b\n"))
+    with pytest.raises(ParamsError, match="cannot read params"):
+        load_params(tmp_path / "missing.yaml")
+
+def test_overlay_merges_nested_keys_and_keeps_others(tmp_path, repo_root):
+    path = write(tmp_path, (repo_root / "params.yaml").read_text())
+    params = merge_overlay(path, repo_root / "overlays" / "ci.yaml")
+    assert params.model.demo.steps == 20 and params.model.demo.lr == 0.003
+    assert load_params(path) == params
+
+def test_bad_overlay_leaves_params_untouched(tmp_path, repo_root):
+    path = write(tmp_path, (repo_root / "params.yaml").read_text())
+    before = path.read_text()
+    overlay = tmp_path / "bad.yaml"
+    overlay.write_text("runtime:\n  threads: -3\n")
+    with pytest.raises(ParamsError, match="runtime.threads"):
+        merge_overlay(path, overlay)
+    assert path.read_text() == before

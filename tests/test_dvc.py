@@ -1,0 +1,46 @@
+# Real DVC in a temporary copy of the repository with the ci overlay: `dvc repro` runs demo_base and init,
+# records MLflow runs in <copy>/mlflow.db, a second repro runs nothing, and `dvc exp run -S` of a key only
+# init depends on re-runs init alone. Slow (spawns the stages); run by `make test`.
+import os, shutil, subprocess, sys
+from pathlib import Path
+import mlflow
+import pytest
+pytestmark = pytest.mark.slow
+GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid"}
+def sh(cmd, cwd):
+    env = os.environ | GIT_ID | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("DVC_ROOT", None)
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, f"{cmd}\n{out.stdout}\n{out.stderr}"
+    return out.stdout + out.stderr
+
+def copy_repo(src: Path, dst: Path) -> Path:
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=src, capture_output=True, text=True).stdout.split()
+    for rel in listed:
+        if (src / rel).is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / rel, dst / rel)
+    return dst
+
+def test_dvc_repro_twice_then_exp_run(repo_root, tmp_path):
+    repo = copy_repo(repo_root, tmp_path / "repo")
+    for rel in ("models/demo-base", "models/init", "dvc.lock", "metrics/demo_base.json"):
+        shutil.rmtree(repo / rel, ignore_errors=True) if (repo / rel).is_dir() else (repo / rel).unlink(missing_ok=True)
+    sh(["hildanext", "apply-overlay", "overlays/ci.yaml"], repo)
+    sh(["git", "init", "-q"], repo)
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-qm", "copy"], repo)
+    first = sh(["dvc", "repro"], repo)
+    assert "Running stage 'demo_base'" in first and "Running stage 'init'" in first
+    assert (repo / "models/init/hildanext.json").exists() and "models/init" in (repo / "dvc.lock").read_text()
+    second = sh(["dvc", "repro"], repo)
+    assert "Running stage" not in second and "Data and pipelines are up to date" in second
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-qm", "lock"], repo)
+    exp = sh(["dvc", "exp", "run", "-S", "runtime.attn_implementation=eager"], repo)
+    assert "Running stage 'init'" in exp and "Running stage 'demo_base'" not in exp
+    mlflow.set_tracking_uri(f"sqlite:///{repo}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["hildanext"], order_by=["start_time ASC"])
+    assert list(runs["tags.mlflow.runName"]) == ["demo_base", "init", "init"] and set(runs["status"]) == {"FINISHED"}
+    assert runs["tags.dvc.exp_name"].iloc[2] != "" and runs["tags.dvc.exp_baseline_rev"].iloc[2] != ""
+    assert runs["params.runtime.attn_implementation"].iloc[2] == "eager"
