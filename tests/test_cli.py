@@ -1,12 +1,12 @@
 # The hildanext command line as users run it (a subprocess of the installed console script): --help lists
 # the commands that exist, and known failures (offline fetch-model, a bad --set, a missing base model)
 # print exactly one clear line and exit 2.
-import subprocess, sys
+import os, subprocess, sys
 from pathlib import Path
 import pytest
 BIN = Path(sys.executable).parent / "hildanext"
-def run(*args, cwd=None):
-    return subprocess.run([str(BIN), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+def run(*args, cwd=None, env=None):
+    return subprocess.run([str(BIN), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 def test_help_lists_existing_commands():
     out = run("--help")
@@ -14,11 +14,12 @@ def test_help_lists_existing_commands():
     for command in ("demo-base", "init-model", "fetch-model", "apply-overlay"):
         assert command in out.stdout
 
-def test_fetch_model_offline_fails_with_one_line(workdir):
-    out = run("fetch-model", cwd=workdir)
+@pytest.mark.parametrize("env, reason", [({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE is set"), ({"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}, "127.0.0.1 unreachable")])
+def test_fetch_model_offline_fails_with_one_line(workdir, env, reason):
+    out = run("fetch-model", cwd=workdir, env=os.environ | env)
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1, out.stderr
-    assert "Qwen/Qwen3-0.6B" in lines[0] and "models/qwen3-0.6b" in lines[0] and "model.safetensors" in lines[0]
+    assert reason in lines[0] and "Qwen/Qwen3-0.6B" in lines[0] and "models/qwen3-0.6b" in lines[0] and "model.safetensors" in lines[0]
     assert not (workdir / "models/qwen3-0.6b/model.safetensors").exists()
 
 @pytest.mark.parametrize("args, expected", [

@@ -42,7 +42,7 @@ def test_demo_pretraining_is_deterministic_and_learns():
     model_a, _, metrics = build_demo_base(stories, TINY, 0, lambda m, step: logged.append(step))
     model_b, _, _ = build_demo_base(stories, TINY, 0, lambda m, step: None)
     assert logged == list(range(TINY.steps)) and metrics["eval_loss"] < metrics["eval_loss_init"] - 0.5
-    for (name, a), (_, b) in zip(model_a.state_dict().items(), model_b.state_dict().items()):
+    for (name, a), (_, b) in zip(model_a.state_dict().items(), model_b.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
 
 def test_demo_base_then_init_reproduces_base_logits(workdir, repo_root):

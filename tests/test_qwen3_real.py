@@ -47,3 +47,13 @@ def test_init_stage_on_qwen3_layout(workdir, qwen3_tokenizer_dir):
     x = torch.tensor([[151644, 872, 198, 9707, 151645, 151669]])
     with torch.no_grad():
         torch.testing.assert_close(masked_logits(init_model, x, causal_allowed(6)), base_model(input_ids=x).logits)
+
+def test_demo_tokenizer_pretokenizes_like_qwen3(qwen3_tokenizer_dir):
+    from hildanext.data.demo_corpus import demo_stories
+    from hildanext.demo import QWEN3_SPLIT, train_demo_tokenizer
+    real = json.loads((qwen3_tokenizer_dir / "tokenizer.json").read_text())
+    assert real["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] == QWEN3_SPLIT and real["normalizer"] == {"type": "NFC"}
+    demo, text = train_demo_tokenizer(demo_stories(100, 1), 400), "Tom had 123 apples.\n\nIt's fun!"
+    real_tok = qwen3_tokenizer(qwen3_tokenizer_dir)
+    pieces = [[p for p, _ in tok.backend_tokenizer.pre_tokenizer.pre_tokenize_str(text)] for tok in (demo, real_tok)]
+    assert pieces[0] == pieces[1] and "1" in pieces[0] and "2" in pieces[0]

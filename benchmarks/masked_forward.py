@@ -1,0 +1,47 @@
+# Cost of hildanext's explicit 4D attention masks against the plain causal forward (the same-run baseline):
+# sdpa + bool mask and eager + additive float mask, on a Qwen3 model folder (default models/init) or a
+# random model of the demo shape. Usage: python benchmarks/masked_forward.py [--model DIR] [--seq 128 512]
+# [--repeats 5] [--out metrics/bench_masked_forward.json]; prints a markdown table for docs/PERFORMANCE.md.
+import argparse, platform, time
+from pathlib import Path
+import torch
+import transformers
+from hildanext.config import RuntimeParams
+from hildanext.files import write_json_atomic
+from hildanext.modeling import causal_allowed, load_model, masked_logits
+def best_time(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+@torch.no_grad()
+def measure(model_dir: Path, seq: int, repeats: int) -> dict:
+    row = {"seq": seq}
+    for impl in ("sdpa", "eager"):
+        model, _ = load_model(model_dir, RuntimeParams(device="cpu", attn_implementation=impl))
+        x = torch.randint(0, model.config.vocab_size - 1, (1, seq), generator=torch.Generator().manual_seed(0))
+        if impl == "sdpa":
+            row["plain_causal_s"] = best_time(lambda m=model, x=x: m(input_ids=x, use_cache=False), repeats)
+        row[f"{impl}_mask_s"] = best_time(lambda m=model, x=x: masked_logits(m, x, causal_allowed(seq)), repeats)
+    return row | {"sdpa_ratio": row["sdpa_mask_s"] / row["plain_causal_s"], "eager_ratio": row["eager_mask_s"] / row["plain_causal_s"]}
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", type=Path, default=Path("models/init"))
+    parser.add_argument("--seq", type=int, nargs="+", default=[128, 512, 2048])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("metrics/bench_masked_forward.json"))
+    args = parser.parse_args()
+    rows = [measure(args.model, seq, args.repeats) for seq in args.seq]
+    machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, transformers {transformers.__version__}"
+    write_json_atomic(args.out, {"model": str(args.model), "machine": machine, "rows": rows})
+    print(f"{args.model} on {machine}\n\n| seq | plain causal (s) | sdpa+bool (s) | eager+float (s) | sdpa/plain | eager/plain |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['seq']} | {r['plain_causal_s']:.4f} | {r['sdpa_mask_s']:.4f} | {r['eager_mask_s']:.4f} | {r['sdpa_ratio']:.2f} | {r['eager_ratio']:.2f} |")
+
+if __name__ == "__main__":
+    main()
