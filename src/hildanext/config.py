@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Annotated, Literal
 import yaml
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 STRICT = ConfigDict(extra="forbid", frozen=True)
 Pos = Annotated[int, Field(ge=1)]
@@ -42,6 +42,57 @@ class ModelParams:
     mask_token: str = "<|mask|>"
     demo: DemoParams = dataclasses.field(default_factory=DemoParams)
 
+SOURCE_KINDS = ("auto", "demo", "dolma", "tinystories", "jsonl", "txt", "parquet")
+@dataclass(config=STRICT)
+class SourceParams:
+    kind: Literal[SOURCE_KINDS] = "auto"
+    paths: tuple[str, ...] = ()
+    name: str = ""
+    weight: PosFloat = 1.0
+    max_tokens: NonNeg = 0
+
+@dataclass(config=STRICT)
+class FetchDataParams:
+    dest: str = "data/raw"
+    dolma_revision: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")] = "4424757a5e782ede5ec1004432ed5c3cceeda31b"
+    dolma_url_list: str = "urls/v1_6-sample.txt"
+    dolma_shards: NonNeg = 1
+    dolma_max_bytes: NonNeg = 0
+    tinystories_revision: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")] = "f54c09fd23315a6f9c86f9dc80f725de7d8f9c64"
+    tinystories_files: tuple[str, ...] = ("TinyStoriesV2-GPT4-valid.txt",)
+
+@dataclass(config=STRICT)
+class DataParams:
+    sources: tuple[SourceParams, ...] = (SourceParams(kind="demo"),)
+    demo_stories: Pos = 4000
+    demo_seed: NonNeg = 2024
+    mix_stop: Literal["all", "first"] = "all"
+    bytes_per_token: PosFloat = 4.0
+    min_chars: NonNeg = 20
+    max_chars: Pos = 1_000_000
+    max_line_bytes: Pos = 16_000_000
+    dedup: bool = True
+    eval_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    split_seed: NonNeg = 0
+    fetch: FetchDataParams = dataclasses.field(default_factory=FetchDataParams)
+    @field_validator("sources", mode="before")
+    @classmethod
+    def source_strings(cls, value):
+        items = [value] if isinstance(value, (str, dict)) else value
+        return tuple(parse_source(v) if isinstance(v, str) else v for v in items)
+
+def parse_source(text: str) -> dict:
+    kind, sep, path = text.partition(":")
+    if sep and kind in SOURCE_KINDS:
+        return {"kind": kind, "paths": tuple(p for p in path.split(",") if p)}
+    return {"kind": "demo"} if text == "demo" else {"kind": "auto", "paths": tuple(text.split(","))}
+
+@dataclass(config=STRICT)
+class TokenizeParams:
+    seq_len: Annotated[int, Field(ge=8)] = 128
+    batch_docs: Pos = 1000
+    tokenizer: str = "models/init"
+
 @dataclass(config=STRICT)
 class RuntimeParams:
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -56,6 +107,8 @@ class RuntimeParams:
 @dataclass(config=STRICT)
 class Params:
     model: ModelParams = dataclasses.field(default_factory=ModelParams)
+    data: DataParams = dataclasses.field(default_factory=DataParams)
+    tokenize: TokenizeParams = dataclasses.field(default_factory=TokenizeParams)
     runtime: RuntimeParams = dataclasses.field(default_factory=RuntimeParams)
 
 def read_yaml(path: Path) -> dict:
