@@ -11,7 +11,7 @@ def run(*args, cwd=None, env=None):
 def test_help_lists_existing_commands():
     out = run("--help")
     assert out.returncode == 0
-    for command in ("demo-base", "init-model", "fetch-model", "apply-overlay"):
+    for command in ("demo-base", "init-model", "prepare-data", "tokenize", "fetch-model", "fetch-data", "apply-overlay"):
         assert command in out.stdout
 
 @pytest.mark.parametrize("env, reason", [({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE is set"), ({"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}, "127.0.0.1 unreachable")])
@@ -22,7 +22,14 @@ def test_fetch_model_offline_fails_with_one_line(workdir, env, reason):
     assert reason in lines[0] and "Qwen/Qwen3-0.6B" in lines[0] and "models/qwen3-0.6b" in lines[0] and "model.safetensors" in lines[0]
     assert not (workdir / "models/qwen3-0.6b/model.safetensors").exists()
 
+def test_fetch_data_offline_fails_with_one_line(workdir):
+    out = run("fetch-data", cwd=workdir)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("hildanext: error: fetch-data:"), out.stderr
+    assert "data/raw/dolma" in lines[0] and "data/raw/tinystories" in lines[0]
+
 @pytest.mark.parametrize("args, expected", [
+    (["prepare-data", "--set", "data.sources=nowhere/*.jsonl"], "data.sources[0].paths: 'nowhere/*.jsonl' matches no file"),
     (["init-model", "--set", "model.demo.steps=zero"], "model.demo.steps: Input should be a valid integer"),
     (["init-model", "--set", "model.base=models/nowhere"], "model.base: "),
     (["demo-base", "--set", "runtime.colour=red"], "runtime.colour: unknown key"),

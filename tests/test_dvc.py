@@ -1,7 +1,7 @@
-# Real DVC in a temporary copy of the repository with the ci overlay: `dvc repro` runs demo_base and init,
+# Real DVC in a temporary copy of the repository with the ci overlay: `dvc repro` runs the whole DAG,
 # records MLflow runs in <copy>/mlflow.db, a second repro runs nothing, and `dvc exp run -S` of a key only
 # init depends on re-runs init alone. Slow (spawns the stages); run by `make test`.
-import os, shutil, subprocess, sys
+import json, os, shutil, subprocess, sys
 from pathlib import Path
 import mlflow
 import pytest
@@ -24,23 +24,25 @@ def copy_repo(src: Path, dst: Path) -> Path:
 
 def test_dvc_repro_twice_then_exp_run(repo_root, tmp_path):
     repo = copy_repo(repo_root, tmp_path / "repo")
-    for rel in ("models/demo-base", "models/init", "dvc.lock", "metrics/demo_base.json"):
+    for rel in ("models/demo-base", "models/init", "data/processed", "data/tokenized", "dvc.lock", "metrics/demo_base.json", "metrics/data.json"):
         shutil.rmtree(repo / rel, ignore_errors=True) if (repo / rel).is_dir() else (repo / rel).unlink(missing_ok=True)
     sh(["hildanext", "apply-overlay", "overlays/ci.yaml"], repo)
     sh(["git", "init", "-q"], repo)
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-qm", "copy"], repo)
     first = sh(["dvc", "repro"], repo)
-    assert "Running stage 'demo_base'" in first and "Running stage 'init'" in first
-    assert (repo / "models/init/hildanext.json").exists() and "models/init" in (repo / "dvc.lock").read_text()
+    assert all(f"Running stage '{stage}'" in first for stage in ("demo_base", "init", "prepare", "tokenize"))
+    assert (repo / "models/init/hildanext.json").exists() and "data/tokenized" in (repo / "dvc.lock").read_text()
+    assert json.loads((repo / "metrics/data.json").read_text())["splits"]["train"]["docs"] > 300
     second = sh(["dvc", "repro"], repo)
     assert "Running stage" not in second and "Data and pipelines are up to date" in second
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-qm", "lock"], repo)
     exp = sh(["dvc", "exp", "run", "-S", "runtime.attn_implementation=eager"], repo)
-    assert "Running stage 'init'" in exp and "Running stage 'demo_base'" not in exp
+    assert "Running stage 'init'" in exp and "Running stage 'demo_base'" not in exp and "Running stage 'prepare'" not in exp
     mlflow.set_tracking_uri(f"sqlite:///{repo}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["hildanext"], order_by=["start_time ASC"])
-    assert list(runs["tags.mlflow.runName"]) == ["demo_base", "init", "init"] and set(runs["status"]) == {"FINISHED"}
-    assert runs["tags.dvc.exp_name"].iloc[2] != "" and runs["tags.dvc.exp_baseline_rev"].iloc[2] != ""
-    assert runs["params.runtime.attn_implementation"].iloc[2] == "eager"
+    names = list(runs["tags.mlflow.runName"])
+    assert names[:2] == ["demo_base", "init"] and sorted(names[2:4]) == ["prepare", "tokenize"] and names[4] == "init"
+    assert set(runs["status"]) == {"FINISHED"} and runs["tags.dvc.exp_name"].iloc[4] != "" and runs["tags.dvc.exp_baseline_rev"].iloc[4] != ""
+    assert runs["params.runtime.attn_implementation"].iloc[4] == "eager"

@@ -1,7 +1,7 @@
 # The `hildanext` command line (typer). Stage commands call hildanext.pipeline.run_stage, exactly like the
 # DVC entry scripts in stages/; every command takes --params and repeatable --set key=value (the dotted keys
 # of `dvc exp run -S`). Known failures (bad params, missing model folder, offline fetch) print one line, exit 2.
-# Commands: demo-base, init-model, fetch-model, apply-overlay.
+# Commands: demo-base, init-model, prepare-data, tokenize, fetch-model, fetch-data, apply-overlay.
 import functools
 from pathlib import Path
 import typer
@@ -9,14 +9,16 @@ from hildanext.config import ParamsError
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="hildanext: Qwen3 -> LLaDA2.1-style block-diffusion LM, as a DVC pipeline.")
 PARAMS = typer.Option(Path("params.yaml"), "--params", help="params file")
 SET = typer.Option([], "--set", help="override a dotted key, e.g. --set model.demo.steps=50 (repeatable)")
+ONLY = typer.Option([], "--only", help="dolma or tinystories (repeatable; default both)")
 def one_line_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from hildanext.data.sources import DataError
         from hildanext.fetch import FetchError
         from hildanext.modeling import ModelFolderError
         try:
             return fn(*args, **kwargs)
-        except (ParamsError, ModelFolderError, FetchError) as e:
+        except (ParamsError, ModelFolderError, FetchError, DataError) as e:
             typer.echo(f"hildanext: error: {e}", err=True)
             raise typer.Exit(2) from None
     return wrapper
@@ -30,12 +32,22 @@ def stage_command(name: str, stage: str, help_text: str) -> None:
 
 stage_command("demo-base", "demo_base", "Build the offline demo base (tokenizer + tiny Qwen3 pretrained AR) in models/demo-base.")
 stage_command("init-model", "init", "Add <|mask|> to model.base and write models/init.")
+stage_command("prepare-data", "prepare", "Stream data.sources into normalised, deduplicated train/eval documents (data/processed).")
+stage_command("tokenize", "tokenize", "Tokenize and pack data/processed into seq_len rows with document ids (data/tokenized).")
 @app.command("fetch-model", help="Download model.hub_id at model.revision into model.local_dir (needs the network).")
 @one_line_errors
 def fetch_model(params: Path = PARAMS, set_: list[str] = SET):
     from hildanext.config import load_params
     from hildanext.fetch import fetch_model as fetch
     typer.echo(f"fetched into {fetch(load_params(params, set_).model)}")
+
+@app.command("fetch-data", help="Download Dolma v1_6-sample shards and TinyStories files (data.fetch) into data/raw (needs the network).")
+@one_line_errors
+def fetch_data(params: Path = PARAMS, set_: list[str] = SET, only: list[str] = ONLY):
+    from hildanext.config import load_params
+    from hildanext.data.fetch import fetch_data as fetch
+    summary = fetch(load_params(params, set_).data.fetch, Path("."), tuple(only) or ("dolma", "tinystories"))
+    typer.echo(f"fetch-data: {len(summary['downloaded'])} downloaded, {len(summary['skipped'])} already complete, {summary['bytes']} bytes into {summary['dest']}")
 
 @app.command("apply-overlay", help="Merge an overlay (e.g. overlays/ci.yaml) into the params file, validating the result.")
 @one_line_errors
