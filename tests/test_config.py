@@ -30,7 +30,7 @@ def test_set_overrides_dotted_keys_with_types(tmp_path):
     ("model:\n  demo:\n    steps: 0\n", [], "model.demo.steps: Input should be greater than or equal to 1"),
     ("runtime:\n  dtype: float8\n", [], "runtime.dtype: Input should be 'float32', 'bfloat16' or 'float16'"),
     ("model:\n  revision: main\n", [], "model.revision: String should match pattern"),
-    ("", ["wsd.lr=1"], "wsd: unknown key"),
+    ("", ["colour.lr=1"], "colour: unknown key"),
     ("", ["runtime.seed=-1"], "runtime.seed: Input should be greater than or equal to 0"),
 ])
 def test_bad_params_name_key_and_file(tmp_path, text, overrides, expected):

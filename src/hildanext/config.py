@@ -93,6 +93,43 @@ class TokenizeParams:
     batch_docs: Pos = 1000
     tokenizer: str = "models/init"
 
+Rate = Annotated[float, Field(ge=0, le=1)]
+@dataclass(config=STRICT)
+class ObjectiveParams:
+    t_eps: Annotated[float, Field(gt=0, lt=1)] = 1e-3
+    t_per: Literal["block", "sequence"] = "block"
+    t2t_rate: Rate = 0.1
+    t2t_weight: Annotated[float, Field(ge=0)] = 1.0
+    keep_rate: Rate = 0.1
+    keep_weight: Annotated[float, Field(ge=0)] = 0.1
+    embed_noise_std: Annotated[float, Field(ge=0)] = 1.0
+    embed_noise_steps: NonNeg = 100
+
+@dataclass(config=STRICT)
+class WsdParams:
+    warmup_blocks: tuple[NonNeg, ...] = (1, 4, 32, 64)
+    warmup_steps: tuple[Pos, ...] = (40,)
+    stable_steps: NonNeg = 120
+    decay_to: Pos = 32
+    decay_blocks: tuple[Pos, ...] = ()
+    decay_steps: tuple[Pos, ...] = (40,)
+    block_align: Literal["row", "document"] = "row"
+    lr: PosFloat = 1e-4
+    lr_warmup_steps: NonNeg = 100
+    lr_decay: Literal["none", "cosine", "linear"] = "none"
+    min_lr_ratio: Rate = 0.1
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    betas: tuple[Rate, Rate] = (0.9, 0.95)
+    batch_size: Pos = 8
+    grad_accum: Pos = 1
+    clip: PosFloat = 1.0
+    checkpoint_every: Pos = 50
+    keep_last: Pos = 2
+    keep_best: NonNeg = 3
+    eval_rows: Pos = 64
+    eval_seed: NonNeg = 1234
+    seed: NonNeg = 0
+
 @dataclass(config=STRICT)
 class RuntimeParams:
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -109,6 +146,8 @@ class Params:
     model: ModelParams = dataclasses.field(default_factory=ModelParams)
     data: DataParams = dataclasses.field(default_factory=DataParams)
     tokenize: TokenizeParams = dataclasses.field(default_factory=TokenizeParams)
+    objective: ObjectiveParams = dataclasses.field(default_factory=ObjectiveParams)
+    wsd: WsdParams = dataclasses.field(default_factory=WsdParams)
     runtime: RuntimeParams = dataclasses.field(default_factory=RuntimeParams)
 
 def read_yaml(path: Path) -> dict:

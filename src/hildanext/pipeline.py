@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from hildanext import tracking
 from hildanext.config import Params, load_params
-STAGES = {"demo_base": "hildanext.demo:demo_base_stage", "init": "hildanext.modeling:init_stage", "prepare": "hildanext.data.prepare:prepare_stage", "tokenize": "hildanext.data.packing:tokenize_stage"}
+STAGES = {"demo_base": "hildanext.demo:demo_base_stage", "init": "hildanext.modeling:init_stage", "prepare": "hildanext.data.prepare:prepare_stage", "tokenize": "hildanext.data.packing:tokenize_stage", "wsd": "hildanext.wsd:wsd_stage"}
 def stage_body(name: str):
     module, _, func = STAGES[name].partition(":")
     return getattr(importlib.import_module(module), func)
@@ -21,7 +21,8 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", overrides=()) 
     params = load_params(params_path, overrides)
     body = stage_body(name)
     seed_everything(params)
-    with tracking.stage_run(name, params) as tracker:
+    resume = getattr(body, "resume_run_id", None)
+    with tracking.stage_run(name, params, run_id=resume(params, Path.cwd()) if resume else None) as tracker:
         metrics = body(params, Path.cwd(), tracker)
         tracker.log(metrics, force=True)
     return metrics

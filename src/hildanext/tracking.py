@@ -1,7 +1,7 @@
 # MLflow tracking shared by every stage: one run per stage execution in sqlite:///<root>/mlflow.db, where
 # root is DVC_ROOT when set (queued DVC experiments log to the parent repo) or the working directory.
-# Entry points: tracking_root(), stage_run(stage, params, root) -> Tracker (log every runtime.log_every
-# steps, nested phase runs).
+# Entry points: tracking_root(), stage_run(stage, params, root, run_id) -> Tracker (log every runtime.log_every
+# steps, nested phase runs; run_id continues a resumed run).
 import contextlib, logging, os
 from pathlib import Path
 import mlflow
@@ -38,11 +38,11 @@ def run_tags(stage: str) -> dict:
     return {"hildanext.stage": stage, "git.commit": git_commit(Path.cwd())} | {k: os.environ.get(v, "") for k, v in env.items()}
 
 @contextlib.contextmanager
-def stage_run(stage: str, params, root: Path | None = None):
+def stage_run(stage: str, params, root: Path | None = None, run_id: str | None = None):
     root = root or tracking_root()
     mlflow.set_experiment(experiment_id=experiment_id(root, params.runtime.experiment))
-    with mlflow.start_run( run_name=stage, tags=run_tags(stage)):
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else stage, tags=None if run_id else run_tags(stage)):
         flat = {k: str(v) for k, v in flatten(params).items()}
-        for keys in [list(flat)[i : i + 100] for i in range(0, len(flat), 100)]:
+        for keys in [list(flat)[i : i + 100] for i in range(0, len(flat), 100)] if run_id is None else []:
             mlflow.log_params({k: flat[k] for k in keys})
         yield Tracker(params.runtime.log_every)

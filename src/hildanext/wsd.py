@@ -1,0 +1,142 @@
+# LLaDA2.0 Warmup-Stable-Decay conversion: the block-size schedule (warmup 1 -> 4 -> 32 -> 64, stable MDLM at
+# the full sequence with the x0 half dropped, decay down to the inference block size), the LR schedule, eval
+# at the phase's and the inference block size, and the wsd stage (`hildanext convert-wsd`): models/init +
+# data/tokenized -> models/wsd/ckpt-* and models/wsd/final, resuming only when the params hash matches.
+# Entry points: Phase, wsd_phases, lr_at, evaluate, wsd_stage.
+import json, math, shutil
+from dataclasses import dataclass
+from pathlib import Path
+import torch
+from hildanext.config import Params, ParamsError, WsdParams, as_dict
+from hildanext.data.loader import PackedShards, ShardLoader
+from hildanext.files import sha256_file, write_json_atomic
+from hildanext.modeling import load_model, model_meta, save_model
+from hildanext.objective import diffusion_loss, regular_token_ids
+from hildanext.train import Checkpoints, LoopSpec, params_hash, train_loop, truncate_csv
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    block_size: int
+    mdlm: bool
+    start: int
+    steps: int
+
+def per_phase(steps: tuple[int, ...], count: int, key: str) -> list[int]:
+    if len(steps) not in (1, count):
+        raise ParamsError(f"params.yaml: wsd.{key}: give 1 or {count} values, got {len(steps)}")
+    return list(steps) * count if len(steps) == 1 else list(steps)
+
+def decay_sizes(p: WsdParams, seq_len: int) -> list[int]:
+    if p.decay_blocks:
+        return list(p.decay_blocks)
+    sizes, size = [], seq_len // 2
+    while size > p.decay_to:
+        sizes.append(size)
+        size //= 2
+    return sizes + [p.decay_to]
+
+def wsd_phases(p: WsdParams, seq_len: int) -> list[Phase]:
+    warmup = [b or seq_len for b in p.warmup_blocks]
+    decay = decay_sizes(p, seq_len)
+    for size in warmup + decay:
+        if seq_len % size:
+            raise ParamsError(f"params.yaml: wsd: block size {size} does not divide tokenize.seq_len {seq_len}")
+    plan = [(f"warmup-{b}", b, b == seq_len, n) for b, n in zip(warmup, per_phase(p.warmup_steps, len(warmup), "warmup_steps"), strict=True)]
+    plan += [(f"stable-{seq_len}", seq_len, True, p.stable_steps)] if p.stable_steps else []
+    plan += [(f"decay-{b}", b, False, n) for b, n in zip(decay, per_phase(p.decay_steps, len(decay), "decay_steps"), strict=True)]
+    phases, start = [], 0
+    for name, block_size, mdlm, steps in plan:
+        phases.append(Phase(name, block_size, mdlm, start, steps))
+        start += steps
+    return phases
+
+def phase_of(phases: list[Phase], step: int) -> Phase:
+    return next((ph for ph in phases if ph.start <= step < ph.start + ph.steps), phases[-1])
+
+def lr_at(step: int, p: WsdParams, total: int) -> float:
+    if step < p.lr_warmup_steps:
+        return p.lr * (step + 1) / p.lr_warmup_steps
+    progress = (step - p.lr_warmup_steps) / max(1, total - p.lr_warmup_steps)
+    shape = {"none": 1.0, "linear": 1 - progress, "cosine": 0.5 * (1 + math.cos(math.pi * progress))}[p.lr_decay]
+    return p.lr * (p.min_lr_ratio + (1 - p.min_lr_ratio) * shape) if p.lr_decay != "none" else p.lr
+
+@torch.no_grad()
+def evaluate(model, shards: PackedShards, block_size: int | None, params: Params, mask_id: int, regular_ids, fixed_t=None) -> dict:
+    model.eval()
+    gen = torch.Generator().manual_seed(params.wsd.eval_seed)
+    rows, size = min(len(shards), params.wsd.eval_rows), params.wsd.batch_size
+    outs = [diffusion_loss(model, *shards[i : min(i + size, rows)], block_size, params.objective, mask_id, regular_ids, gen, params.wsd.block_align, fixed_t=fixed_t) for i in range(0, rows, size)]
+    model.train()
+    masked = sum(o.masked for o in outs) or 1
+    return {"loss_m2t": sum(o.loss_m2t * o.tokens for o in outs) / sum(o.tokens for o in outs), "loss_t2t": sum(o.loss_t2t for o in outs) / len(outs), "acc_m2t": sum(o.acc_m2t * o.masked for o in outs) / masked}
+
+def eval_at_step(model, phases, eval_shards, params: Params, mask_id, regular_ids, step: int) -> dict:
+    phase, sizes = phase_of(phases, step), {params.wsd.decay_to}
+    sizes.add(None if phase.mdlm else phase.block_size)
+    out = {}
+    for size in sizes:
+        tag = "mdlm" if size is None else f"b{size}"
+        out |= {f"eval/{tag}/{k}": v for k, v in evaluate(model, eval_shards, size, params, mask_id, regular_ids).items()}
+    return out
+
+def fingerprint(params: Params, root: Path) -> str:
+    inputs = [sha256_file(root / "models/init/hildanext.json"), sha256_file(root / "data/tokenized/manifest.json")]
+    return params_hash(as_dict(params.wsd), as_dict(params.objective), as_dict(params.tokenize), params.runtime.seed, inputs)
+
+def resumable(ckpts: Checkpoints, fp: str) -> tuple[Path | None, str]:
+    latest = ckpts.latest()
+    if latest is None:
+        return None, "no checkpoint"
+    if ckpts.state(latest).get("fingerprint") != fp:
+        return None, f"{latest} was trained with other params or inputs (hash {ckpts.state(latest).get('fingerprint')} != {fp})"
+    return latest, f"resuming from {latest}"
+
+def resume_run_id(params: Params, root: Path) -> str | None:
+    latest, _ = resumable(Checkpoints(root / "models/wsd", 1, 0, ""), fingerprint(params, root))
+    return json.loads((latest / "trainer_state.json").read_text())["run_id"] if latest else None
+
+def start_state(params: Params, root: Path, ckpts: Checkpoints, fp: str, run_id: str, csv_path: Path):
+    latest, why = resumable(ckpts, fp)
+    print(f"wsd: {why}")
+    if latest is None:
+        shutil.rmtree(ckpts.root, ignore_errors=True)
+        csv_path.unlink(missing_ok=True)
+        model, tokenizer = load_model(root / "models/init", params.runtime)
+        return model, tokenizer, None, {"step": 0, "fingerprint": fp, "run_id": run_id, "phase_runs": {}}
+    state = ckpts.state(latest)
+    truncate_csv(csv_path, state["step"] - 1)
+    model, tokenizer = load_model(latest, params.runtime)
+    return model, tokenizer, latest, state
+
+def wsd_spec(params: Params, phases: list[Phase], eval_shards, mask_id: int, regular_ids) -> LoopSpec:
+    p, o = params.wsd, params.objective
+    total = phases[-1].start + phases[-1].steps
+    def loss_at(model, batch, step, micro):
+        phase, gen = phase_of(phases, step), torch.Generator().manual_seed(p.seed * 1_000_003 + step * 131 + micro)
+        block = None if phase.mdlm else phase.block_size
+        return diffusion_loss(model, batch["input_ids"], batch["doc_ids"], block, o, mask_id, regular_ids, gen, p.block_align, noise=step < o.embed_noise_steps)
+    return LoopSpec(total, lambda s: (phase_of(phases, s).name, phase_of(phases, s).block_size), lambda s: lr_at(s, p, total), loss_at,
+                    lambda model, step: eval_at_step(model, phases, eval_shards, params, mask_id, regular_ids, step),
+                    p.grad_accum, p.clip, p.checkpoint_every, params.runtime.log_every, f"eval/b{p.decay_to}/loss_m2t")
+
+def wsd_stage(params: Params, root: Path, tracker) -> dict:
+    import mlflow
+    init_dir, out, csv_path = root / "models/init", root / "models/wsd", root / "metrics/wsd_log.csv"
+    train_shards, eval_shards = (PackedShards(root / "data/tokenized", split, init_dir) for split in ("train", "eval"))
+    phases, fp = wsd_phases(params.wsd, train_shards.seq_len), fingerprint(params, root)
+    ckpts = Checkpoints(out, params.wsd.keep_last, params.wsd.keep_best, f"eval/b{params.wsd.decay_to}/loss_m2t")
+    model, tokenizer, latest, state = start_state(params, root, ckpts, fp, mlflow.active_run().info.run_id, csv_path)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params.wsd.lr, betas=params.wsd.betas, weight_decay=params.wsd.weight_decay)
+    loader = ShardLoader(train_shards, params.wsd.batch_size, params.wsd.seed)
+    if latest is not None:
+        optimizer.load_state_dict(torch.load(latest / "optimizer.pt"))
+        loader.load_state(state["loader"])
+    spec = wsd_spec(params, phases, eval_shards, tokenizer.mask_token_id, regular_token_ids(tokenizer))
+    state = train_loop(model, tokenizer, optimizer, loader, spec, ckpts, state, csv_path)
+    save_model(model, tokenizer, out / "final", model_meta(tokenizer, "wsd", params, params.wsd.decay_to, fp, root) | {"eval": state["eval"]})
+    best = min(ckpts.all(), key=lambda c: ckpts.state(c)["eval"].get(ckpts.best_key, math.inf))
+    metrics = {"steps": spec.total_steps, "final": state["eval"], "best_checkpoint": best.name, "best": ckpts.state(best)["eval"], "phases": [as_dict(ph) for ph in phases]}
+    write_json_atomic(root / "metrics/wsd.json", metrics)
+    return {f"final/{k}": v for k, v in state["eval"].items()}
+
+wsd_stage.resume_run_id = resume_run_id

@@ -1,0 +1,114 @@
+# The WSD schedule and stage on the demo pipeline (ci overlay): block size per step, LR shape, checkpoints
+# and metrics, exact resume after an interruption (same loss trajectory, same MLflow run), refusal to resume
+# under changed params, and a NaN loss stopping with the last good checkpoint kept.
+import csv, json, shutil
+import pytest
+from hildanext import train
+from hildanext.config import ParamsError, WsdParams, merge_overlay
+from hildanext.pipeline import run_stage
+from hildanext.train import TrainingError
+from hildanext.wsd import lr_at, phase_of, wsd_phases
+def test_schedule_gives_the_configured_block_size_at_each_step():
+    p = WsdParams(warmup_blocks=(1, 4, 0), warmup_steps=(2, 3, 1), stable_steps=2, decay_to=8, decay_steps=(1,))
+    phases = wsd_phases(p, 32)
+    sizes = [phase_of(phases, s).block_size for s in range(11)]
+    assert [ph.name for ph in phases] == ["warmup-1", "warmup-4", "warmup-32", "stable-32", "decay-16", "decay-8"]
+    assert sizes == [1, 1, 4, 4, 4, 32, 32, 32, 16, 8, 8] and [ph.mdlm for ph in phases] == [False, False, True, True, False, False]
+    with pytest.raises(ParamsError, match="block size 12 does not divide tokenize.seq_len 32"):
+        wsd_phases(WsdParams(warmup_blocks=(12,)), 32)
+    with pytest.raises(ParamsError, match="wsd.warmup_steps: give 1 or 4 values, got 2"):
+        wsd_phases(WsdParams(warmup_steps=(1, 2)), 128)
+
+def test_lr_warmup_then_constant_or_decay():
+    p = WsdParams(lr=1e-3, lr_warmup_steps=4)
+    assert [round(lr_at(s, p, 20), 6) for s in (0, 3, 4, 19)] == [0.00025, 0.001, 0.001, 0.001]
+    cosine = WsdParams(lr=1e-3, lr_warmup_steps=0, lr_decay="cosine", min_lr_ratio=0.1)
+    assert lr_at(0, cosine, 10) == pytest.approx(1e-3) and lr_at(10, cosine, 10) == pytest.approx(1e-4)
+
+@pytest.fixture(scope="module")
+def demo_inputs(tmp_path_factory, repo_root):
+    import os
+    root = tmp_path_factory.mktemp("wsd")
+    shutil.copy(repo_root / "params.yaml", root / "params.yaml")
+    merge_overlay(root / "params.yaml", repo_root / "overlays/ci.yaml")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        for stage in ("demo_base", "init", "prepare", "tokenize"):
+            run_stage(stage)
+    finally:
+        os.chdir(cwd)
+    return root
+
+@pytest.fixture
+def wsd_dir(demo_inputs, tmp_path, monkeypatch):
+    for name in ("params.yaml", "models", "data"):
+        (shutil.copytree if (demo_inputs / name).is_dir() else shutil.copy)(demo_inputs / name, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    return tmp_path
+
+def losses(root):
+    with open(root / "metrics/wsd_log.csv") as f:
+        return {int(r["step"]): float(r["loss"]) for r in csv.DictReader(f)}
+
+def interrupt_at(monkeypatch, stop_step, error=KeyboardInterrupt):
+    real = train.optimizer_step
+    def stopping(model, optimizer, spec, step, batches):
+        if step == stop_step:
+            raise error("interrupted by the test") if error is KeyboardInterrupt else error(f"loss is nan at step {step}")
+        return real(model, optimizer, spec, step, batches)
+    monkeypatch.setattr(train, "optimizer_step", stopping)
+    return real
+
+def test_wsd_stage_writes_checkpoints_final_and_metrics(wsd_dir):
+    metrics = run_stage("wsd")
+    report = json.loads((wsd_dir / "metrics/wsd.json").read_text())
+    names = sorted(p.name for p in (wsd_dir / "models/wsd").iterdir())
+    assert names[-1] == "final" and len(names) <= 1 + 2 + 1 and report["steps"] == 18
+    assert set(metrics) == {"final/eval/b32/loss_m2t", "final/eval/b32/loss_t2t", "final/eval/b32/acc_m2t"}
+    meta = json.loads((wsd_dir / "models/wsd/final/hildanext.json").read_text())
+    assert meta["block_size"] == 32 and meta["stage"] == "wsd" and meta["mask_id"] is not None
+    assert sorted(losses(wsd_dir)) == [0, 2, 5, 8, 10, 11, 14, 15, 17]
+    assert [p["name"] for p in report["phases"]] == ["warmup-1", "warmup-4", "warmup-32", "warmup-64", "stable-64", "decay-32"]
+
+def test_resume_continues_the_same_trajectory_and_run(wsd_dir, tmp_path_factory, monkeypatch):
+    reference = tmp_path_factory.mktemp("reference")
+    for name in ("params.yaml", "models", "data"):
+        (shutil.copytree if (wsd_dir / name).is_dir() else shutil.copy)(wsd_dir / name, reference / name)
+    real = interrupt_at(monkeypatch, 9)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage("wsd", "params.yaml", ["runtime.log_every=1"])
+    assert max(losses(wsd_dir)) == 8 and (wsd_dir / "models/wsd/ckpt-0000009").exists()
+    monkeypatch.setattr(train, "optimizer_step", real)
+    run_stage("wsd", "params.yaml", ["runtime.log_every=1"])
+    monkeypatch.chdir(reference)
+    run_stage("wsd", "params.yaml", ["runtime.log_every=1"])
+    resumed, straight = losses(wsd_dir), losses(reference)
+    assert sorted(resumed) == sorted(straight) == list(range(18))
+    assert all(abs(resumed[s] - straight[s]) < 1e-5 for s in range(18)), (resumed, straight)
+    import mlflow
+    mlflow.set_tracking_uri(f"sqlite:///{wsd_dir}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["hildanext"])
+    top = runs[runs["tags.mlflow.parentRunId"].isna() & (runs["tags.mlflow.runName"] == "wsd")]
+    assert len(top) == 1 and top["status"].iloc[0] == "FINISHED"
+    assert set(runs["tags.mlflow.runName"]) >= {"warmup-1", "warmup-4", "warmup-32", "warmup-64", "stable-64", "decay-32"}
+
+def test_changed_params_refuse_to_resume(wsd_dir, monkeypatch, capsys):
+    real = interrupt_at(monkeypatch, 7)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage("wsd")
+    assert (wsd_dir / "models/wsd/ckpt-0000006").exists()
+    monkeypatch.setattr(train, "optimizer_step", real)
+    interrupt_at(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage("wsd", "params.yaml", ["wsd.lr=0.002"])
+    out = capsys.readouterr().out
+    assert "trained with other params or inputs" in out and not (wsd_dir / "models/wsd/ckpt-0000006").exists()
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(wsd_dir, monkeypatch):
+    interrupt_at(monkeypatch, 7, TrainingError)
+    with pytest.raises(TrainingError) as err:
+        run_stage("wsd")
+    assert "loss is nan at step 7" in str(err.value) and "ckpt-0000006" in str(err.value)
+    assert (wsd_dir / "models/wsd/ckpt-0000006/model.safetensors").exists()
