@@ -31,7 +31,7 @@ def test_dvc_repro_twice_then_exp_run(repo_root, tmp_path):
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-qm", "copy"], repo)
     first = sh(["dvc", "repro"], repo)
-    assert all(f"Running stage '{stage}'" in first for stage in ("demo_base", "init", "prepare", "tokenize"))
+    assert all(f"Running stage '{stage}'" in first for stage in ("demo_base", "init", "prepare", "tokenize", "wsd"))
     assert (repo / "models/init/hildanext.json").exists() and "data/tokenized" in (repo / "dvc.lock").read_text()
     assert json.loads((repo / "metrics/data.json").read_text())["splits"]["train"]["docs"] > 300
     second = sh(["dvc", "repro"], repo)
@@ -39,10 +39,35 @@ def test_dvc_repro_twice_then_exp_run(repo_root, tmp_path):
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-qm", "lock"], repo)
     exp = sh(["dvc", "exp", "run", "-S", "runtime.attn_implementation=eager"], repo)
-    assert "Running stage 'init'" in exp and "Running stage 'demo_base'" not in exp and "Running stage 'prepare'" not in exp
+    assert "Running stage 'init'" in exp and "Running stage 'wsd'" in exp and "Running stage 'demo_base'" not in exp and "Running stage 'prepare'" not in exp
     mlflow.set_tracking_uri(f"sqlite:///{repo}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["hildanext"], order_by=["start_time ASC"])
-    names = list(runs["tags.mlflow.runName"])
-    assert names[:2] == ["demo_base", "init"] and sorted(names[2:4]) == ["prepare", "tokenize"] and names[4] == "init"
-    assert set(runs["status"]) == {"FINISHED"} and runs["tags.dvc.exp_name"].iloc[4] != "" and runs["tags.dvc.exp_baseline_rev"].iloc[4] != ""
-    assert runs["params.runtime.attn_implementation"].iloc[4] == "eager"
+    top = runs[runs["tags.mlflow.parentRunId"].isna()]
+    assert sorted(top["tags.mlflow.runName"][:5]) == ["demo_base", "init", "prepare", "tokenize", "wsd"] and set(runs["status"]) == {"FINISHED"}
+    last = top.iloc[-1]
+    assert last["tags.mlflow.runName"] == "wsd" and last["tags.dvc.exp_name"] != "" and last["tags.dvc.exp_baseline_rev"] != ""
+    assert last["params.runtime.attn_implementation"] == "eager" and len(runs) - len(top) >= 6
+
+def test_killed_wsd_resumes_on_the_next_repro(repo_root, tmp_path):
+    import signal, time
+    repo = copy_repo(repo_root, tmp_path / "repo")
+    for rel in ("dvc.lock",):
+        (repo / rel).unlink(missing_ok=True)
+    sh(["hildanext", "apply-overlay", "overlays/ci.yaml"], repo)
+    (repo / "longer.yaml").write_text("wsd:\n  stable_steps: 200\n")
+    sh(["hildanext", "apply-overlay", "longer.yaml"], repo)
+    sh(["git", "init", "-q"], repo)
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-qm", "copy"], repo)
+    sh(["dvc", "repro", "tokenize"], repo)
+    env = os.environ | GIT_ID | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen(["dvc", "repro", "-s", "wsd"], cwd=repo, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not list((repo / "models/wsd").glob("ckpt-*")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "wsd finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    again = sh(["dvc", "repro"], repo)
+    assert "wsd: resuming from" in again and "Running stage 'wsd'" in again
+    assert (repo / "models/wsd/final/hildanext.json").exists()

@@ -66,7 +66,7 @@ def test_wsd_stage_writes_checkpoints_final_and_metrics(wsd_dir):
     report = json.loads((wsd_dir / "metrics/wsd.json").read_text())
     names = sorted(p.name for p in (wsd_dir / "models/wsd").iterdir())
     assert names[-1] == "final" and len(names) <= 1 + 2 + 1 and report["steps"] == 18
-    assert set(metrics) == {"final/eval/b32/loss_m2t", "final/eval/b32/loss_t2t", "final/eval/b32/acc_m2t"}
+    assert set(metrics) == {"final/eval/b32/loss_m2t", "final/eval/b32/loss_t2t", "final/eval/b32/acc_m2t", "final/acc_m2t_mask0.5", "final/unigram_acc"}
     meta = json.loads((wsd_dir / "models/wsd/final/hildanext.json").read_text())
     assert meta["block_size"] == 32 and meta["stage"] == "wsd" and meta["mask_id"] is not None
     assert sorted(losses(wsd_dir)) == [0, 2, 5, 8, 10, 11, 14, 15, 17]
@@ -112,3 +112,13 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(wsd_dir, monkeypatch)
         run_stage("wsd")
     assert "loss is nan at step 7" in str(err.value) and "ckpt-0000006" in str(err.value)
     assert (wsd_dir / "models/wsd/ckpt-0000006/model.safetensors").exists()
+
+@pytest.mark.slow
+def test_demo_preset_conversion_beats_unigram_baseline(workdir):
+    for stage in ("demo_base", "init", "prepare", "tokenize", "wsd"):
+        run_stage(stage)
+    final = json.loads((workdir / "metrics/wsd.json").read_text())["final"]
+    assert final["acc_m2t_mask0.5"] > final["unigram_acc"] + 0.2, final
+    with open(workdir / "metrics/wsd_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert float(rows[-1]["loss_m2t"]) < float(rows[0]["loss_m2t"]) / 2

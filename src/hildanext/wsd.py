@@ -6,6 +6,7 @@
 import json, math, shutil
 from dataclasses import dataclass
 from pathlib import Path
+import numpy as np
 import torch
 from hildanext.config import Params, ParamsError, WsdParams, as_dict
 from hildanext.data.loader import PackedShards, ShardLoader
@@ -70,6 +71,12 @@ def evaluate(model, shards: PackedShards, block_size: int | None, params: Params
     masked = sum(o.masked for o in outs) or 1
     return {"loss_m2t": sum(o.loss_m2t * o.tokens for o in outs) / sum(o.tokens for o in outs), "loss_t2t": sum(o.loss_t2t for o in outs) / len(outs), "acc_m2t": sum(o.acc_m2t * o.masked for o in outs) / masked}
 
+def unigram_accuracy(train: PackedShards, evals: PackedShards, max_rows: int = 10000) -> float:
+    ids, docs = np.asarray(train.ids[:max_rows]), np.asarray(train.doc_ids[:max_rows])
+    mode = np.bincount(ids[docs >= 0].astype(np.int64)).argmax()
+    eval_ids, eval_docs = np.asarray(evals.ids), np.asarray(evals.doc_ids)
+    return float((eval_ids[eval_docs >= 0] == mode).mean())
+
 def eval_at_step(model, phases, eval_shards, params: Params, mask_id, regular_ids, step: int) -> dict:
     phase, sizes = phase_of(phases, step), {params.wsd.decay_to}
     sizes.add(None if phase.mdlm else phase.block_size)
@@ -131,12 +138,15 @@ def wsd_stage(params: Params, root: Path, tracker) -> dict:
     if latest is not None:
         optimizer.load_state_dict(torch.load(latest / "optimizer.pt"))
         loader.load_state(state["loader"])
-    spec = wsd_spec(params, phases, eval_shards, tokenizer.mask_token_id, regular_token_ids(tokenizer))
+    regular = regular_token_ids(tokenizer)
+    spec = wsd_spec(params, phases, eval_shards, tokenizer.mask_token_id, regular)
     state = train_loop(model, tokenizer, optimizer, loader, spec, ckpts, state, csv_path)
     save_model(model, tokenizer, out / "final", model_meta(tokenizer, "wsd", params, params.wsd.decay_to, fp, root) | {"eval": state["eval"]})
     best = min(ckpts.all(), key=lambda c: ckpts.state(c)["eval"].get(ckpts.best_key, math.inf))
-    metrics = {"steps": spec.total_steps, "final": state["eval"], "best_checkpoint": best.name, "best": ckpts.state(best)["eval"], "phases": [as_dict(ph) for ph in phases]}
+    half = evaluate(model, eval_shards, params.wsd.decay_to, params, tokenizer.mask_token_id, regular, fixed_t=0.5)
+    baseline = {"acc_m2t_mask0.5": half["acc_m2t"], "unigram_acc": unigram_accuracy(train_shards, eval_shards)}
+    metrics = {"steps": spec.total_steps, "final": state["eval"] | baseline, "best_checkpoint": best.name, "best": ckpts.state(best)["eval"], "phases": [as_dict(ph) for ph in phases]}
     write_json_atomic(root / "metrics/wsd.json", metrics)
-    return {f"final/{k}": v for k, v in state["eval"].items()}
+    return {f"final/{k}": v for k, v in metrics["final"].items()}
 
 wsd_stage.resume_run_id = resume_run_id
