@@ -38,3 +38,8 @@ def test_known_failures_print_one_line(workdir, args, expected):
     out = run(*args, cwd=workdir)
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1 and expected in lines[0], out.stderr
+
+def test_convert_wsd_without_inputs_fails_with_one_line(workdir):
+    out = run("convert-wsd", cwd=workdir)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and "models/init: not a Hugging Face model folder" in lines[0], out.stderr

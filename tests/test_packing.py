@@ -46,6 +46,7 @@ def test_doc_ids_round_trip_to_prepared_documents(workdir, qwen3_tokenizer_dir, 
     metrics = json.loads((workdir / "metrics/data.json").read_text())
     assert metrics["splits"]["train"]["docs"] + metrics["splits"]["eval"]["docs"] == 300
     assert metrics["splits"]["train"]["tokens"] + metrics["splits"]["train"]["pad_tokens"] == 64 * metrics["splits"]["train"]["rows"]
+    assert metrics["splits"]["train"]["tokens/demo"] == metrics["splits"]["train"]["tokens"]
     manifest = json.loads((workdir / "data/tokenized/manifest.json").read_text())
     assert manifest["tokenizer_sha256"] == sha256_file(tok_dir / "tokenizer.json") and manifest["vocab_size"] == len(tokenizer)
 

@@ -70,6 +70,12 @@ def test_wsd_stage_writes_checkpoints_final_and_metrics(wsd_dir):
     meta = json.loads((wsd_dir / "models/wsd/final/hildanext.json").read_text())
     assert meta["block_size"] == 32 and meta["stage"] == "wsd" and meta["mask_id"] is not None
     assert sorted(losses(wsd_dir)) == [0, 2, 5, 8, 10, 11, 14, 15, 17]
+    merged = run_stage("merge", "params.yaml", ["merge.top_k=2"])
+    merge = json.loads((wsd_dir / "metrics/merge.json").read_text())
+    states = {c: json.loads((wsd_dir / "models/wsd" / c / "trainer_state.json").read_text()) for c in merge["chosen"]}
+    assert merged["k"] == len(merge["chosen"]) <= 2 and {s["phase"] for s in states.values()} == {"decay-32"}
+    assert merge["best_single_loss_m2t"] == min(s["eval"]["eval/b32/loss_m2t"] for s in states.values())
+    assert json.loads((wsd_dir / "models/merged/hildanext.json").read_text())["stage"] == "merge"
     assert [p["name"] for p in report["phases"]] == ["warmup-1", "warmup-4", "warmup-32", "warmup-64", "stable-64", "decay-32"]
 
 def test_resume_continues_the_same_trajectory_and_run(wsd_dir, tmp_path_factory, monkeypatch):
@@ -122,3 +128,12 @@ def test_demo_preset_conversion_beats_unigram_baseline(workdir):
     with open(workdir / "metrics/wsd_log.csv") as f:
         rows = list(csv.DictReader(f))
     assert float(rows[-1]["loss_m2t"]) < float(rows[0]["loss_m2t"]) / 2
+
+def test_profile_knobs_run_on_cpu(wsd_dir):
+    overrides = ["runtime.micro_batch=2", "runtime.grad_ckpt=true", "runtime.train_embeddings=mask_row", "wsd.stable_steps=0"]
+    run_stage("wsd", "params.yaml", overrides)
+    import mlflow
+    mlflow.set_tracking_uri(f"sqlite:///{wsd_dir}/mlflow.db")
+    run = mlflow.search_runs(experiment_names=["hildanext"], filter_string="tags.`hildanext.stage` = 'wsd'").iloc[0]
+    assert (run["params.resolved.micro_batch"], run["params.resolved.grad_ckpt"], run["params.resolved.train_embeddings"]) == ("2", "True", "mask_row")
+    assert json.loads((wsd_dir / "metrics/wsd.json").read_text())["steps"] == 15

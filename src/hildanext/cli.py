@@ -1,7 +1,7 @@
 # The `hildanext` command line (typer). Stage commands call hildanext.pipeline.run_stage, exactly like the
 # DVC entry scripts in stages/; every command takes --params and repeatable --set key=value (the dotted keys
 # of `dvc exp run -S`). Known failures (bad params, missing model folder, offline fetch) print one line, exit 2.
-# Commands: demo-base, init-model, prepare-data, tokenize, convert-wsd, fetch-model, fetch-data, apply-overlay.
+# Commands: demo-base, init-model, prepare-data, tokenize, convert-wsd, merge, fetch-model, fetch-data, apply-overlay.
 import functools
 from pathlib import Path
 import typer
@@ -15,11 +15,12 @@ def one_line_errors(fn):
     def wrapper(*args, **kwargs):
         from hildanext.data.sources import DataError
         from hildanext.fetch import FetchError
+        from hildanext.merge import MergeError
         from hildanext.train import TrainingError
         from hildanext.modeling import ModelFolderError
         try:
             return fn(*args, **kwargs)
-        except (ParamsError, ModelFolderError, FetchError, DataError, TrainingError) as e:
+        except (ParamsError, ModelFolderError, FetchError, DataError, TrainingError, MergeError) as e:
             typer.echo(f"hildanext: error: {e}", err=True)
             raise typer.Exit(2) from None
     return wrapper
@@ -35,6 +36,7 @@ stage_command("demo-base", "demo_base", "Build the offline demo base (tokenizer 
 stage_command("init-model", "init", "Add <|mask|> to model.base and write models/init.")
 stage_command("prepare-data", "prepare", "Stream data.sources into normalised, deduplicated train/eval documents (data/processed).")
 stage_command("convert-wsd", "wsd", "WSD conversion (warmup, stable, decay) with M2T+T2T from models/init and data/tokenized into models/wsd; resumes when params match.")
+stage_command("merge", "merge", "Average the top-k checkpoints of the final WSD phase (merge.top_k) into models/merged.")
 stage_command("tokenize", "tokenize", "Tokenize and pack data/processed into seq_len rows with document ids (data/tokenized).")
 @app.command("fetch-model", help="Download model.hub_id at model.revision into model.local_dir (needs the network).")
 @one_line_errors

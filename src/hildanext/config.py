@@ -131,6 +131,10 @@ class WsdParams:
     seed: NonNeg = 0
 
 @dataclass(config=STRICT)
+class MergeParams:
+    top_k: Pos = 3
+
+@dataclass(config=STRICT)
 class RuntimeParams:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
@@ -140,6 +144,13 @@ class RuntimeParams:
     attn_implementation: Literal["sdpa", "eager"] = "sdpa"
     log_every: Pos = 10
     experiment: str = "hildanext"
+    micro_batch: NonNeg | None = None
+    grad_ckpt: bool | None = None
+    max_vram_pct: Annotated[float, Field(gt=0, le=1)] | None = None
+    autocast: Literal["none", "bf16"] | None = None
+    sdpa_backend: Literal["auto", "mem_efficient", "math"] | None = None
+    optimizer: Literal["adamw", "adamw8bit"] | None = None
+    train_embeddings: Literal["all", "mask_row"] | None = None
 
 @dataclass(config=STRICT)
 class Params:
@@ -148,6 +159,7 @@ class Params:
     tokenize: TokenizeParams = dataclasses.field(default_factory=TokenizeParams)
     objective: ObjectiveParams = dataclasses.field(default_factory=ObjectiveParams)
     wsd: WsdParams = dataclasses.field(default_factory=WsdParams)
+    merge: MergeParams = dataclasses.field(default_factory=MergeParams)
     runtime: RuntimeParams = dataclasses.field(default_factory=RuntimeParams)
 
 def read_yaml(path: Path) -> dict:

@@ -3,16 +3,18 @@
 # at the phase's and the inference block size, and the wsd stage (`hildanext convert-wsd`): models/init +
 # data/tokenized -> models/wsd/ckpt-* and models/wsd/final, resuming only when the params hash matches.
 # Entry points: Phase, wsd_phases, lr_at, evaluate, wsd_stage.
-import json, math, shutil
+import json, math, shutil, sys
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
+from hildanext import masks, objective, profiles, train
 from hildanext.config import Params, ParamsError, WsdParams, as_dict
 from hildanext.data.loader import PackedShards, ShardLoader
 from hildanext.files import sha256_file, write_json_atomic
-from hildanext.modeling import load_model, model_meta, save_model
+from hildanext.modeling import check_model_folder, load_model, model_meta, save_model
 from hildanext.objective import diffusion_loss, regular_token_ids
+from hildanext.profiles import Profile, apply_memory_cap, check_device, compute_context, make_optimizer, micro_steps, resolve_profile
 from hildanext.train import Checkpoints, LoopSpec, params_hash, train_loop, truncate_csv
 @dataclass(frozen=True)
 class Phase:
@@ -65,7 +67,7 @@ def lr_at(step: int, p: WsdParams, total: int) -> float:
 def evaluate(model, shards: PackedShards, block_size: int | None, params: Params, mask_id: int, regular_ids, fixed_t=None) -> dict:
     model.eval()
     gen = torch.Generator().manual_seed(params.wsd.eval_seed)
-    rows, size = min(len(shards), params.wsd.eval_rows), params.wsd.batch_size
+    rows, size = min(len(shards), params.wsd.eval_rows), micro_steps(params.wsd.batch_size, resolve_profile(params.runtime))[0]
     outs = [diffusion_loss(model, *shards[i : min(i + size, rows)], block_size, params.objective, mask_id, regular_ids, gen, params.wsd.block_align, fixed_t=fixed_t) for i in range(0, rows, size)]
     model.train()
     masked = sum(o.masked for o in outs) or 1
@@ -87,8 +89,9 @@ def eval_at_step(model, phases, eval_shards, params: Params, mask_id, regular_id
     return out
 
 def fingerprint(params: Params, root: Path) -> str:
-    inputs = [sha256_file(root / "models/init/hildanext.json"), sha256_file(root / "data/tokenized/manifest.json")]
-    return params_hash(as_dict(params.wsd), as_dict(params.objective), as_dict(params.tokenize), params.runtime.seed, inputs)
+    code = [sha256_file(Path(module.__file__)) for module in (sys.modules[__name__], objective, masks, train, profiles)]
+    inputs = code + [sha256_file(root / "models/init/hildanext.json"), sha256_file(root / "data/tokenized/manifest.json")]
+    return params_hash(as_dict(params.wsd), as_dict(params.objective), as_dict(params.tokenize), params.runtime.seed, as_dict(resolve_profile(params.runtime)), inputs)
 
 def resumable(ckpts: Checkpoints, fp: str) -> tuple[Path | None, str]:
     latest = ckpts.latest()
@@ -99,7 +102,10 @@ def resumable(ckpts: Checkpoints, fp: str) -> tuple[Path | None, str]:
     return latest, f"resuming from {latest}"
 
 def resume_run_id(params: Params, root: Path) -> str | None:
-    latest, _ = resumable(Checkpoints(root / "models/wsd", 1, 0, ""), fingerprint(params, root))
+    ckpts = Checkpoints(root / "models/wsd", 1, 0, "")
+    if ckpts.latest() is None or not (root / "data/tokenized/manifest.json").exists():
+        return None
+    latest, _ = resumable(ckpts, fingerprint(params, root))
     return json.loads((latest / "trainer_state.json").read_text())["run_id"] if latest else None
 
 def start_state(params: Params, root: Path, ckpts: Checkpoints, fp: str, run_id: str, csv_path: Path):
@@ -115,31 +121,45 @@ def start_state(params: Params, root: Path, ckpts: Checkpoints, fp: str, run_id:
     model, tokenizer = load_model(latest, params.runtime)
     return model, tokenizer, latest, state
 
-def wsd_spec(params: Params, phases: list[Phase], eval_shards, mask_id: int, regular_ids) -> LoopSpec:
+def prepare_model(model, profile: Profile) -> None:
+    apply_memory_cap(profile, model.device)
+    if profile.grad_ckpt and hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    elif profile.grad_ckpt:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+def wsd_spec(params: Params, phases: list[Phase], eval_shards, mask_id: int, regular_ids, accum: int, context) -> LoopSpec:
     p, o = params.wsd, params.objective
     total = phases[-1].start + phases[-1].steps
     def loss_at(model, batch, step, micro):
         phase, gen = phase_of(phases, step), torch.Generator().manual_seed(p.seed * 1_000_003 + step * 131 + micro)
         block = None if phase.mdlm else phase.block_size
-        return diffusion_loss(model, batch["input_ids"], batch["doc_ids"], block, o, mask_id, regular_ids, gen, p.block_align, noise=step < o.embed_noise_steps)
+        with context():
+            return diffusion_loss(model, batch["input_ids"], batch["doc_ids"], block, o, mask_id, regular_ids, gen, p.block_align, noise=step < o.embed_noise_steps)
     return LoopSpec(total, lambda s: (phase_of(phases, s).name, phase_of(phases, s).block_size), lambda s: lr_at(s, p, total), loss_at,
                     lambda model, step: eval_at_step(model, phases, eval_shards, params, mask_id, regular_ids, step),
-                    p.grad_accum, p.clip, p.checkpoint_every, params.runtime.log_every, f"eval/b{p.decay_to}/loss_m2t")
+                    accum, p.clip, p.checkpoint_every, params.runtime.log_every, f"eval/b{p.decay_to}/loss_m2t")
 
 def wsd_stage(params: Params, root: Path, tracker) -> dict:
     import mlflow
     init_dir, out, csv_path = root / "models/init", root / "models/wsd", root / "metrics/wsd_log.csv"
+    check_model_folder(init_dir)
     train_shards, eval_shards = (PackedShards(root / "data/tokenized", split, init_dir) for split in ("train", "eval"))
     phases, fp = wsd_phases(params.wsd, train_shards.seq_len), fingerprint(params, root)
     ckpts = Checkpoints(out, params.wsd.keep_last, params.wsd.keep_best, f"eval/b{params.wsd.decay_to}/loss_m2t")
+    profile = resolve_profile(params.runtime)
+    check_device(profile)
+    micro, accum = micro_steps(params.wsd.batch_size, profile)
+    mlflow.log_params({f"resolved.{k}": v for k, v in as_dict(profile).items()})
     model, tokenizer, latest, state = start_state(params, root, ckpts, fp, mlflow.active_run().info.run_id, csv_path)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params.wsd.lr, betas=params.wsd.betas, weight_decay=params.wsd.weight_decay)
-    loader = ShardLoader(train_shards, params.wsd.batch_size, params.wsd.seed)
+    prepare_model(model, profile)
+    optimizer = make_optimizer(model, profile, params.wsd.lr, params.wsd.betas, params.wsd.weight_decay, tokenizer.mask_token_id)
+    loader = ShardLoader(train_shards, micro, params.wsd.seed)
     if latest is not None:
         optimizer.load_state_dict(torch.load(latest / "optimizer.pt"))
         loader.load_state(state["loader"])
     regular = regular_token_ids(tokenizer)
-    spec = wsd_spec(params, phases, eval_shards, tokenizer.mask_token_id, regular)
+    spec = wsd_spec(params, phases, eval_shards, tokenizer.mask_token_id, regular, accum * params.wsd.grad_accum, lambda: compute_context(profile, model.device))
     state = train_loop(model, tokenizer, optimizer, loader, spec, ckpts, state, csv_path)
     save_model(model, tokenizer, out / "final", model_meta(tokenizer, "wsd", params, params.wsd.decay_to, fp, root) | {"eval": state["eval"]})
     best = min(ckpts.all(), key=lambda c: ckpts.state(c)["eval"].get(ckpts.best_key, math.inf))

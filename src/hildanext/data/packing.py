@@ -3,6 +3,7 @@
 # into the next row). Shards: <split>.input_ids.bin (uint32) + <split>.doc_ids.bin (int32; -1 = final pad)
 # and manifest.json (tokenizer sha256, vocab size, rows). Entry points: RowPacker, pack_split, tokenize_stage.
 import itertools, json
+from collections import Counter
 from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
@@ -38,13 +39,15 @@ def encode_batch(tokenizer, texts: list[str], sep_id: int, first_doc: int) -> tu
 
 def pack_split(source: Path, tokenizer, out: Path, split: str, seq_len: int, batch_docs: int) -> dict:
     sep_id, packer = tokenizer.convert_tokens_to_ids(SEPARATOR), RowPacker(out, split, seq_len)
-    docs = tokens = 0
-    for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_docs, columns=["text"]):
+    docs, tokens, by_source = 0, 0, Counter()
+    for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_docs, columns=["text", "source"]):
         ids, doc_ids = encode_batch(tokenizer, batch.column(0).to_pylist(), sep_id, docs)
+        for name, count in zip(batch.column(1).to_pylist(), np.bincount(doc_ids - docs, minlength=batch.num_rows).tolist(), strict=True):
+            by_source[f"tokens/{name}"] += count
         packer.add(ids, doc_ids)
         docs, tokens = docs + batch.num_rows, tokens + len(ids)
     pad = packer.close(tokenizer.pad_token_id)
-    return {"docs": docs, "tokens": tokens, "rows": packer.rows, "pad_tokens": pad, "padding_share": pad / max(1, packer.rows * seq_len)}
+    return {"docs": docs, "tokens": tokens, "rows": packer.rows, "pad_tokens": pad, "padding_share": pad / max(1, packer.rows * seq_len)} | dict(by_source)
 
 def tokenize_stage(params: Params, root: Path, tracker) -> dict:
     p, processed = params.tokenize, root / "data/processed"

@@ -1,0 +1,74 @@
+# Runtime profiles: memory and precision knobs only (recipe values such as lr stay in their sections).
+# Precedence: an explicit runtime key > the profile's value > the cpu default. gtx1080 = the Pascal-safe
+# settings (micro-batch 1 with accumulation up to the recipe batch, gradient checkpointing, 85% VRAM cap,
+# fp32 compute, memory-efficient SDPA, 8-bit AdamW, embedding frozen but the mask row); it refuses a torch
+# without sm_61 kernels. Entry points: PROFILES,
+# resolve_profile, check_device, micro_steps, apply_memory_cap, sdpa_backends, compute_context, make_optimizer.
+import contextlib
+from dataclasses import dataclass, fields
+import torch
+from hildanext.config import ParamsError, RuntimeParams
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    micro_batch: int
+    grad_ckpt: bool
+    max_vram_pct: float
+    autocast: str
+    sdpa_backend: str
+    optimizer: str
+    train_embeddings: str
+
+PROFILES = {
+    "cpu": Profile("cpu", 0, False, 1.0, "none", "auto", "adamw", "all"),
+    "gtx1080": Profile("gtx1080", 1, True, 0.85, "none", "mem_efficient", "adamw8bit", "mask_row"),
+    "ampere": Profile("ampere", 0, False, 1.0, "bf16", "auto", "adamw", "all"),
+}
+def resolve_profile(runtime: RuntimeParams) -> Profile:
+    base = PROFILES[runtime.profile]
+    explicit = {f.name: getattr(runtime, f.name) for f in fields(Profile) if f.name != "name" and getattr(runtime, f.name, None) is not None}
+    return Profile(**{f.name: getattr(base, f.name) for f in fields(Profile)} | explicit)
+
+def check_device(profile: Profile) -> None:
+    if profile.name == "gtx1080" and "sm_61" not in torch.cuda.get_arch_list():
+        raise ParamsError(f"runtime.profile: gtx1080 needs a torch build with sm_61 kernels; this torch {torch.__version__} has {torch.cuda.get_arch_list() or 'no CUDA'} (install a CUDA 12.6 build)")
+
+def micro_steps(batch_size: int, profile: Profile) -> tuple[int, int]:
+    micro = profile.micro_batch or batch_size
+    if batch_size % micro:
+        raise ParamsError(f"params.yaml: runtime.micro_batch {micro} does not divide the recipe batch size {batch_size}")
+    return micro, batch_size // micro
+
+def apply_memory_cap(profile: Profile, device: torch.device) -> None:
+    if device.type == "cuda" and profile.max_vram_pct < 1.0:
+        torch.cuda.set_per_process_memory_fraction(profile.max_vram_pct, device)
+
+def sdpa_backends(profile: Profile) -> list:
+    from torch.nn.attention import SDPBackend
+    choice = {"auto": None, "mem_efficient": [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH], "math": [SDPBackend.MATH]}
+    return choice[profile.sdpa_backend]
+
+def make_optimizer(model, profile: Profile, lr: float, betas, weight_decay: float, mask_id: int):
+    embedding = model.get_input_embeddings().weight
+    if profile.train_embeddings == "mask_row":
+        keep = torch.zeros(embedding.shape[0], 1, device=embedding.device, dtype=embedding.dtype)
+        keep[mask_id] = 1
+        embedding.register_hook(lambda grad: grad * keep)
+    others = [p for p in model.parameters() if p is not embedding and p.requires_grad]
+    groups = [{"params": others, "weight_decay": weight_decay}, {"params": [embedding], "weight_decay": 0.0 if profile.train_embeddings == "mask_row" else weight_decay}]
+    if profile.optimizer == "adamw8bit":
+        try:
+            import bitsandbytes
+        except ImportError:
+            raise ParamsError("runtime.optimizer: adamw8bit needs bitsandbytes (pip install 'hildanext[lowmem]')") from None
+        return bitsandbytes.optim.AdamW8bit(groups, lr=lr, betas=betas)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas)
+
+@contextlib.contextmanager
+def compute_context(profile: Profile, device: torch.device):
+    with contextlib.ExitStack() as stack:
+        if profile.autocast == "bf16":
+            stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16))
+        if (backends := sdpa_backends(profile)) is not None and device.type == "cuda":
+            stack.enter_context(torch.nn.attention.sdpa_kernel(backends))
+        yield
