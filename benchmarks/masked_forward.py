@@ -2,22 +2,14 @@
 # sdpa + bool mask and eager + additive float mask, on a Qwen3 model folder (default models/init) or a
 # random model of the demo shape. Usage: python benchmarks/masked_forward.py [--model DIR] [--seq 128 512]
 # [--repeats 5] [--out metrics/bench_masked_forward.json]; prints a markdown table for docs/PERFORMANCE.md.
-import argparse, platform, time
+import argparse, platform
 from pathlib import Path
 import torch
 import transformers
 from hildanext.config import RuntimeParams
 from hildanext.files import write_json_atomic
+from timing import timed
 from hildanext.modeling import causal_allowed, load_model, masked_logits
-def best_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
 @torch.no_grad()
 def measure(model_dir: Path, seq: int, repeats: int) -> dict:
     row = {"seq": seq}
@@ -25,8 +17,8 @@ def measure(model_dir: Path, seq: int, repeats: int) -> dict:
         model, _ = load_model(model_dir, RuntimeParams(device="cpu", attn_implementation=impl))
         x = torch.randint(0, model.config.vocab_size - 1, (1, seq), generator=torch.Generator().manual_seed(0))
         if impl == "sdpa":
-            row["plain_causal_s"] = best_time(lambda m=model, x=x: m(input_ids=x, use_cache=False), repeats)
-        row[f"{impl}_mask_s"] = best_time(lambda m=model, x=x: masked_logits(m, x, causal_allowed(seq)), repeats)
+            row["plain_causal_s"] = timed(lambda m=model, x=x: m(input_ids=x, use_cache=False), repeats)
+        row[f"{impl}_mask_s"] = timed(lambda m=model, x=x: masked_logits(m, x, causal_allowed(seq)), repeats)
     return row | {"sdpa_ratio": row["sdpa_mask_s"] / row["plain_causal_s"], "eager_ratio": row["eager_mask_s"] / row["plain_causal_s"]}
 
 def main():

@@ -2,22 +2,14 @@
 # head, weighted losses) against a bare causal-LM forward+backward of the same model on the same tokens
 # (the concatenated 2L input for BDLM, L for MDLM), in one run. Goal: overhead <= 15%.
 # Usage: python benchmarks/train_step_overhead.py [--model models/init] [--seq 128] [--batch 8] [--repeats 5]
-import argparse, platform, time
+import argparse, platform, statistics
 from pathlib import Path
 import torch
 from hildanext.config import ObjectiveParams, RuntimeParams
 from hildanext.files import write_json_atomic
+from timing import timed
 from hildanext.modeling import load_model
 from hildanext.objective import diffusion_loss, regular_token_ids
-def timed(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
-
 def bare_step(model, tokens: torch.Tensor) -> None:
     model(input_ids=tokens, labels=tokens, use_cache=False).loss.backward()
     model.zero_grad(set_to_none=True)
@@ -42,8 +34,8 @@ def main():
     params, regular = ObjectiveParams(embed_noise_std=0.0), regular_token_ids(tokenizer)
     rows = []
     for block_size, tokens in ((1, torch.cat([x0, x0], 1)), (32, torch.cat([x0, x0], 1)), (None, x0)):
-        bare = timed(lambda t=tokens: bare_step(model, t), args.repeats)
-        ours = timed(lambda b=block_size: diffusion_step(model, x0, doc_ids, b, params, tokenizer.mask_token_id, regular), args.repeats)
+        bare = timed(lambda t=tokens: bare_step(model, t), args.repeats, statistics.median)
+        ours = timed(lambda b=block_size: diffusion_step(model, x0, doc_ids, b, params, tokenizer.mask_token_id, regular), args.repeats, statistics.median)
         rows.append({"block_size": block_size or "mdlm", "input_len": tokens.shape[1], "bare_s": bare, "diffusion_s": ours, "overhead": ours / bare - 1})
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     write_json_atomic(args.out, {"model": str(args.model), "seq": args.seq, "batch": args.batch, "machine": machine, "rows": rows})
