@@ -2,7 +2,7 @@
 # t ~ U[eps, 1], M2T masking with loss weighted 1/t, T2T corruption of visible tokens by random regular ids,
 # an optional KEEP term, embedding noise at masked positions, and the vectorised BDLM/MDLM forward where the
 # LM head runs only at supervised positions. Entry points: regular_token_ids, sample_t, mask_tokens,
-# corrupt_tokens, model_inputs, supervised_logits, diffusion_loss -> LossOutput.
+# corrupt_tokens, model_inputs, supervised_logits, SupervisedLM (DDP-wrappable), diffusion_loss -> LossOutput.
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
@@ -47,6 +47,17 @@ def model_inputs(x0: torch.Tensor, xt: torch.Tensor, doc_ids: torch.Tensor, bloc
         return xt, positions, mdlm_attention_mask(doc_ids)
     return torch.cat([xt, x0], 1), torch.cat([positions, positions], 1), bdlm_attention_mask(doc_ids, block_size, align)
 
+class SupervisedLM(torch.nn.Module):
+    """The diffusion forward as one module, so DDP can wrap it and sync its gradients."""
+    def __init__(self, lm):
+        super().__init__()
+        self.lm = lm
+    def forward(self, input_ids, position_ids, allowed, select, noise=None):
+        return supervised_logits(self.lm, input_ids, position_ids, allowed, select, noise)
+
+def as_supervised(model):
+    return model if isinstance(model, (SupervisedLM, torch.nn.parallel.DistributedDataParallel)) else SupervisedLM(model)
+
 def supervised_logits(model, input_ids, position_ids, allowed, select: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
     embeds = model.get_input_embeddings()(input_ids)
     if noise is not None:
@@ -62,6 +73,8 @@ def embedding_noise(model, masked: torch.Tensor, std: float, gen: torch.Generato
     return (noise * masked[..., None]).to(weight.device)
 
 def diffusion_loss(model, x0, doc_ids, block_size: int | None, p: ObjectiveParams, mask_id: int, regular_ids, gen, align="row", noise=False, fixed_t=None) -> LossOutput:
+    net = as_supervised(model)
+    model = getattr(net, "module", net).lm
     maskable = doc_ids >= 0
     t = sample_t(doc_ids, block_size or x0.shape[1], p, align, gen) if fixed_t is None else torch.full(x0.shape, float(fixed_t))
     xt, masked = mask_tokens(x0, t, maskable, mask_id, gen)
@@ -71,7 +84,7 @@ def diffusion_loss(model, x0, doc_ids, block_size: int | None, p: ObjectiveParam
     input_ids, positions, allowed = model_inputs(x0, xt, doc_ids, block_size, align)
     extra = embedding_noise(model, masked, p.embed_noise_std, gen) if noise and p.embed_noise_std > 0 else None
     device = model.get_input_embeddings().weight.device
-    logits = supervised_logits(model, input_ids.to(device), positions.to(device), allowed, select.to(device), extra)
+    logits = net(input_ids.to(device), positions.to(device), allowed, select.to(device), extra)
     targets, weights = x0[select].to(device), (1 / t)[select].to(device)
     ce = F.cross_entropy(logits, targets, reduction="none")
     on_masked, on_sub, on_kept = masked[select].to(device), substituted[select].to(device), kept[select].to(device)

@@ -1,7 +1,8 @@
 # The single entry that both stages/<name>.py and the CLI call: run_stage(name, params_path, overrides) reads
 # params at the edge, seeds, opens the MLflow run and calls the stage body named in STAGES (imported lazily,
-# so the CLI stays fast and this dispatch file is not a DVC dependency of any stage's output).
-import importlib, random
+# so the CLI stays fast and this dispatch file is not a DVC dependency of any stage's output). Under a
+# multi-process launch (RANK > 0) the stage runs without MLflow; rank 0 tracks and writes.
+import importlib, os, random
 from pathlib import Path
 import torch
 from hildanext import tracking
@@ -22,6 +23,8 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", overrides=()) 
     body = stage_body(name)
     seed_everything(params)
     resume = getattr(body, "resume_run_id", None)
+    if int(os.environ.get("RANK", "0")) > 0:
+        return body(params, Path.cwd(), tracking.Tracker(params.runtime.log_every, enabled=False))
     with tracking.stage_run(name, params, run_id=resume(params, Path.cwd()) if resume else None) as tracker:
         metrics = body(params, Path.cwd(), tracker)
         tracker.log(metrics, force=True)

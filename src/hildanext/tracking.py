@@ -22,10 +22,10 @@ def experiment_id(root: Path, name: str) -> str:
         return mlflow.get_experiment_by_name(name).experiment_id
 
 class Tracker:
-    def __init__(self, log_every: int):
-        self.log_every = log_every
+    def __init__(self, log_every: int, enabled: bool = True):
+        self.log_every, self.enabled = log_every, enabled
     def log(self, metrics: dict, step: int | None = None, force: bool = False) -> None:
-        if force or step is None or step % self.log_every == 0:
+        if self.enabled and (force or step is None or step % self.log_every == 0):
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
     @contextlib.contextmanager
     def phase(self, name: str, params: dict | None = None):

@@ -2,7 +2,7 @@
 # MLflow logging (a nested run per phase), a per-step CSV for DVC plots, checkpoints every N steps and at
 # phase ends (keep the last N plus the best k; optimizer state only in the latest), and exact resume.
 # Entry points: LoopSpec, Checkpoints, params_hash, train_loop, TrainingError.
-import csv, hashlib, json, resource, shutil, time
+import contextlib, csv, hashlib, json, resource, shutil, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,6 +24,8 @@ class LoopSpec:
     checkpoint_every: int = 50
     log_every: int = 10
     best_key: str = "eval/loss"
+    rank: int = 0
+    world: int = 1
 
 def params_hash(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -68,7 +70,7 @@ def optimizer_step(model, optimizer, spec: LoopSpec, step: int, batches) -> tupl
         group["lr"] = spec.lr_at(step)
     outs = []
     for micro, batch in enumerate(batches):
-        out = spec.loss_at(model, batch, step, micro)
+        out = spec.loss_at(model, batch, step, spec.rank * spec.grad_accum + micro)
         if not torch.isfinite(out.loss):
             raise TrainingError(f"loss is {out.loss.item()} at step {step}")
         (out.loss / spec.grad_accum).backward()
@@ -120,8 +122,10 @@ def run_phase(model, tokenizer, optimizer, loader, spec: LoopSpec, ckpts: Checkp
     name, block_size, end = phase_steps(spec, state["step"])
     while state["step"] < end:
         step, started = state["step"], time.perf_counter()
-        outs, grad_norm = optimizer_step(model, optimizer, spec, step, [loader.next_batch() for _ in range(spec.grad_accum)])
+        outs, grad_norm = optimizer_step(model, optimizer, spec, step, loader.next_step(spec.grad_accum, spec.rank, spec.world))
         state = state | {"step": step + 1, "loader": loader.state()}
+        if spec.rank:
+            continue
         if step % spec.log_every == 0 or step + 1 == end:
             log_step(step_metrics(outs, grad_norm, spec.lr_at(step), block_size, time.perf_counter() - started), step, state["run_id"], csv_path, name)
         if state["step"] % spec.checkpoint_every == 0 or state["step"] == end:
@@ -135,9 +139,9 @@ def train_loop(model, tokenizer, optimizer, loader, spec: LoopSpec, ckpts: Check
     while state["step"] < spec.total_steps:
         name, block_size, _ = phase_steps(spec, state["step"])
         runs = state.setdefault("phase_runs", {})
-        with mlflow.start_run(run_id=runs.get(name), run_name=None if name in runs else name, nested=True) as child:
-            state["phase_runs"] = runs | {name: child.info.run_id}
-            if name not in runs:
+        with mlflow.start_run(run_id=runs.get(name), run_name=None if name in runs else name, nested=True) if not spec.rank else contextlib.nullcontext() as child:
+            state["phase_runs"] = runs | ({name: child.info.run_id} if child else {})
+            if name not in runs and child:
                 mlflow.log_params({"phase": name, "block_size": block_size})
             try:
                 state = run_phase(model, tokenizer, optimizer, loader, spec, ckpts, state, csv_path)

@@ -7,13 +7,14 @@ import json, math, shutil, sys
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
+import mlflow
 import torch
 from hildanext import masks, objective, profiles, train
 from hildanext.config import Params, ParamsError, WsdParams, as_dict
 from hildanext.data.loader import PackedShards, ShardLoader
 from hildanext.files import sha256_file, write_json_atomic
 from hildanext.modeling import check_model_folder, load_model, model_meta, save_model
-from hildanext.objective import diffusion_loss, regular_token_ids
+from hildanext.objective import SupervisedLM, diffusion_loss, regular_token_ids
 from hildanext.profiles import Profile, apply_memory_cap, check_device, compute_context, make_optimizer, micro_steps, resolve_profile
 from hildanext.train import Checkpoints, LoopSpec, params_hash, train_loop, truncate_csv
 @dataclass(frozen=True)
@@ -108,16 +109,18 @@ def resume_run_id(params: Params, root: Path) -> str | None:
     latest, _ = resumable(ckpts, fingerprint(params, root))
     return json.loads((latest / "trainer_state.json").read_text())["run_id"] if latest else None
 
-def start_state(params: Params, root: Path, ckpts: Checkpoints, fp: str, run_id: str, csv_path: Path):
+def start_state(params: Params, root: Path, ckpts: Checkpoints, fp: str, run_id: str, csv_path: Path, main: bool = True):
     latest, why = resumable(ckpts, fp)
     print(f"wsd: {why}")
     if latest is None:
-        shutil.rmtree(ckpts.root, ignore_errors=True)
-        csv_path.unlink(missing_ok=True)
+        if main:
+            shutil.rmtree(ckpts.root, ignore_errors=True)
+            csv_path.unlink(missing_ok=True)
         model, tokenizer = load_model(root / "models/init", params.runtime)
         return model, tokenizer, None, {"step": 0, "fingerprint": fp, "run_id": run_id, "phase_runs": {}}
     state = ckpts.state(latest)
-    truncate_csv(csv_path, state["step"] - 1)
+    if main:
+        truncate_csv(csv_path, state["step"] - 1)
     model, tokenizer = load_model(latest, params.runtime)
     return model, tokenizer, latest, state
 
@@ -128,20 +131,26 @@ def prepare_model(model, profile: Profile) -> None:
     elif profile.grad_ckpt:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
-def wsd_spec(params: Params, phases: list[Phase], eval_shards, mask_id: int, regular_ids, accum: int, context) -> LoopSpec:
+def wsd_spec(params: Params, phases: list[Phase], eval_shards, mask_id: int, regular_ids, accum: int, context, net, dist) -> LoopSpec:
     p, o = params.wsd, params.objective
     total = phases[-1].start + phases[-1].steps
     def loss_at(model, batch, step, micro):
         phase, gen = phase_of(phases, step), torch.Generator().manual_seed(p.seed * 1_000_003 + step * 131 + micro)
         block = None if phase.mdlm else phase.block_size
         with context():
-            return diffusion_loss(model, batch["input_ids"], batch["doc_ids"], block, o, mask_id, regular_ids, gen, p.block_align, noise=step < o.embed_noise_steps)
+            return diffusion_loss(net, batch["input_ids"], batch["doc_ids"], block, o, mask_id, regular_ids, gen, p.block_align, noise=step < o.embed_noise_steps)
     return LoopSpec(total, lambda s: (phase_of(phases, s).name, phase_of(phases, s).block_size), lambda s: lr_at(s, p, total), loss_at,
                     lambda model, step: eval_at_step(model, phases, eval_shards, params, mask_id, regular_ids, step),
-                    accum, p.clip, p.checkpoint_every, params.runtime.log_every, f"eval/b{p.decay_to}/loss_m2t")
+                    accum, p.clip, p.checkpoint_every, params.runtime.log_every, f"eval/b{p.decay_to}/loss_m2t", dist.process_index, dist.num_processes)
+
+def distributed(model):
+    from accelerate import Accelerator
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if accelerator.num_processes > 1:
+        model.to(accelerator.device)
+    return accelerator, accelerator.prepare_model(SupervisedLM(model)) if accelerator.num_processes > 1 else SupervisedLM(model)
 
 def wsd_stage(params: Params, root: Path, tracker) -> dict:
-    import mlflow
     init_dir, out, csv_path = root / "models/init", root / "models/wsd", root / "metrics/wsd_log.csv"
     check_model_folder(init_dir)
     train_shards, eval_shards = (PackedShards(root / "data/tokenized", split, init_dir) for split in ("train", "eval"))
@@ -150,21 +159,29 @@ def wsd_stage(params: Params, root: Path, tracker) -> dict:
     profile = resolve_profile(params.runtime)
     check_device(profile)
     micro, accum = micro_steps(params.wsd.batch_size, profile)
-    mlflow.log_params({f"resolved.{k}": v for k, v in as_dict(profile).items()})
-    model, tokenizer, latest, state = start_state(params, root, ckpts, fp, mlflow.active_run().info.run_id, csv_path)
+    run = mlflow.active_run()
+    if run:
+        mlflow.log_params({f"resolved.{k}": v for k, v in as_dict(profile).items()})
+    model, tokenizer, latest, state = start_state(params, root, ckpts, fp, run.info.run_id if run else "", csv_path, run is not None)
     prepare_model(model, profile)
+    dist, net = distributed(model)
     optimizer = make_optimizer(model, profile, params.wsd.lr, params.wsd.betas, params.wsd.weight_decay, tokenizer.mask_token_id)
     loader = ShardLoader(train_shards, micro, params.wsd.seed)
     if latest is not None:
         optimizer.load_state_dict(torch.load(latest / "optimizer.pt"))
         loader.load_state(state["loader"])
     regular = regular_token_ids(tokenizer)
-    spec = wsd_spec(params, phases, eval_shards, tokenizer.mask_token_id, regular, accum * params.wsd.grad_accum, lambda: compute_context(profile, model.device))
+    if (accum * params.wsd.grad_accum) % dist.num_processes:
+        raise ParamsError(f"params.yaml: wsd.batch_size {params.wsd.batch_size} x wsd.grad_accum is not a multiple of micro-batch {micro} x {dist.num_processes} processes")
+    spec = wsd_spec(params, phases, eval_shards, tokenizer.mask_token_id, regular, accum * params.wsd.grad_accum // dist.num_processes, lambda: compute_context(profile, model.device), net, dist)
     state = train_loop(model, tokenizer, optimizer, loader, spec, ckpts, state, csv_path)
-    save_model(model, tokenizer, out / "final", model_meta(tokenizer, "wsd", params, params.wsd.decay_to, fp, root) | {"eval": state["eval"]})
+    return finish(params, root, model, tokenizer, ckpts, state, spec, phases, (train_shards, eval_shards), regular) if run else {}
+
+def finish(params: Params, root: Path, model, tokenizer, ckpts, state, spec, phases, shards, regular) -> dict:
+    save_model(model, tokenizer, root / "models/wsd/final", model_meta(tokenizer, "wsd", params, params.wsd.decay_to, state["fingerprint"], root) | {"eval": state["eval"]})
     best = min(ckpts.all(), key=lambda c: ckpts.state(c)["eval"].get(ckpts.best_key, math.inf))
-    half = evaluate(model, eval_shards, params.wsd.decay_to, params, tokenizer.mask_token_id, regular, fixed_t=0.5)
-    baseline = {"acc_m2t_mask0.5": half["acc_m2t"], "unigram_acc": unigram_accuracy(train_shards, eval_shards)}
+    half = evaluate(model, shards[1], params.wsd.decay_to, params, tokenizer.mask_token_id, regular, fixed_t=0.5)
+    baseline = {"acc_m2t_mask0.5": half["acc_m2t"], "unigram_acc": unigram_accuracy(*shards)}
     metrics = {"steps": spec.total_steps, "final": state["eval"] | baseline, "best_checkpoint": best.name, "best": ckpts.state(best)["eval"], "phases": [as_dict(ph) for ph in phases]}
     write_json_atomic(root / "metrics/wsd.json", metrics)
     return {f"final/{k}": v for k, v in metrics["final"].items()}

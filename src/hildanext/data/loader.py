@@ -1,6 +1,7 @@
 # Random access and training batches over packed shards (data/tokenized) in constant memory (np.memmap).
 # Entry points: PackedShards(root, split, tokenizer_dir) (refuses shards made with another tokenizer, one
-# line), check_tokenizer, ShardLoader(shards, batch_size, seed) with state()/load_state() for exact resume.
+# line), check_tokenizer, ShardLoader(shards, batch_size, seed): next_batch, next_step (a rank's share of a global
+# step), state()/load_state() for exact resume.
 import json
 from pathlib import Path
 import numpy as np
@@ -46,6 +47,15 @@ class ShardLoader:
         self.position += self.batch_size
         input_ids, doc_ids = self.shards[rows]
         return {"input_ids": input_ids, "doc_ids": doc_ids}
+    def next_step(self, n_micro: int, rank: int = 0, world: int = 1) -> list[dict]:
+        """This rank's n_micro micro-batches of one global step of n_micro * world micro-batches."""
+        span = n_micro * world * self.batch_size
+        if self.position + span > len(self.shards):
+            self.epoch, self.position = self.epoch + 1, 0
+        order, start = self.order(), self.position + rank * n_micro * self.batch_size
+        self.position += span
+        rows = [np.sort(order[start + m * self.batch_size : start + (m + 1) * self.batch_size]) for m in range(n_micro)]
+        return [dict(zip(("input_ids", "doc_ids"), self.shards[r], strict=True)) for r in rows]
     def __iter__(self):
         while True:
             yield self.next_batch()
