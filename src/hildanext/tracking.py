@@ -28,10 +28,15 @@ class Tracker:
         if self.enabled and (force or step is None or step % self.log_every == 0):
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
     @contextlib.contextmanager
-    def phase(self, name: str, params: dict | None = None):
-        with mlflow.start_run(run_name=name, nested=True):
-            mlflow.log_params(params or {})
-            yield self
+    def phase(self, name: str, params: dict | None = None, run_id: str | None = None):
+        """A nested run for one phase (continued when run_id is given); yields its run id, None when disabled."""
+        if not self.enabled:
+            yield None
+            return
+        with mlflow.start_run(run_id=run_id, run_name=None if run_id else name, nested=True) as run:
+            if run_id is None:
+                mlflow.log_params(params or {})
+            yield run.info.run_id
 
 def run_tags(stage: str) -> dict:
     env = {"dvc.exp_name": "DVC_EXP_NAME", "dvc.exp_baseline_rev": "DVC_EXP_BASELINE_REV", "dvc.stage": "DVC_STAGE"}

@@ -2,7 +2,7 @@
 # MLflow logging (a nested run per phase), a per-step CSV for DVC plots, checkpoints every N steps and at
 # phase ends (keep the last N plus the best k; optimizer state only in the latest), and exact resume.
 # Entry points: LoopSpec, Checkpoints, params_hash, train_loop, TrainingError.
-import contextlib, csv, hashlib, json, resource, shutil, time
+import csv, hashlib, json, resource, shutil, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -134,15 +134,13 @@ def run_phase(model, tokenizer, optimizer, loader, spec: LoopSpec, ckpts: Checkp
             ckpts.save(model, tokenizer, optimizer, state)
     return state
 
-def train_loop(model, tokenizer, optimizer, loader, spec: LoopSpec, ckpts: Checkpoints, state: dict, csv_path: Path) -> dict:
+def train_loop(model, tokenizer, optimizer, loader, spec: LoopSpec, ckpts: Checkpoints, state: dict, csv_path: Path, tracker) -> dict:
     model.train()
     while state["step"] < spec.total_steps:
         name, block_size, _ = phase_steps(spec, state["step"])
         runs = state.setdefault("phase_runs", {})
-        with mlflow.start_run(run_id=runs.get(name), run_name=None if name in runs else name, nested=True) if not spec.rank else contextlib.nullcontext() as child:
-            state["phase_runs"] = runs | ({name: child.info.run_id} if child else {})
-            if name not in runs and child:
-                mlflow.log_params({"phase": name, "block_size": block_size})
+        with tracker.phase(name, {"phase": name, "block_size": block_size}, runs.get(name)) as child:
+            state["phase_runs"] = runs | ({name: child} if child else {})
             try:
                 state = run_phase(model, tokenizer, optimizer, loader, spec, ckpts, state, csv_path)
             except TrainingError as e:

@@ -174,7 +174,7 @@ def wsd_stage(params: Params, root: Path, tracker) -> dict:
     if (accum * params.wsd.grad_accum) % dist.num_processes:
         raise ParamsError(f"params.yaml: wsd.batch_size {params.wsd.batch_size} x wsd.grad_accum is not a multiple of micro-batch {micro} x {dist.num_processes} processes")
     spec = wsd_spec(params, phases, eval_shards, tokenizer.mask_token_id, regular, accum * params.wsd.grad_accum // dist.num_processes, lambda: compute_context(profile, model.device), net, dist)
-    state = train_loop(model, tokenizer, optimizer, loader, spec, ckpts, state, csv_path)
+    state = train_loop(model, tokenizer, optimizer, loader, spec, ckpts, state, csv_path, tracker)
     return finish(params, root, model, tokenizer, ckpts, state, spec, phases, (train_shards, eval_shards), regular) if run else {}
 
 def finish(params: Params, root: Path, model, tokenizer, ckpts, state, spec, phases, shards, regular) -> dict:
