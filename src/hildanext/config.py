@@ -135,6 +135,57 @@ class MergeParams:
     top_k: Pos = 3
 
 @dataclass(config=STRICT)
+class LoraParams:
+    enabled: bool = False
+    r: Pos = 16
+    alpha: PosFloat = 32.0
+    dropout: Rate = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    quantize: Literal["none", "4bit"] = "none"
+
+@dataclass(config=STRICT)
+class SftDataParams:
+    sources: tuple[str, ...] = ("demo",)
+    demo_examples: Pos = 2000
+    demo_seed: NonNeg = 7
+    eval_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    split_seed: NonNeg = 0
+    seq_len: Annotated[int, Field(ge=8)] = 256
+    tokenizer: str = "models/init"
+
+@dataclass(config=STRICT)
+class SftParams:
+    data: SftDataParams = dataclasses.field(default_factory=SftDataParams)
+    block_size: Pos = 32
+    mask_range: tuple[Rate, Rate] = (0.3, 0.8)
+    loss_weight: Literal["inv_t", "none"] = "inv_t"
+    complementary: bool = False
+    mtf: bool = True
+    mtf_weight: Annotated[float, Field(ge=0)] = 1.0
+    steps: Pos = 200
+    lr: PosFloat = 1e-5
+    lr_warmup_steps: NonNeg = 20
+    lr_decay: Literal["none", "cosine", "linear"] = "cosine"
+    min_lr_ratio: Rate = 0.1
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    betas: tuple[Rate, Rate] = (0.9, 0.95)
+    batch_size: Pos = 8
+    grad_accum: Pos = 1
+    clip: PosFloat = 1.0
+    checkpoint_every: Pos = 50
+    keep_last: Pos = 2
+    keep_best: NonNeg = 2
+    eval_rows: Pos = 64
+    eval_seed: NonNeg = 1234
+    seed: NonNeg = 0
+    @field_validator("mask_range")
+    @classmethod
+    def ordered(cls, value):
+        if value[0] > value[1]:
+            raise ValueError(f"low {value[0]} > high {value[1]}")
+        return value
+
+@dataclass(config=STRICT)
 class RuntimeParams:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
@@ -160,6 +211,8 @@ class Params:
     objective: ObjectiveParams = dataclasses.field(default_factory=ObjectiveParams)
     wsd: WsdParams = dataclasses.field(default_factory=WsdParams)
     merge: MergeParams = dataclasses.field(default_factory=MergeParams)
+    lora: LoraParams = dataclasses.field(default_factory=LoraParams)
+    sft: SftParams = dataclasses.field(default_factory=SftParams)
     runtime: RuntimeParams = dataclasses.field(default_factory=RuntimeParams)
 
 def read_yaml(path: Path) -> dict:
