@@ -3,6 +3,7 @@
 # under changed params, and a NaN loss stopping with the last good checkpoint kept.
 import csv, json, shutil
 import pytest
+import torch
 from hildanext import train
 from hildanext.config import ParamsError, WsdParams, merge_overlay
 from hildanext.pipeline import run_stage
@@ -78,18 +79,19 @@ def test_wsd_stage_writes_checkpoints_final_and_metrics(wsd_dir):
     assert json.loads((wsd_dir / "models/merged/hildanext.json").read_text())["stage"] == "merge"
     assert [p["name"] for p in report["phases"]] == ["warmup-1", "warmup-4", "warmup-32", "warmup-64", "stable-64", "decay-32"]
 
-def test_resume_continues_the_same_trajectory_and_run(wsd_dir, tmp_path_factory, monkeypatch):
+@pytest.mark.parametrize("extra", [[], ["lora.enabled=true", "lora.r=4"]], ids=["full", "lora"])
+def test_resume_continues_the_same_trajectory_and_run(wsd_dir, tmp_path_factory, monkeypatch, extra):
     reference = tmp_path_factory.mktemp("reference")
     for name in ("params.yaml", "models", "data"):
         (shutil.copytree if (wsd_dir / name).is_dir() else shutil.copy)(wsd_dir / name, reference / name)
     real = interrupt_at(monkeypatch, 9)
     with pytest.raises(KeyboardInterrupt):
-        run_stage("wsd", "params.yaml", ["runtime.log_every=1"])
+        run_stage("wsd", "params.yaml", ["runtime.log_every=1", *extra])
     assert max(losses(wsd_dir)) == 8 and (wsd_dir / "models/wsd/ckpt-0000009").exists()
     monkeypatch.setattr(train, "optimizer_step", real)
-    run_stage("wsd", "params.yaml", ["runtime.log_every=1"])
+    run_stage("wsd", "params.yaml", ["runtime.log_every=1", *extra])
     monkeypatch.chdir(reference)
-    run_stage("wsd", "params.yaml", ["runtime.log_every=1"])
+    run_stage("wsd", "params.yaml", ["runtime.log_every=1", *extra])
     resumed, straight = losses(wsd_dir), losses(reference)
     assert sorted(resumed) == sorted(straight) == list(range(18))
     assert all(abs(resumed[s] - straight[s]) < 1e-5 for s in range(18)), (resumed, straight)
@@ -137,3 +139,18 @@ def test_profile_knobs_run_on_cpu(wsd_dir):
     run = mlflow.search_runs(experiment_names=["hildanext"], filter_string="tags.`hildanext.stage` = 'wsd'").iloc[0]
     assert (run["params.resolved.micro_batch"], run["params.resolved.grad_ckpt"], run["params.resolved.train_embeddings"]) == ("2", "True", "mask_row")
     assert json.loads((wsd_dir / "metrics/wsd.json").read_text())["steps"] == 15
+
+def test_lora_training_touches_only_adapters_and_the_mask_row_and_merges(wsd_dir):
+    from safetensors.torch import load_file
+    run_stage("wsd", "params.yaml", ["lora.enabled=true", "lora.r=4", "lora.target_modules=[q_proj, v_proj]", "wsd.stable_steps=0", "wsd.lr=0.01"])
+    ckpts = sorted((wsd_dir / "models/wsd").glob("ckpt-*"))
+    assert ckpts and all((c / "adapter_config.json").exists() and not (c / "model.safetensors").exists() for c in ckpts)
+    init, final = (load_file(wsd_dir / f"models/{name}/model.safetensors") for name in ("init", "wsd/final"))
+    mask_id = json.loads((wsd_dir / "models/init/hildanext.json").read_text())["mask_id"]
+    embed = "model.embed_tokens.weight"
+    changed = {k for k in init if not torch.equal(init[k], final[k])}
+    assert changed == {embed} | {f"model.layers.{i}.self_attn.{m}.weight" for i in range(2) for m in ("q_proj", "v_proj")}
+    rows = (init[embed] != final[embed]).any(dim=1).nonzero().flatten().tolist()
+    assert rows == [mask_id]
+    merged = run_stage("merge", "params.yaml", ["lora.enabled=true", "merge.top_k=2"])
+    assert merged["k"] >= 1 and (wsd_dir / "models/merged/model.safetensors").exists()

@@ -1,9 +1,10 @@
 # Top-k checkpoint merge (LLaDA2.0 section 4.3): the plain arithmetic mean of the k best checkpoints of the
 # final WSD phase, ranked by eval M2T loss at the inference block size; the merged model is evaluated the
-# same way and reported beside the best single checkpoint. Entry points: final_phase_candidates,
-# average_state_dicts, merge_stage (`hildanext merge`: models/wsd -> models/merged, metrics/merge.json).
+# same way and reported beside the best single checkpoint; LoRA checkpoints are folded into the base first.
+# Entry points: final_phase_candidates, average_state_dicts, merge_stage (`hildanext merge`: models/wsd -> models/merged, metrics/merge.json).
 from pathlib import Path
 from safetensors.torch import load_file
+from hildanext.adapters import is_lora_checkpoint, merged_weights
 from hildanext.config import Params
 from hildanext.data.loader import PackedShards
 from hildanext.files import write_json_atomic
@@ -20,10 +21,13 @@ def final_phase_candidates(ckpts: Checkpoints, final_phase: str) -> list[Path]:
         raise MergeError(f"{ckpts.root}: no checkpoint of the final WSD phase {final_phase!r}; run the wsd stage first")
     return sorted(found, key=lambda c: ckpts.state(c)["eval"][ckpts.best_key])
 
-def average_state_dicts(paths: list[Path]) -> dict:
+def checkpoint_weights(path: Path, base_dir: Path | None = None) -> dict:
+    return merged_weights(base_dir, path) if is_lora_checkpoint(path) else load_file(path / "model.safetensors")
+
+def average_state_dicts(paths: list[Path], base_dir: Path | None = None) -> dict:
     total = None
     for path in paths:
-        weights = load_file(path / "model.safetensors")
+        weights = checkpoint_weights(path, base_dir)
         total = {k: v.double() for k, v in weights.items()} if total is None else {k: total[k] + weights[k].double() for k in total}
     return {k: (v / len(paths)).to(weights[k].dtype) for k, v in total.items()}
 
@@ -31,8 +35,8 @@ def merge_stage(params: Params, root: Path, tracker) -> dict:
     wsd_dir, eval_shards = root / "models/wsd", PackedShards(root / "data/tokenized", "eval", root / "models/init")
     ckpts = Checkpoints(wsd_dir, 1, 0, f"eval/b{params.wsd.decay_to}/loss_m2t")
     chosen = final_phase_candidates(ckpts, wsd_phases(params.wsd, eval_shards.seq_len)[-1].name)[: params.merge.top_k]
-    model, tokenizer = load_model(chosen[0], params.runtime)
-    missing, unexpected = model.load_state_dict(average_state_dicts(chosen), strict=False)
+    model, tokenizer = load_model(root / "models/init" if is_lora_checkpoint(chosen[0]) else chosen[0], params.runtime)
+    missing, unexpected = model.load_state_dict(average_state_dicts(chosen, root / "models/init"), strict=False)
     if unexpected or any(k != "lm_head.weight" for k in missing):
         raise MergeError(f"{chosen[0]}: checkpoint keys do not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
     model.tie_weights()

@@ -56,7 +56,9 @@ class SupervisedLM(torch.nn.Module):
         return supervised_logits(self.lm, input_ids, position_ids, allowed, select, noise)
 
 def as_supervised(model):
-    return model if isinstance(model, (SupervisedLM, torch.nn.parallel.DistributedDataParallel)) else SupervisedLM(model)
+    if isinstance(model, (SupervisedLM, torch.nn.parallel.DistributedDataParallel)):
+        return model
+    return SupervisedLM(model.get_base_model() if hasattr(model, "peft_config") else model)
 
 def supervised_logits(model, input_ids, position_ids, allowed, select: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
     embeds = model.get_input_embeddings()(input_ids)

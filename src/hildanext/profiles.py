@@ -3,7 +3,7 @@
 # settings (micro-batch 1 with accumulation up to the recipe batch, gradient checkpointing, 85% VRAM cap,
 # fp32 compute, memory-efficient SDPA, 8-bit AdamW, embedding frozen but the mask row); it refuses a torch
 # without sm_61 kernels. Entry points: PROFILES,
-# resolve_profile, check_device, micro_steps, apply_memory_cap, sdpa_backends, compute_context, make_optimizer.
+# resolve_profile, check_device, micro_steps, apply_memory_cap, prepare_model, sdpa_backends, compute_context, make_optimizer.
 import contextlib
 from dataclasses import dataclass, fields
 import torch
@@ -43,12 +43,21 @@ def apply_memory_cap(profile: Profile, device: torch.device) -> None:
     if device.type == "cuda" and profile.max_vram_pct < 1.0:
         torch.cuda.set_per_process_memory_fraction(profile.max_vram_pct, device)
 
+def prepare_model(model, profile: Profile) -> None:
+    apply_memory_cap(profile, model.device)
+    if profile.grad_ckpt and hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    elif profile.grad_ckpt:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
 def sdpa_backends(profile: Profile) -> list:
     from torch.nn.attention import SDPBackend
     choice = {"auto": None, "mem_efficient": [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH], "math": [SDPBackend.MATH]}
     return choice[profile.sdpa_backend]
 
 def make_optimizer(model, profile: Profile, lr: float, betas, weight_decay: float, mask_id: int):
+    if hasattr(model, "peft_config"):
+        return optimizer_class(profile)([p for p in model.parameters() if p.requires_grad], lr=lr, betas=betas, weight_decay=weight_decay)
     embedding = model.get_input_embeddings().weight
     if profile.train_embeddings == "mask_row":
         keep = torch.zeros(embedding.shape[0], 1, device=embedding.device, dtype=embedding.dtype)
@@ -56,13 +65,16 @@ def make_optimizer(model, profile: Profile, lr: float, betas, weight_decay: floa
         embedding.register_hook(lambda grad: grad * keep)
     others = [p for p in model.parameters() if p is not embedding and p.requires_grad]
     groups = [{"params": others, "weight_decay": weight_decay}, {"params": [embedding], "weight_decay": 0.0 if profile.train_embeddings == "mask_row" else weight_decay}]
-    if profile.optimizer == "adamw8bit":
-        try:
-            import bitsandbytes
-        except ImportError:
-            raise ParamsError("runtime.optimizer: adamw8bit needs bitsandbytes (pip install 'hildanext[lowmem]')") from None
-        return bitsandbytes.optim.AdamW8bit(groups, lr=lr, betas=betas)
-    return torch.optim.AdamW(groups, lr=lr, betas=betas)
+    return optimizer_class(profile)(groups, lr=lr, betas=betas)
+
+def optimizer_class(profile: Profile):
+    if profile.optimizer != "adamw8bit":
+        return torch.optim.AdamW
+    try:
+        import bitsandbytes
+    except ImportError:
+        raise ParamsError("runtime.optimizer: adamw8bit needs bitsandbytes (pip install 'hildanext[lowmem]')") from None
+    return bitsandbytes.optim.AdamW8bit
 
 @contextlib.contextmanager
 def compute_context(profile: Profile, device: torch.device):

@@ -6,7 +6,6 @@ import csv, hashlib, json, resource, shutil, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-import mlflow
 import torch
 from hildanext.files import atomic_dir, write_json_atomic
 class TrainingError(RuntimeError):
@@ -106,6 +105,7 @@ def truncate_csv(path: Path, step: int) -> None:
         append_csv(path, row)
 
 def log_step(metrics: dict, step: int, parent_id: str, csv_path: Path, phase: str) -> None:
+    import mlflow
     mlflow.log_metrics(metrics, step=step)
     stamp = int(time.time() * 1000)
     mlflow.MlflowClient().log_batch(parent_id, metrics=[mlflow.entities.Metric(k, v, stamp, step) for k, v in metrics.items()])
@@ -119,6 +119,7 @@ def phase_steps(spec: LoopSpec, start: int) -> tuple[str, int, int]:
     return name, block_size, end
 
 def run_phase(model, tokenizer, optimizer, loader, spec: LoopSpec, ckpts: Checkpoints, state: dict, csv_path: Path) -> dict:
+    import mlflow
     name, block_size, end = phase_steps(spec, state["step"])
     while state["step"] < end:
         step, started = state["step"], time.perf_counter()

@@ -13,9 +13,10 @@ from hildanext import masks, objective, profiles, train
 from hildanext.config import Params, ParamsError, WsdParams, as_dict
 from hildanext.data.loader import PackedShards, ShardLoader
 from hildanext.files import sha256_file, write_json_atomic
-from hildanext.modeling import check_model_folder, load_model, model_meta, save_model
-from hildanext.objective import SupervisedLM, diffusion_loss, regular_token_ids
-from hildanext.profiles import Profile, apply_memory_cap, check_device, compute_context, make_optimizer, micro_steps, resolve_profile
+from hildanext.modeling import check_model_folder, model_meta, save_model
+from hildanext.objective import as_supervised, diffusion_loss, regular_token_ids
+from hildanext.adapters import merged_model, training_model
+from hildanext.profiles import check_device, compute_context, make_optimizer, micro_steps, resolve_profile
 from hildanext.train import Checkpoints, LoopSpec, params_hash, train_loop, truncate_csv
 @dataclass(frozen=True)
 class Phase:
@@ -92,7 +93,10 @@ def eval_at_step(model, phases, eval_shards, params: Params, mask_id, regular_id
 def fingerprint(params: Params, root: Path) -> str:
     code = [sha256_file(Path(module.__file__)) for module in (sys.modules[__name__], objective, masks, train, profiles)]
     inputs = code + [sha256_file(root / "models/init/hildanext.json"), sha256_file(root / "data/tokenized/manifest.json")]
-    return params_hash(as_dict(params.wsd), as_dict(params.objective), as_dict(params.tokenize), params.runtime.seed, as_dict(resolve_profile(params.runtime)), inputs)
+    return params_hash(as_dict(params.wsd), as_dict(params.objective), as_dict(params.tokenize), params.runtime.seed, as_dict(resolve_profile(params.runtime)), inputs, *lora_part(params))
+
+def lora_part(params: Params) -> list:
+    return [as_dict(params.lora)] if params.lora.enabled else []
 
 def resumable(ckpts: Checkpoints, fp: str) -> tuple[Path | None, str]:
     latest = ckpts.latest()
@@ -116,20 +120,13 @@ def start_state(params: Params, root: Path, ckpts: Checkpoints, fp: str, run_id:
         if main:
             shutil.rmtree(ckpts.root, ignore_errors=True)
             csv_path.unlink(missing_ok=True)
-        model, tokenizer = load_model(root / "models/init", params.runtime)
+        model, tokenizer = training_model(root / "models/init", None, params, resolve_profile(params.runtime))
         return model, tokenizer, None, {"step": 0, "fingerprint": fp, "run_id": run_id, "phase_runs": {}}
     state = ckpts.state(latest)
     if main:
         truncate_csv(csv_path, state["step"] - 1)
-    model, tokenizer = load_model(latest, params.runtime)
+    model, tokenizer = training_model(root / "models/init", latest, params, resolve_profile(params.runtime))
     return model, tokenizer, latest, state
-
-def prepare_model(model, profile: Profile) -> None:
-    apply_memory_cap(profile, model.device)
-    if profile.grad_ckpt and hasattr(model, "activation_checkpointing_enable"):
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    elif profile.grad_ckpt:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 def wsd_spec(params: Params, phases: list[Phase], eval_shards, mask_id: int, regular_ids, accum: int, context, net, dist) -> LoopSpec:
     p, o = params.wsd, params.objective
@@ -148,7 +145,8 @@ def distributed(model):
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     if accelerator.num_processes > 1:
         model.to(accelerator.device)
-    return accelerator, accelerator.prepare_model(SupervisedLM(model)) if accelerator.num_processes > 1 else SupervisedLM(model)
+    net = as_supervised(model)
+    return accelerator, accelerator.prepare_model(net) if accelerator.num_processes > 1 else net
 
 def wsd_stage(params: Params, root: Path, tracker) -> dict:
     init_dir, out, csv_path = root / "models/init", root / "models/wsd", root / "metrics/wsd_log.csv"
@@ -163,7 +161,6 @@ def wsd_stage(params: Params, root: Path, tracker) -> dict:
     if run:
         mlflow.log_params({f"resolved.{k}": v for k, v in as_dict(profile).items()})
     model, tokenizer, latest, state = start_state(params, root, ckpts, fp, run.info.run_id if run else "", csv_path, run is not None)
-    prepare_model(model, profile)
     dist, net = distributed(model)
     optimizer = make_optimizer(model, profile, params.wsd.lr, params.wsd.betas, params.wsd.weight_decay, tokenizer.mask_token_id)
     loader = ShardLoader(train_shards, micro, params.wsd.seed)
@@ -178,6 +175,7 @@ def wsd_stage(params: Params, root: Path, tracker) -> dict:
     return finish(params, root, model, tokenizer, ckpts, state, spec, phases, (train_shards, eval_shards), regular) if run else {}
 
 def finish(params: Params, root: Path, model, tokenizer, ckpts, state, spec, phases, shards, regular) -> dict:
+    model = merged_model(model, root / "models/init", params.runtime)
     save_model(model, tokenizer, root / "models/wsd/final", model_meta(tokenizer, "wsd", params, params.wsd.decay_to, state["fingerprint"], root) | {"eval": state["eval"]})
     best = min(ckpts.all(), key=lambda c: ckpts.state(c)["eval"].get(ckpts.best_key, math.inf))
     half = evaluate(model, shards[1], params.wsd.decay_to, params, tokenizer.mask_token_id, regular, fixed_t=0.5)
