@@ -1,7 +1,7 @@
 # The `hildanext` command line (typer). Stage commands call hildanext.pipeline.run_stage, exactly like the
 # DVC entry scripts in stages/; every command takes --params and repeatable --set key=value (the dotted keys
 # of `dvc exp run -S`). Known failures (bad params, missing model folder, offline fetch) print one line, exit 2.
-# Commands: demo-base, init-model, prepare-data, tokenize, convert-wsd, merge, fetch-model, fetch-data, apply-overlay.
+# Commands: demo-base, init-model, prepare-data, tokenize, prepare-sft, convert-wsd, merge, fetch-model, fetch-data, apply-overlay.
 import functools
 from pathlib import Path
 import typer
@@ -38,6 +38,7 @@ stage_command("prepare-data", "prepare", "Stream data.sources into normalised, d
 stage_command("convert-wsd", "wsd", "WSD conversion (warmup, stable, decay) with M2T+T2T from models/init and data/tokenized into models/wsd; resumes when params match.")
 stage_command("merge", "merge", "Average the top-k checkpoints of the final WSD phase (merge.top_k) into models/merged.")
 stage_command("tokenize", "tokenize", "Tokenize and pack data/processed into seq_len rows with document ids (data/tokenized).")
+stage_command("prepare-sft", "sft_data", "Render sft.data.sources chats (OpenAI messages JSONL or demo) with the chat template into packed rows with assistant-only supervision (data/sft).")
 @app.command("fetch-model", help="Download model.hub_id at model.revision into model.local_dir (needs the network).")
 @one_line_errors
 def fetch_model(params: Path = PARAMS, set_: list[str] = SET):

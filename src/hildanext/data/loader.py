@@ -1,33 +1,40 @@
-# Random access and training batches over packed shards (data/tokenized) in constant memory (np.memmap).
+# Random access and training batches over packed shards (data/tokenized, data/sft) in constant memory (np.memmap).
 # Entry points: PackedShards(root, split, tokenizer_dir) (refuses shards made with another tokenizer, one
-# line), check_tokenizer, ShardLoader(shards, batch_size, seed): next_batch, next_step (a rank's share of a global
-# step), state()/load_state() for exact resume.
+# line; subclasses add arrays via `arrays`), check_tokenizer, ShardLoader(shards, batch_size, seed): next_batch,
+# next_step (a rank's share of a global step), state()/load_state() for exact resume; batches map array names to tensors.
 import json
 from pathlib import Path
 import numpy as np
 import torch
 from hildanext.data.sources import DataError
 from hildanext.files import sha256_file
-def check_tokenizer(manifest: dict, tokenizer_dir: Path, where: Path) -> None:
+def check_tokenizer(manifest: dict, tokenizer_dir: Path, where: Path, stage: str = "tokenize") -> None:
     sha = sha256_file(Path(tokenizer_dir) / "tokenizer.json")
     if sha != manifest["tokenizer_sha256"]:
-        raise DataError(f"{where}: shards were tokenized with tokenizer {manifest['tokenizer_sha256'][:12]} (vocab {manifest['vocab_size']}), not {tokenizer_dir} ({sha[:12]}); re-run the tokenize stage")
+        raise DataError(f"{where}: shards were tokenized with tokenizer {manifest['tokenizer_sha256'][:12]} (vocab {manifest['vocab_size']}), not {tokenizer_dir} ({sha[:12]}); re-run the {stage} stage")
 
 class PackedShards:
+    """Rows of one split: array name -> (dtype on disk in <split>.<name>.bin, numpy dtype of the tensor)."""
+    arrays = {"input_ids": (np.uint32, np.int64), "doc_ids": (np.int32, np.int64)}
+    stage = "tokenize"
     def __init__(self, root: Path, split: str, tokenizer_dir: Path | None = None):
         self.root = Path(root)
         if not (self.root / "manifest.json").exists():
-            raise DataError(f"{self.root}: no manifest.json; run the tokenize stage first")
+            raise DataError(f"{self.root}: no manifest.json; run the {self.stage} stage first")
         self.manifest = json.loads((self.root / "manifest.json").read_text())
         if tokenizer_dir is not None:
-            check_tokenizer(self.manifest, tokenizer_dir, self.root)
+            check_tokenizer(self.manifest, tokenizer_dir, self.root, self.stage)
         self.seq_len, rows = self.manifest["seq_len"], self.manifest["splits"][split]["rows"]
-        self.ids = np.memmap(self.root / f"{split}.input_ids.bin", np.uint32, "r", shape=(rows, self.seq_len)) if rows else np.zeros((0, self.seq_len), np.uint32)
-        self.doc_ids = np.memmap(self.root / f"{split}.doc_ids.bin", np.int32, "r", shape=(rows, self.seq_len)) if rows else np.zeros((0, self.seq_len), np.int32)
+        self.columns = {name: self.open_array(split, name, disk, rows) for name, (disk, _) in self.arrays.items()}
+        self.ids, self.doc_ids = self.columns["input_ids"], self.columns["doc_ids"]
+    def open_array(self, split: str, name: str, dtype, rows: int) -> np.ndarray:
+        if not rows:
+            return np.zeros((0, self.seq_len), dtype)
+        return np.memmap(self.root / f"{split}.{name}.bin", dtype, "r", shape=(rows, self.seq_len))
     def __len__(self) -> int:
         return len(self.ids)
-    def __getitem__(self, index) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(self.ids[index].astype(np.int64)), torch.from_numpy(self.doc_ids[index].astype(np.int64))
+    def __getitem__(self, index) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.from_numpy(self.columns[name][index].astype(dtype)) for name, (_, dtype) in self.arrays.items())
 
 class ShardLoader:
     def __init__(self, shards: PackedShards, batch_size: int, seed: int):
@@ -40,13 +47,14 @@ class ShardLoader:
         return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
     def load_state(self, state: dict) -> None:
         self.epoch, self.position, self.seed = state["epoch"], state["position"], state["seed"]
+    def batch(self, rows: np.ndarray) -> dict:
+        return dict(zip(self.shards.arrays, self.shards[rows], strict=True))
     def next_batch(self) -> dict:
         if self.position + self.batch_size > len(self.shards):
             self.epoch, self.position = self.epoch + 1, 0
         rows = np.sort(self.order()[self.position : self.position + self.batch_size])
         self.position += self.batch_size
-        input_ids, doc_ids = self.shards[rows]
-        return {"input_ids": input_ids, "doc_ids": doc_ids}
+        return self.batch(rows)
     def next_step(self, n_micro: int, rank: int = 0, world: int = 1) -> list[dict]:
         """This rank's n_micro micro-batches of one global step of n_micro * world micro-batches."""
         span = n_micro * world * self.batch_size
@@ -54,8 +62,7 @@ class ShardLoader:
             self.epoch, self.position = self.epoch + 1, 0
         order, start = self.order(), self.position + rank * n_micro * self.batch_size
         self.position += span
-        rows = [np.sort(order[start + m * self.batch_size : start + (m + 1) * self.batch_size]) for m in range(n_micro)]
-        return [dict(zip(("input_ids", "doc_ids"), self.shards[r], strict=True)) for r in rows]
+        return [self.batch(np.sort(order[start + m * self.batch_size : start + (m + 1) * self.batch_size])) for m in range(n_micro)]
     def __iter__(self):
         while True:
             yield self.next_batch()

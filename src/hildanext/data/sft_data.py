@@ -1,0 +1,150 @@
+# The sft_data stage: renders chats with the tokenizer's chat template (thinking off), finds each assistant turn
+# on the full rendered text (char offsets -> tokens), supervises assistant content + its <|im_end|> + the
+# <|endoftext|> padding to a block multiple, and packs whole conversations block-aligned into seq_len rows.
+# Writes data/sft/<split>.{input_ids,doc_ids,supervised}.bin + manifest.json. Entry points: assistant_spans,
+# encode_chats, split_of, SftPacker, sft_data_stage (`hildanext prepare-sft`), SftShards (read with ShardLoader).
+import hashlib, itertools, json, re
+from collections import Counter
+from pathlib import Path
+import numpy as np
+from transformers import AutoTokenizer
+from hildanext.config import Params, SftDataParams
+from hildanext.data.chat import Chat, iter_chats
+from hildanext.data.loader import PackedShards
+from hildanext.data.sources import DataError
+from hildanext.files import atomic_dir, sha256_file, write_json_atomic
+SPLITS, PAD, TURN_END, ASSISTANT = ("train", "eval"), "<|endoftext|>", "<|im_end|>", "<|im_start|>assistant\n"
+THINK_BLOCK, ENCODE_BATCH, OPEN_ROWS = re.compile(r"(<think>\s*</think>\s*)?"), 256, 16
+def assistant_spans(text: str, messages) -> list[tuple[int, int]] | None:
+    """[content start, end of its <|im_end|>) in `text` for every assistant turn; None if the render is unexpected."""
+    spans, cursor = [], 0
+    for message in messages:
+        if message["role"] != "assistant":
+            continue
+        head = text.find(ASSISTANT, cursor)
+        start = THINK_BLOCK.match(text, head + len(ASSISTANT)).end()
+        end = start + len(message["content"])
+        if head < 0 or not text.startswith(message["content"], start) or not text.startswith(TURN_END, end):
+            return None
+        spans.append((start, end + len(TURN_END)))
+        cursor = spans[-1][1]
+    return spans
+
+def supervise(encoding, spans, block_size: int, pad_id: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Token ids and supervised flags padded to a block multiple; None if a token straddles a span edge."""
+    ids, offsets = np.asarray(encoding.ids, np.uint32), np.asarray(encoding.offsets, np.int64).reshape(-1, 2)
+    supervised = np.zeros(len(ids), bool)
+    for start, end in spans:
+        supervised |= (offsets[:, 0] >= start) & (offsets[:, 1] <= end)
+        if np.any((offsets[:, 0] < start) & (offsets[:, 1] > start)) or np.any((offsets[:, 0] < end) & (offsets[:, 1] > end)):
+            return None
+    pad = (-len(ids)) % block_size
+    return np.concatenate([ids, np.full(pad, pad_id, np.uint32)]), np.concatenate([supervised, np.ones(pad, bool)])
+
+def encode_chats(tokenizer, chats: list[Chat], block_size: int, pad_id: int, skips: Counter) -> list[tuple[Chat, np.ndarray, np.ndarray]]:
+    """(chat, ids, supervised) per chat; the text is cut after the last assistant <|im_end|> (no trailing newline)."""
+    kept, texts = [], []
+    for chat in chats:
+        text = tokenizer.apply_chat_template(list(chat.messages), tokenize=False, enable_thinking=False)
+        if (spans := assistant_spans(text, chat.messages)) is None:
+            skips["template_mismatch"] += 1
+            continue
+        kept.append((chat, spans))
+        texts.append(text[: spans[-1][1]])
+    out = []
+    for (chat, spans), encoding in zip(kept, tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False), strict=True):
+        if (encoded := supervise(encoding, spans, block_size, pad_id)) is None:
+            skips["token_straddles_span"] += 1
+            continue
+        out.append((chat, *encoded))
+    return out
+
+def chat_key(chat: Chat) -> bytes:
+    return json.dumps(chat.messages, sort_keys=True, ensure_ascii=False).encode()
+
+def split_of(chat: Chat, p: SftDataParams) -> str:
+    digest = hashlib.blake2b(f"{p.split_seed}:".encode() + chat_key(chat), digest_size=8).digest()
+    return "eval" if int.from_bytes(digest, "big") / 2**64 < p.eval_fraction else "train"
+
+def unique(chats, skips: Counter):
+    seen = set()
+    for chat in chats:
+        digest = hashlib.blake2b(chat_key(chat), digest_size=8).digest()
+        if digest in seen:
+            skips["duplicate"] += 1
+            continue
+        seen.add(digest)
+        yield chat
+
+class SftPacker:
+    """First fit of whole examples (block multiples) into seq_len rows, at most OPEN_ROWS rows open at once."""
+    def __init__(self, out: Path, split: str, seq_len: int, pad_id: int):
+        self.files = {name: open(out / f"{split}.{name}.bin", "wb") for name in SftShards.arrays}
+        self.seq_len, self.pad_id, self.open, self.docs = seq_len, pad_id, [], 0
+        self.stats = Counter(rows=0, examples=0, tokens=0, supervised=0, block_pad=0, tail_pad=0)
+    def add(self, ids: np.ndarray, supervised: np.ndarray) -> None:
+        row = next((r for r in self.open if sum(map(len, r[0])) + len(ids) <= self.seq_len), None)
+        if row is None:
+            if len(self.open) == OPEN_ROWS:
+                self.write(self.open.pop(0))
+            row = ([], [])
+            self.open.append(row)
+        row[0].append(ids)
+        row[1].append(supervised)
+        block_pad = len(ids) - 1 - int(np.flatnonzero(ids != self.pad_id)[-1])
+        self.stats.update(examples=1, tokens=len(ids), supervised=int(supervised.sum()), block_pad=block_pad)
+    def write(self, row) -> None:
+        lengths = list(map(len, row[0]))
+        tail = self.seq_len - sum(lengths)
+        doc_ids = np.repeat(np.arange(self.docs, self.docs + len(lengths), dtype=np.int32), lengths)
+        self.files["input_ids"].write(np.concatenate([*row[0], np.full(tail, self.pad_id, np.uint32)]).tobytes())
+        self.files["doc_ids"].write(np.concatenate([doc_ids, np.full(tail, -1, np.int32)]).tobytes())
+        self.files["supervised"].write(np.concatenate([*row[1], np.zeros(tail, bool)]).astype(np.uint8).tobytes())
+        self.docs += len(lengths)
+        self.stats.update(rows=1, tail_pad=tail)
+    def close(self) -> dict:
+        for row in self.open:
+            self.write(row)
+        for f in self.files.values():
+            f.close()
+        return dict(self.stats) | {"padding_share": (self.stats["block_pad"] + self.stats["tail_pad"]) / max(1, self.stats["rows"] * self.seq_len)}
+
+def load_chat_tokenizer(path: Path):
+    if not (path / "tokenizer.json").is_file():
+        raise DataError(f"{path}: no tokenizer.json (sft.data.tokenizer); run the init stage first")
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if not tokenizer.chat_template or tokenizer.convert_tokens_to_ids(PAD) in (None, tokenizer.unk_token_id):
+        raise DataError(f"{path}: the SFT tokenizer needs a chat template and the {PAD} token")
+    return tokenizer
+
+def pack_chats(params: Params, root: Path, tokenizer, out: Path, skips: Counter) -> dict:
+    p, block, pad_id = params.sft.data, params.sft.block_size, tokenizer.convert_tokens_to_ids(PAD)
+    packers = {s: SftPacker(out, s, p.seq_len, pad_id) for s in SPLITS}
+    chats = unique(iter_chats(p, root, skips, frozenset(tokenizer.get_added_vocab())), skips)
+    while batch := list(itertools.islice(chats, ENCODE_BATCH)):
+        for chat, ids, supervised in encode_chats(tokenizer, batch, block, pad_id, skips):
+            if len(ids) > p.seq_len:
+                skips["too_long"] += 1
+                continue
+            packers[split_of(chat, p)].add(ids, supervised)
+    return {s: packers[s].close() for s in SPLITS}
+
+def sft_data_stage(params: Params, root: Path, tracker) -> dict:
+    p, block = params.sft.data, params.sft.block_size
+    if p.seq_len % block:
+        raise DataError(f"sft.data.seq_len {p.seq_len} is not a multiple of sft.block_size {block}")
+    tokenizer, skips = load_chat_tokenizer(root / p.tokenizer), Counter()
+    with atomic_dir(root / "data/sft") as tmp:
+        splits = pack_chats(params, root, tokenizer, tmp, skips)
+        if not splits["train"]["examples"]:
+            raise DataError(f"sft.data.sources {list(p.sources)}: no usable conversation (skipped: {dict(skips)})")
+        ids = {"pad_id": tokenizer.convert_tokens_to_ids(PAD), "turn_end_id": tokenizer.convert_tokens_to_ids(TURN_END), "mask_id": tokenizer.mask_token_id}
+        manifest = {"format": "hildanext-sft/1", "seq_len": p.seq_len, "block_size": block, "tokenizer_sha256": sha256_file(root / p.tokenizer / "tokenizer.json"),
+                    "vocab_size": len(tokenizer), **ids, "splits": splits, "skipped": dict(skips), "supervised": "assistant content + <|im_end|> + <|endoftext|> block padding"}
+        write_json_atomic(tmp / "manifest.json", manifest)
+    return {f"{s}/{k}": v for s in SPLITS for k, v in splits[s].items()} | {f"skipped/{k}": v for k, v in skips.items()}
+
+class SftShards(PackedShards):
+    """data/sft rows; batches from ShardLoader carry input_ids, doc_ids (int64) and supervised (bool)."""
+    arrays = PackedShards.arrays | {"supervised": (np.uint8, np.bool_)}
+    stage = "sft_data"
