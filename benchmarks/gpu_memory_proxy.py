@@ -16,20 +16,21 @@ QWEN3_06B = {"vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 307
 TINY = QWEN3_06B | {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16}
 GIB, CAP, MASK_ID, SEQ = 2**30, 0.85 * 8 * 2**30, 151669, 1024
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-VARIANTS = {"gtx1080": {}, "lora": {"lora": True}, "adamw_fp32": {"optimizer": "adamw", "train_embeddings": "all"}, "adamw_fp32_uncapped": {"optimizer": "adamw", "train_embeddings": "all", "uncapped": True}, "qlora": {"lora": True, "quantize": "4bit"}}
+FULL = {"adapter": "none", "optimizer": "adamw", "train_embeddings": "all"}
+VARIANTS = {"gtx1080": {}, "full_mask_row": {"adapter": "none"}, "qlora": {"quantize": "4bit"}, "adamw_fp32": FULL, "adamw_fp32_uncapped": FULL | {"uncapped": True}}
 TOKENIZER_DIR = "models/init"
 def build(variant: dict):
-    knobs = {k: v for k, v in variant.items() if k in ("optimizer", "train_embeddings")}
+    knobs = {k: v for k, v in variant.items() if k in ("optimizer", "train_embeddings", "adapter")}
     profile = resolve_profile(RuntimeParams(profile="gtx1080", **knobs))
     fraction = 1.0 if variant.get("uncapped") or DEVICE.type == "cpu" else CAP / torch.cuda.get_device_properties(0).total_memory
     profile = dataclasses.replace(profile, max_vram_pct=fraction)
     with DEVICE:
         model = Qwen3ForCausalLM(Qwen3Config(**(QWEN3_06B if DEVICE.type == "cuda" else TINY), attn_implementation="sdpa")).train()
-    lora = LoraParams(enabled=True, quantize=variant.get("quantize", "none"))
+    lora = LoraParams(quantize=variant.get("quantize", "none"))
     if lora.quantize == "4bit":
         model = quantized_copy(model, lora)
     prepare_model(model, profile)
-    if variant.get("lora"):
+    if profile.adapter == "lora":
         model = attach_lora(model, lora, MASK_ID)
     return model, profile, make_optimizer(model, profile, 1e-4, (0.9, 0.95), 0.01, MASK_ID)
 

@@ -9,9 +9,9 @@ from hildanext.profiles import PROFILES, check_device, make_optimizer, micro_ste
 def test_precedence_explicit_over_profile_over_default():
     assert resolve_profile(RuntimeParams()) == PROFILES["cpu"]
     gtx = resolve_profile(RuntimeParams(profile="gtx1080"))
-    assert (gtx.micro_batch, gtx.grad_ckpt, gtx.max_vram_pct, gtx.autocast, gtx.sdpa_backend) == (1, True, 0.85, "none", "mem_efficient")
-    mixed = resolve_profile(RuntimeParams(profile="gtx1080", micro_batch=2, grad_ckpt=False))
-    assert (mixed.micro_batch, mixed.grad_ckpt, mixed.max_vram_pct) == (2, False, 0.85)
+    assert (gtx.micro_batch, gtx.grad_ckpt, gtx.max_vram_pct, gtx.autocast, gtx.sdpa_backend, gtx.adapter) == (1, True, 0.85, "none", "mem_efficient", "lora")
+    mixed = resolve_profile(RuntimeParams(profile="gtx1080", micro_batch=2, grad_ckpt=False, adapter="none"))
+    assert (mixed.micro_batch, mixed.grad_ckpt, mixed.max_vram_pct, mixed.adapter) == (2, False, 0.85, "none")
     assert resolve_profile(RuntimeParams(profile="ampere")).autocast == "bf16"
 
 def test_gtx1080_refuses_torch_without_sm61():

@@ -79,7 +79,7 @@ def test_wsd_stage_writes_checkpoints_final_and_metrics(wsd_dir):
     assert json.loads((wsd_dir / "models/merged/hildanext.json").read_text())["stage"] == "merge"
     assert [p["name"] for p in report["phases"]] == ["warmup-1", "warmup-4", "warmup-32", "warmup-64", "stable-64", "decay-32"]
 
-@pytest.mark.parametrize("extra", [[], ["lora.enabled=true", "lora.r=4"]], ids=["full", "lora"])
+@pytest.mark.parametrize("extra", [[], ["runtime.adapter=lora", "lora.r=4"]], ids=["full", "lora"])
 def test_resume_continues_the_same_trajectory_and_run(wsd_dir, tmp_path_factory, monkeypatch, extra):
     reference = tmp_path_factory.mktemp("reference")
     for name in ("params.yaml", "models", "data"):
@@ -142,7 +142,7 @@ def test_profile_knobs_run_on_cpu(wsd_dir):
 
 def test_lora_training_touches_only_adapters_and_the_mask_row_and_merges(wsd_dir):
     from safetensors.torch import load_file
-    run_stage("wsd", "params.yaml", ["lora.enabled=true", "lora.r=4", "lora.target_modules=[q_proj, v_proj]", "wsd.stable_steps=0", "wsd.lr=0.01"])
+    run_stage("wsd", "params.yaml", ["runtime.adapter=lora", "lora.r=4", "lora.target_modules=[q_proj, v_proj]", "wsd.stable_steps=0", "wsd.lr=0.01"])
     ckpts = sorted((wsd_dir / "models/wsd").glob("ckpt-*"))
     assert ckpts and all((c / "adapter_config.json").exists() and not (c / "model.safetensors").exists() for c in ckpts)
     init, final = (load_file(wsd_dir / f"models/{name}/model.safetensors") for name in ("init", "wsd/final"))
@@ -152,5 +152,5 @@ def test_lora_training_touches_only_adapters_and_the_mask_row_and_merges(wsd_dir
     assert changed == {embed} | {f"model.layers.{i}.self_attn.{m}.weight" for i in range(2) for m in ("q_proj", "v_proj")}
     rows = (init[embed] != final[embed]).any(dim=1).nonzero().flatten().tolist()
     assert rows == [mask_id]
-    merged = run_stage("merge", "params.yaml", ["lora.enabled=true", "merge.top_k=2"])
+    merged = run_stage("merge", "params.yaml", ["runtime.adapter=lora", "merge.top_k=2"])
     assert merged["k"] >= 1 and (wsd_dir / "models/merged/model.safetensors").exists()

@@ -1,4 +1,4 @@
-# LoRA / QLoRA training through peft (params `lora`): adapters on the chosen projections plus a trainable
+# LoRA / QLoRA training through peft (runtime.adapter = lora, the gtx1080 default; shape in params `lora`): adapters on the chosen projections plus a trainable
 # <|mask|> embedding row (peft trainable_token_indices), optionally over a 4-bit NF4 base (bitsandbytes, CUDA).
 # LoRA checkpoints hold only the adapter; merged_weights() folds one into a full-precision copy of the base.
 # Entry points: training_model (base or checkpoint + profile + LoRA), attach_lora, load_base, resume_lora,
@@ -13,20 +13,21 @@ def is_lora_checkpoint(path: Path) -> bool:
     return (Path(path) / "adapter_config.json").exists()
 
 def training_model(base_dir: Path, latest: Path | None, params: Params, profile):
-    if latest is not None and not params.lora.enabled:
+    lora = profile.adapter == "lora"
+    if latest is not None and not lora:
         model, tokenizer = load_model(latest, params.runtime)
     else:
-        model, tokenizer = load_base(base_dir, params.runtime, params.lora)
+        model, tokenizer = load_base(base_dir, params.runtime, params.lora, profile.adapter)
     prepare_model(model, profile)
-    if params.lora.enabled:
+    if lora:
         model = resume_lora(model, latest) if latest is not None else attach_lora(model, params.lora, tokenizer.mask_token_id)
     return model, tokenizer
 
 def is_peft(model) -> bool:
     return hasattr(model, "peft_config")
 
-def load_base(path: Path, runtime: RuntimeParams, p: LoraParams):
-    if not (p.enabled and p.quantize == "4bit"):
+def load_base(path: Path, runtime: RuntimeParams, p: LoraParams, adapter: str = "lora"):
+    if not (adapter == "lora" and p.quantize == "4bit"):
         return load_model(path, runtime)
     if not torch.cuda.is_available():
         raise ParamsError("lora.quantize: 4bit (QLoRA) needs a CUDA GPU and bitsandbytes; use lora.quantize=none on CPU")

@@ -136,7 +136,6 @@ class MergeParams:
 
 @dataclass(config=STRICT)
 class LoraParams:
-    enabled: bool = False
     r: Pos = 16
     alpha: PosFloat = 32.0
     dropout: Rate = 0.0
@@ -202,6 +201,7 @@ class RuntimeParams:
     sdpa_backend: Literal["auto", "mem_efficient", "math"] | None = None
     optimizer: Literal["adamw", "adamw8bit"] | None = None
     train_embeddings: Literal["all", "mask_row"] | None = None
+    adapter: Literal["none", "lora"] | None = None
 
 @dataclass(config=STRICT)
 class Params:

@@ -70,7 +70,7 @@ def supervised_logits(model, input_ids, position_ids, allowed, select: torch.Ten
 
 def embedding_noise(model, masked: torch.Tensor, std: float, gen: torch.Generator) -> torch.Tensor:
     weight = model.get_input_embeddings().weight
-    scale = std * weight.detach().float().pow(2).mean().sqrt()
+    scale = std * float(weight.detach().float().pow(2).mean().sqrt())
     noise = torch.randn(*masked.shape, weight.shape[1], generator=gen) * scale
     return (noise * masked[..., None]).to(weight.device)
 

@@ -18,11 +18,12 @@ class Profile:
     sdpa_backend: str
     optimizer: str
     train_embeddings: str
+    adapter: str
 
 PROFILES = {
-    "cpu": Profile("cpu", 0, False, 1.0, "none", "auto", "adamw", "all"),
-    "gtx1080": Profile("gtx1080", 1, True, 0.85, "none", "mem_efficient", "adamw8bit", "mask_row"),
-    "ampere": Profile("ampere", 0, False, 1.0, "bf16", "auto", "adamw", "all"),
+    "cpu": Profile("cpu", 0, False, 1.0, "none", "auto", "adamw", "all", "none"),
+    "gtx1080": Profile("gtx1080", 1, True, 0.85, "none", "mem_efficient", "adamw8bit", "mask_row", "lora"),
+    "ampere": Profile("ampere", 0, False, 1.0, "bf16", "auto", "adamw", "all", "none"),
 }
 def resolve_profile(runtime: RuntimeParams) -> Profile:
     base = PROFILES[runtime.profile]

@@ -96,7 +96,7 @@ def fingerprint(params: Params, root: Path) -> str:
     return params_hash(as_dict(params.wsd), as_dict(params.objective), as_dict(params.tokenize), params.runtime.seed, as_dict(resolve_profile(params.runtime)), inputs, *lora_part(params))
 
 def lora_part(params: Params) -> list:
-    return [as_dict(params.lora)] if params.lora.enabled else []
+    return [as_dict(params.lora)] if resolve_profile(params.runtime).adapter == "lora" else []
 
 def resumable(ckpts: Checkpoints, fp: str) -> tuple[Path | None, str]:
     latest = ckpts.latest()
