@@ -1,7 +1,8 @@
 # The `hildanext` command line (typer). Stage commands call hildanext.pipeline.run_stage, exactly like the
 # DVC entry scripts in stages/; every command takes --params and repeatable --set key=value (the dotted keys
 # of `dvc exp run -S`). Known failures (bad params, missing model folder, offline fetch) print one line, exit 2.
-# Commands: demo-base, init-model, prepare-data, tokenize, prepare-sft, convert-wsd, merge, fetch-model, fetch-data, apply-overlay.
+# Commands: demo-base, init-model, prepare-data, tokenize, prepare-sft, convert-wsd, merge, fetch-model, fetch-data,
+# apply-overlay, generate (block-diffusion decoding of a prompt on a model folder).
 import functools
 from pathlib import Path
 import typer
@@ -10,6 +11,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="hildanext: Q
 PARAMS = typer.Option(Path("params.yaml"), "--params", help="params file")
 SET = typer.Option([], "--set", help="override a dotted key, e.g. --set model.demo.steps=50 (repeatable)")
 ONLY = typer.Option([], "--only", help="dolma or tinystories (repeatable; default both)")
+MODEL_DIR = typer.Option(None, "--model", help="model folder; default: the first of models/sft, models/merged, models/init that exists")
 def one_line_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -60,3 +62,23 @@ def apply_overlay(overlay: Path, params: Path = PARAMS):
     from hildanext.config import merge_overlay
     merge_overlay(params, overlay)
     typer.echo(f"{params}: merged {overlay}")
+
+@app.command("generate", help="Decode a continuation of PROMPT (plain text, or --chat) with the block-diffusion decoder; prints the text and forwards, TPF, tokens/s.")
+@one_line_errors
+def generate(
+    prompt: str,
+    mode: str = typer.Option(None, "--mode", help="S (speed: tau_mask 0.5, tau_edit 0) or Q (quality: 0.7, 0.5); default: the decode params"),
+    tau_mask: float = typer.Option(None, "--tau-mask", help="unmask threshold; overrides the mode"),
+    tau_edit: float = typer.Option(None, "--tau-edit", help="edit threshold (0 edits every changed token, 1 disables editing); overrides the mode"),
+    max_new_tokens: int = typer.Option(None, "--max-new-tokens"),
+    seed: int = typer.Option(None, "--seed"),
+    trace: bool = typer.Option(False, "--trace", help="print the per-pass log (block, step, masks left, unmasked, edited)"),
+    chat: bool = typer.Option(False, "--chat", help="wrap PROMPT in the tokenizer's chat template (thinking off)"),
+    model: Path = MODEL_DIR,
+    params: Path = PARAMS,
+    set_: list[str] = SET,
+):
+    from hildanext.generation import generate_lines, params_or_defaults
+    explicit = {"tau_mask": tau_mask, "tau_edit": tau_edit, "max_new_tokens": max_new_tokens, "seed": seed}
+    for line in generate_lines(prompt, params_or_defaults(params, set_), model, mode, chat, trace, **explicit):
+        typer.echo(line)

@@ -204,6 +204,32 @@ class RuntimeParams:
     adapter: Literal["none", "lora"] | None = None
 
 @dataclass(config=STRICT)
+class DecodeMode:
+    tau_mask: Rate
+    tau_edit: Rate
+    block_size: Pos = 32
+    max_post_steps: NonNeg = 16
+
+@dataclass(config=STRICT)
+class DecodePresets:
+    S_MODE: DecodeMode = dataclasses.field(default_factory=lambda: DecodeMode(tau_mask=0.5, tau_edit=0.0))
+    Q_MODE: DecodeMode = dataclasses.field(default_factory=lambda: DecodeMode(tau_mask=0.7, tau_edit=0.5))
+
+@dataclass(config=STRICT)
+class DecodeParams:
+    tau_mask: Rate = 0.5
+    tau_edit: Rate = 0.0
+    block_size: Pos = 32
+    max_post_steps: NonNeg = 16
+    temperature: Annotated[float, Field(ge=0)] = 0.0
+    top_k: Pos | None = None
+    top_p: Annotated[float, Field(gt=0, le=1)] | None = None
+    max_new_tokens: Pos = 128
+    eos_early_stop: bool = True
+    seed: NonNeg = 0
+    presets: DecodePresets = dataclasses.field(default_factory=DecodePresets)
+
+@dataclass(config=STRICT)
 class Params:
     model: ModelParams = dataclasses.field(default_factory=ModelParams)
     data: DataParams = dataclasses.field(default_factory=DataParams)
@@ -214,6 +240,7 @@ class Params:
     lora: LoraParams = dataclasses.field(default_factory=LoraParams)
     sft: SftParams = dataclasses.field(default_factory=SftParams)
     runtime: RuntimeParams = dataclasses.field(default_factory=RuntimeParams)
+    decode: DecodeParams = dataclasses.field(default_factory=DecodeParams)
 
 def read_yaml(path: Path) -> dict:
     try:

@@ -1,0 +1,201 @@
+# The decoder against hand-written expectations: Gamma/Delta on a scripted fake LM (threshold, at-least-one,
+# tau_edit 0, prompt never edited, post-step budget), stops, suppressed ids, cached == uncached in float64 on
+# a tiny Qwen3 (P and N off the block grid, a stop mid-block, refreshed blocks), seeds, the AR baseline, the
+# mode/tokenizer edge and `hildanext generate` on a saved tiny model with the real Qwen3 tokenizer.
+import dataclasses, os, re, subprocess, sys
+from types import SimpleNamespace
+import pytest
+import torch
+from transformers import AutoTokenizer
+from typer.testing import CliRunner
+from conftest import REPO, make_tiny_qwen3
+from hildanext import generation
+from hildanext.cli import app
+from hildanext.config import DecodeParams, ParamsError, load_params
+from hildanext.decode import DecodeSpec, PassRecord, generate_ids, propose
+from hildanext.generation import ar_generate_ids, decode_settings, stop_token_ids, suppressed_ids
+from hildanext.modeling import add_mask_token, model_meta, save_model
+VOCAB, MASK, EOS, BANNED = 16, 15, 14, 11
+class ScriptedLM(torch.nn.Module):
+    """Fake causal LM: per forward, one {token: probability} row per kept position (rest spread evenly)."""
+    def __init__(self, script):
+        super().__init__()
+        self.script, self.inputs = script, []
+        self.config = SimpleNamespace(vocab_size=VOCAB, _attn_implementation="sdpa")
+        self.dtype, self.device = torch.float32, torch.device("cpu")
+    def forward(self, input_ids, position_ids, logits_to_keep, **kwargs):
+        self.inputs.append(input_ids[0].tolist())
+        positions = position_ids[0, -logits_to_keep:].tolist()
+        rows = self.script(positions) if callable(self.script) else self.script[min(len(self.inputs), len(self.script)) - 1]
+        return SimpleNamespace(logits=torch.stack([row_logits(row) for row in rows])[None])
+
+def row_logits(row: dict) -> torch.Tensor:
+    rest = (1 - sum(row.values())) / (VOCAB - len(row))
+    probs = torch.full((VOCAB,), rest)
+    for token, p in row.items():
+        probs[token] = p
+    return probs.log()
+
+def decode(script, prompt, n, **kw):
+    model = ScriptedLM(script)
+    settings = dict(mask_id=MASK, eos_id=EOS, block_size=4, tau_mask=0.5, tau_edit=0.5, max_post_steps=16, max_new_tokens=n, cache=False) | kw
+    return model, generate_ids(model, prompt, **settings)
+
+def test_gamma_threshold_with_one_forced_unmask_then_a_verification_pass():
+    script = [[{9: 0.99}, {9: 0.99}, {5: 0.45}, {8: 0.3}], [{9: 0.99}, {9: 0.99}, {5: 0.95}, {7: 0.6}], [{9: 0.99}, {9: 0.99}, {5: 0.95}, {7: 0.95}]]
+    model, out = decode(script, [1, 2], 2, tau_edit=0.9)
+    assert out.ids == [5, 7] and model.inputs == [[1, 2, MASK, MASK], [1, 2, 5, MASK], [1, 2, 5, 7]]
+    assert out.trace == [PassRecord(0, 0, 1, [(0, 5)], []), PassRecord(0, 1, 0, [(1, 7)], []), PassRecord(0, 2, 0, [], [])]
+    assert (out.stats.forwards, out.stats.tokens, out.stats.tpf) == (3, 2, 2 / 3)
+
+def test_at_least_one_unmasking_per_pass_in_confidence_order():
+    script = [[{9: 0.9}, {5: 0.2}, {6: 0.3}, {7: 0.25}]]
+    _, out = decode(script, [1], 3, tau_edit=0.0)
+    assert out.ids == [5, 6, 7] and out.stats.forwards == 4
+    assert [r.unmasked for r in out.trace] == [[(1, 6)], [(2, 7)], [(0, 5)], []]
+
+def test_delta_edits_only_changed_tokens_above_tau_edit():
+    fill = [{9: 0.9}, {5: 0.9}, {6: 0.9}, {7: 0.9}]
+    script = [fill, [{9: 0.9}, {8: 0.6}, {9: 0.4}, {7: 0.99}], [{9: 0.9}, {8: 0.9}, {6: 0.9}, {7: 0.9}]]
+    _, out = decode(script, [1], 3, tau_edit=0.5)
+    assert out.ids == [8, 6, 7] and [r.edited for r in out.trace] == [[], [(0, 5, 8)], []]
+
+@pytest.mark.parametrize("tau_edit, max_post_steps, forwards, edits", [(0.0, 2, 3, [[], [(0, 5, 8)], [(0, 8, 5)]]), (0.0, 0, 1, [[]]), (0.5, 2, 2, [[], []])])
+def test_tau_edit_zero_edits_low_confidence_changes_within_the_post_budget(tau_edit, max_post_steps, forwards, edits):
+    fill = [{9: 0.9}, {5: 0.9}, {6: 0.9}, {7: 0.9}]
+    script = [fill, [{9: 0.9}, {8: 0.2}, {6: 0.9}, {7: 0.9}], [{9: 0.9}, {5: 0.2}, {6: 0.9}, {7: 0.9}], fill]
+    _, out = decode(script, [1], 3, tau_edit=tau_edit, max_post_steps=max_post_steps)
+    assert out.ids == [5, 6, 7] and out.stats.forwards == forwards and [r.edited for r in out.trace] == edits
+
+def test_prompt_tokens_are_never_edited():
+    script = [[{9: 0.99}, {9: 0.99}, {9: 0.99}, {5: 0.9}]]
+    model, out = decode(script, [1, 2, 3], 1, tau_edit=0.0)
+    assert out.ids == [5] and all(x[:3] == [1, 2, 3] for x in model.inputs)
+    assert all(r.edited == [] for r in out.trace)
+
+def oracle(targets: dict):
+    return lambda positions: [{targets.get(p, 4): 0.9} for p in positions]
+
+@pytest.mark.parametrize("cache", [False, True])
+@pytest.mark.parametrize("early, forwards", [(True, 6), (False, 8)])
+def test_eos_mid_block_cuts_output_and_early_stop_skips_later_blocks(cache, early, forwards):
+    targets = {p: 6 for p in range(3, 16)} | {9: EOS}
+    _, out = decode(oracle(targets), [1, EOS, 2], 12, eos_early_stop=early, cache=cache)
+    assert out.ids == [6] * 6 + [EOS] and out.stats.forwards == forwards and out.stats.tokens == 7
+
+def test_stop_ids_cut_too_and_output_stops_at_max_new_tokens():
+    _, out = decode(oracle({p: 6 for p in range(16)} | {5: 13}), [1, 2, 3], 8, stop_ids=[13])
+    assert out.ids == [6, 6, 13] and out.stats.forwards == 4
+    _, out = decode(oracle({p: 6 for p in range(16)}), [1, 2, 3], 4)
+    assert out.ids == [6] * 4 and out.stats.forwards == 4
+
+def test_confidences_and_proposals_exclude_mask_and_suppressed_ids():
+    row = {BANNED: 0.6, MASK: 0.3, 9: 0.08}
+    _, out = decode([[row] * 4], [1], 3, tau_mask=0.75, suppress_ids=[BANNED])
+    assert out.ids == [9, 9, 9] and out.stats.forwards == 2
+    logits = torch.randn(2000, VOCAB) + 5 * torch.nn.functional.one_hot(torch.tensor([BANNED, MASK] * 1000), VOCAB)
+    spec = DecodeSpec(MASK, (EOS,), (BANNED, MASK), 4, 0.5, 0.0, 16, 4, temperature=1.0, top_k=3, top_p=0.9)
+    for temperature in (0.0, 1.0):
+        tokens, conf = propose(logits, torch.tensor([BANNED, MASK]), dataclasses.replace(spec, temperature=temperature), torch.Generator().manual_seed(0))
+        assert not torch.isin(tokens, torch.tensor([BANNED, MASK])).any() and bool((conf > 0).all())
+
+def lively_qwen3(attn: str):
+    model = make_tiny_qwen3(attn=attn).double()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" not in name:
+                param.normal_(0, 0.3)
+    return model
+
+def recorded_lengths(model):
+    lengths = []
+    model.register_forward_pre_hook(lambda module, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    return lengths
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_cached_equals_uncached_in_float64_with_a_stop_mid_block(attn):
+    model, prompt, block = lively_qwen3(attn), list(range(10, 21)), 8
+    kw = dict(mask_id=127, block_size=block, tau_mask=0.3, tau_edit=0.0, max_post_steps=3, max_new_tokens=21)
+    free = generate_ids(model, prompt, eos_id=126, cache=False, **kw).ids
+    stop_at = next(i for i, t in enumerate(free) if i >= block and (len(prompt) + i) % block not in (0, block - 1) and t not in free[:i])
+    lengths = recorded_lengths(model)
+    cached = generate_ids(model, prompt, eos_id=free[stop_at], cache=True, **kw)
+    cached_lengths = list(lengths)
+    uncached = generate_ids(model, prompt, eos_id=free[stop_at], cache=False, **kw)
+    assert 126 not in free and cached.ids == uncached.ids == free[: stop_at + 1]
+    assert cached.trace == uncached.trace and cached.stats.forwards == uncached.stats.forwards
+    assert cached.stats.cache_forwards >= 2 and set(cached_lengths) == {block} and max(lengths) > block
+
+def test_sampling_is_reproducible_per_seed():
+    model = make_tiny_qwen3()
+    kw = dict(mask_id=127, eos_id=126, block_size=8, tau_mask=0.5, tau_edit=0.5, max_new_tokens=16, temperature=1.0, top_p=0.95)
+    first, again, other = (generate_ids(model, [3, 4, 5], seed=seed, **kw) for seed in (7, 7, 8))
+    assert first.ids == again.ids and first.trace == again.trace and first.ids != other.ids
+
+def test_ar_baseline_is_greedy_causal_decoding():
+    model, prompt = make_tiny_qwen3().double(), [5, 6, 7]
+    x = torch.tensor([prompt])
+    with torch.no_grad():
+        for _ in range(6):
+            x = torch.cat([x, model(input_ids=x).logits[:, -1:].argmax(-1)], dim=1)
+    out = ar_generate_ids(model, prompt, eos_id=127, max_new_tokens=6)
+    assert out.ids == x[0, 3:].tolist() and out.stats.forwards == 6 and out.stats.tpf == 1.0 and len(out.trace) == 6
+    suppressed = ar_generate_ids(model, prompt, eos_id=127, suppress_ids=[out.ids[0]], max_new_tokens=6)
+    assert out.ids[0] not in suppressed.ids
+
+def test_mode_presets_then_explicit_values_win(tmp_path):
+    params = load_params(REPO / "params.yaml", ["decode.tau_mask=0.6"]).decode
+    assert (decode_settings(params)["tau_mask"], decode_settings(params)["tau_edit"]) == (0.6, 0.0)
+    q = decode_settings(params, "q")
+    assert (q["tau_mask"], q["tau_edit"], q["block_size"], q["max_post_steps"]) == (0.7, 0.5, 32, 16)
+    assert (decode_settings(params, "Q", tau_edit=0.2)["tau_edit"], decode_settings(params, "S", tau_mask=None)["tau_mask"]) == (0.2, 0.5)
+    with pytest.raises(ParamsError, match="'X' is not one of S, Q"):
+        decode_settings(DecodeParams(), "X")
+    with pytest.raises(ParamsError, match="decode.tau_mask: Input should be less than or equal to 1"):
+        decode_settings(DecodeParams(), "S", tau_mask=1.5)
+
+def test_stop_and_suppressed_ids_from_the_real_qwen3_tokenizer(qwen3_tokenizer_dir):
+    tok = AutoTokenizer.from_pretrained(qwen3_tokenizer_dir, local_files_only=True)
+    add_mask_token(make_tiny_qwen3(vocab_size=151936), tok)
+    eos_id, stops = stop_token_ids(tok)
+    assert (eos_id, stops) == (151645, [151643])
+    assert set(suppressed_ids(tok, 151936, [eos_id, *stops])) == set(range(151644, 151936)) - {151645}
+
+@pytest.fixture(scope="module")
+def model_root(tmp_path_factory, qwen3_tokenizer_dir):
+    root = tmp_path_factory.mktemp("gen")
+    tok = AutoTokenizer.from_pretrained(qwen3_tokenizer_dir, local_files_only=True)
+    model = make_tiny_qwen3(vocab_size=151936)
+    add_mask_token(model, tok)
+    save_model(model, tok, root / "models/init", model_meta(tok, "test", None, 1, "h", root))
+    return root
+
+SUMMARY = re.compile(r"mode (S|Q|params): forwards (\d+), tokens (\d+), TPF ([\d.]+), ([\d.]+) tokens/s")
+@pytest.mark.parametrize("mode, extra, taus", [("S", [], (0.5, 0.0)), ("Q", [], (0.7, 0.5)), ("Q", ["--tau-edit", "0.9"], (0.7, 0.9))])
+def test_generate_command_in_both_modes(model_root, monkeypatch, mode, extra, taus):
+    seen = []
+    def spy(*args, **kw):
+        return seen.append(kw) or generate_ids(*args, **kw)
+    monkeypatch.setattr(generation, "generate_ids", spy)
+    small = ["--set", f"decode.presets.{mode}_MODE.block_size=8", "--params", str(model_root / "none.yaml")]
+    args = ["generate", "Once upon a time", "--mode", mode, "--max-new-tokens", "3", "--trace", "--model", str(model_root / "models/init")]
+    out = CliRunner().invoke(app, args + extra + small)
+    lines = out.stdout.strip().splitlines()
+    summary = SUMMARY.search(lines[-1])
+    forwards, tokens, tpf = int(summary[2]), int(summary[3]), float(summary[4])
+    assert out.exit_code == 0 and summary[1] == mode and 0 < tokens <= 3 and tpf == round(tokens / forwards, 2)
+    assert len([line for line in lines if line.startswith("block 0 step ")]) == forwards
+    assert (seen[0]["tau_mask"], seen[0]["tau_edit"], seen[0]["block_size"], seen[0]["mask_id"]) == (*taus, 8, 151669)
+    assert 151669 in seen[0]["suppress_ids"] and 151643 not in seen[0]["suppress_ids"] and seen[0]["stop_ids"] == [151643]
+
+def test_generate_uses_the_newest_model_folder(model_root):
+    env = os.environ | {"PYTHONPATH": str(REPO / "src")}
+    args = ["generate", "Hi", "--max-new-tokens", "4", "--chat", "--set", "decode.block_size=8"]
+    ok = subprocess.run([sys.executable, "-m", "hildanext", *args], cwd=model_root, env=env, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and SUMMARY.search(ok.stdout.splitlines()[-1]) and "models/init mode params" in ok.stdout
+
+def test_generate_without_a_model_folder_fails_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(app, ["generate", "Hi"])
+    assert out.exit_code == 2 and out.stderr.strip().count("\n") == 0 and "none of models/sft, models/merged, models/init exists" in out.stderr
