@@ -1,7 +1,7 @@
 # The `hildanext` command line (typer). Stage commands call hildanext.pipeline.run_stage, exactly like the
 # DVC entry scripts in stages/; every command takes --params and repeatable --set key=value (the dotted keys
 # of `dvc exp run -S`). Known failures (bad params, missing model folder, offline fetch) print one line, exit 2.
-# Commands: demo-base, init-model, prepare-data, tokenize, prepare-sft, convert-wsd, merge, fetch-model, fetch-data,
+# Commands: demo-base, init-model, prepare-data, tokenize, prepare-sft, convert-wsd, merge, sft, fetch-model, fetch-data,
 # apply-overlay, generate (block-diffusion decoding of a prompt on a model folder).
 import functools
 from pathlib import Path
@@ -39,6 +39,7 @@ stage_command("init-model", "init", "Add <|mask|> to model.base and write models
 stage_command("prepare-data", "prepare", "Stream data.sources into normalised, deduplicated train/eval documents (data/processed).")
 stage_command("convert-wsd", "wsd", "WSD conversion (warmup, stable, decay) with M2T+T2T from models/init and data/tokenized into models/wsd; resumes when params match.")
 stage_command("merge", "merge", "Average the top-k checkpoints of the final WSD phase (merge.top_k) into models/merged.")
+stage_command("sft", "sft", "SFT with the M2T+T2T mixture (response-only masking, optional complementary masks and MTF) from models/merged and data/sft into models/sft.")
 stage_command("tokenize", "tokenize", "Tokenize and pack data/processed into seq_len rows with document ids (data/tokenized).")
 stage_command("prepare-sft", "sft_data", "Render sft.data.sources chats (OpenAI messages JSONL or demo) with the chat template into packed rows with assistant-only supervision (data/sft).")
 @app.command("fetch-model", help="Download model.hub_id at model.revision into model.local_dir (needs the network).")

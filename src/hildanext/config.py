@@ -202,6 +202,7 @@ class RuntimeParams:
     optimizer: Literal["adamw", "adamw8bit"] | None = None
     train_embeddings: Literal["all", "mask_row"] | None = None
     adapter: Literal["none", "lora"] | None = None
+    cuda_graphs: bool = False
 
 @dataclass(config=STRICT)
 class DecodeMode:
@@ -230,6 +231,12 @@ class DecodeParams:
     presets: DecodePresets = dataclasses.field(default_factory=DecodePresets)
 
 @dataclass(config=STRICT)
+class DInferParams:
+    python: str = ".venv-dinfer/bin/python"
+    timeout_s: PosFloat = 300.0
+    min_compute_capability: PosFloat = 8.0
+
+@dataclass(config=STRICT)
 class Params:
     model: ModelParams = dataclasses.field(default_factory=ModelParams)
     data: DataParams = dataclasses.field(default_factory=DataParams)
@@ -241,6 +248,7 @@ class Params:
     sft: SftParams = dataclasses.field(default_factory=SftParams)
     runtime: RuntimeParams = dataclasses.field(default_factory=RuntimeParams)
     decode: DecodeParams = dataclasses.field(default_factory=DecodeParams)
+    dinfer: DInferParams = dataclasses.field(default_factory=DInferParams)
 
 def read_yaml(path: Path) -> dict:
     try:

@@ -2,6 +2,7 @@
 # module, on an absolute block grid from position 0. Entry points: generate_ids(model, prompt_ids, ...) ->
 # DecodeResult (ids, per-pass trace, stats); update_sets (the Gamma/Delta rule); propose (suppression, sampling).
 # cache=True runs each pass on the current block only, over a BlockKVCache; cache=False recomputes the prefix.
+# observer(event) sees every pass ({type: pass, record}) and every finished block ({type: block, ids so far}).
 import inspect, math, time
 from dataclasses import dataclass
 import torch
@@ -104,8 +105,8 @@ def cut_at_stop(ids: list[int], stop_ids) -> list[int]:
 
 class BlockDecoder:
     """One generation: the canvas, the optional cache, the RNG, the trace and the forward counts."""
-    def __init__(self, model, prompt: torch.Tensor, spec: DecodeSpec):
-        self.model, self.spec, self.prompt_len = model, spec, len(prompt)
+    def __init__(self, model, prompt: torch.Tensor, spec: DecodeSpec, observer=None):
+        self.model, self.spec, self.prompt_len, self.observer = model, spec, len(prompt), observer
         device = model.device
         length = math.ceil((len(prompt) + spec.max_new_tokens) / spec.block_size) * spec.block_size
         self.canvas = torch.full((length,), spec.mask_id, dtype=torch.long, device=device)
@@ -150,9 +151,13 @@ class BlockDecoder:
             unmask, edit = update_sets(current, tokens, conf, editable, self.spec)
             self.canvas[start:end] = torch.where(unmask | edit, tokens, current)
             self.trace.append(pass_record(block, step, start - self.prompt_len, current, self.canvas[start:end], unmask, edit, self.spec.mask_id))
+            self.notify({"type": "pass", "record": self.trace[-1], "forwards": self.forwards})
             changed, step = bool((unmask | edit).any()), step + 1
             if not has_masks and not changed:
                 return False
+    def notify(self, event: dict) -> None:
+        if self.observer is not None:
+            self.observer(event)
     def generated(self) -> torch.Tensor:
         return self.canvas[self.prompt_len : self.prompt_len + self.spec.max_new_tokens]
     def run(self) -> list[int]:
@@ -162,6 +167,8 @@ class BlockDecoder:
             stale = self.decode_block(block)
             if self.cache is not None:
                 self.cache.clean_len = block * size if stale else (block + 1) * size
+            done = self.canvas[self.prompt_len : min((block + 1) * size, self.prompt_len + self.spec.max_new_tokens)]
+            self.notify({"type": "block", "block": block, "ids": cut_at_stop(done.tolist(), set(self.spec.stop_ids))})
             if self.spec.eos_early_stop and bool(torch.isin(self.generated(), self.stops).any()):
                 break
         return cut_at_stop(self.generated().tolist(), set(self.spec.stop_ids))
@@ -169,13 +176,13 @@ class BlockDecoder:
 def decode_stats(forwards: int, tokens: int, seconds: float, cache_forwards: int = 0) -> DecodeStats:
     return DecodeStats(forwards, tokens, tokens / max(forwards, 1), seconds, tokens / max(seconds, 1e-9), cache_forwards)
 
-def generate_ids(model, prompt_ids, *, mask_id: int, eos_id: int, stop_ids=None, suppress_ids=None, block_size: int = 32, tau_mask: float, tau_edit: float, max_post_steps: int = 16, max_new_tokens: int, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None, eos_early_stop: bool = True, seed: int = 0, cache: bool = True) -> DecodeResult:
+def generate_ids(model, prompt_ids, *, mask_id: int, eos_id: int, stop_ids=None, suppress_ids=None, block_size: int = 32, tau_mask: float, tau_edit: float, max_post_steps: int = 16, max_new_tokens: int, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None, eos_early_stop: bool = True, seed: int = 0, cache: bool = True, observer=None) -> DecodeResult:
     """Decode max_new_tokens after prompt_ids; ids exclude the prompt and end after the first stop token."""
     stops = tuple(dict.fromkeys([eos_id, *(stop_ids or ())]))
     banned = tuple(sorted({mask_id, *(suppress_ids or ())}))
     spec = DecodeSpec(mask_id, stops, banned, block_size, tau_mask, tau_edit, max_post_steps, max_new_tokens, temperature, top_k, top_p, eos_early_stop, seed, cache)
     spec.check()
-    decoder = BlockDecoder(model, torch.as_tensor(prompt_ids, dtype=torch.long).flatten(), spec)
+    decoder = BlockDecoder(model, torch.as_tensor(prompt_ids, dtype=torch.long).flatten(), spec, observer)
     started = time.perf_counter()
     with torch.inference_mode():
         ids = decoder.run()

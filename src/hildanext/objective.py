@@ -2,7 +2,8 @@
 # t ~ U[eps, 1], M2T masking with loss weighted 1/t, T2T corruption of visible tokens by random regular ids,
 # an optional KEEP term, embedding noise at masked positions, and the vectorised BDLM/MDLM forward where the
 # LM head runs only at supervised positions. Entry points: regular_token_ids, sample_t, mask_tokens,
-# corrupt_tokens, model_inputs, supervised_logits, SupervisedLM (DDP-wrappable), diffusion_loss -> LossOutput.
+# corrupt_tokens, noise_tokens, model_inputs, forward_selected, stream_losses, SupervisedLM (DDP-wrappable),
+# diffusion_loss (CPT) and sft_loss (SFT) -> LossOutput.
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,7 @@ class LossOutput:
     acc_m2t: float
     masked: int
     tokens: int
+    loss_mtf: float | None = None
 
 def regular_token_ids(tokenizer) -> torch.Tensor:
     special = set(tokenizer.all_special_ids) | {i for i in tokenizer.added_tokens_decoder}
@@ -74,25 +76,86 @@ def embedding_noise(model, masked: torch.Tensor, std: float, gen: torch.Generato
     noise = torch.randn(*masked.shape, weight.shape[1], generator=gen) * scale
     return (noise * masked[..., None]).to(weight.device)
 
-def diffusion_loss(model, x0, doc_ids, block_size: int | None, p: ObjectiveParams, mask_id: int, regular_ids, gen, align="row", noise=False, fixed_t=None) -> LossOutput:
-    net = as_supervised(model)
-    model = getattr(net, "module", net).lm
-    maskable = doc_ids >= 0
-    t = sample_t(doc_ids, block_size or x0.shape[1], p, align, gen) if fixed_t is None else torch.full(x0.shape, float(fixed_t))
-    xt, masked = mask_tokens(x0, t, maskable, mask_id, gen)
+@dataclass
+class Noised:
+    xt: torch.Tensor
+    masked: torch.Tensor
+    substituted: torch.Tensor
+    kept: torch.Tensor
+    @property
+    def select(self) -> torch.Tensor:
+        return self.masked | self.substituted | self.kept
+
+def noise_tokens(x0, xt, masked, maskable, p: ObjectiveParams, regular_ids, gen) -> Noised:
+    """T2T substitutions and KEEP picks among the visible maskable positions of an M2T-masked x_t."""
     xt, substituted = corrupt_tokens(xt, maskable & ~masked, p.t2t_rate, regular_ids, gen)
     kept = (torch.rand(x0.shape, generator=gen) < p.keep_rate) & maskable & ~masked & ~substituted
-    select = masked | substituted | kept
+    return Noised(xt, masked, substituted, kept)
+
+def forward_selected(net, x0, xt, doc_ids, select, block_size, align, extra=None) -> torch.Tensor:
+    model = getattr(net, "module", net).lm
     input_ids, positions, allowed = model_inputs(x0, xt, doc_ids, block_size, align)
-    extra = embedding_noise(model, masked, p.embed_noise_std, gen) if noise and p.embed_noise_std > 0 else None
     device = model.get_input_embeddings().weight.device
-    logits = net(input_ids.to(device), positions.to(device), allowed, select.to(device), extra)
-    targets, weights = x0[select].to(device), (1 / t)[select].to(device)
+    return net(input_ids.to(device), positions.to(device), allowed, select.to(device), extra)
+
+def stream_losses(logits, x0, n: Noised, weights, m2t_norm) -> tuple[torch.Tensor, ...]:
+    """(M2T, T2T, KEEP, M2T accuracy) over the selected positions; M2T is weighted and divided by m2t_norm."""
+    select = n.select
+    targets, device = x0[select].to(logits.device), logits.device
     ce = F.cross_entropy(logits, targets, reduction="none")
-    on_masked, on_sub, on_kept = masked[select].to(device), substituted[select].to(device), kept[select].to(device)
-    loss_m2t = (ce * weights * on_masked).sum() / maskable.sum().clamp(min=1)
+    on_masked, on_sub, on_kept = n.masked[select].to(device), n.substituted[select].to(device), n.kept[select].to(device)
+    loss_m2t = (ce * weights[select].to(device) * on_masked).sum() / max(int(m2t_norm), 1)
     loss_t2t = (ce * on_sub).sum() / on_sub.sum().clamp(min=1)
     loss_keep = (ce * on_kept).sum() / on_kept.sum().clamp(min=1)
     acc = (logits.argmax(-1) == targets)[on_masked].float().mean() if on_masked.any() else torch.tensor(0.0)
+    return loss_m2t, loss_t2t, loss_keep, acc
+
+def diffusion_loss(model, x0, doc_ids, block_size: int | None, p: ObjectiveParams, mask_id: int, regular_ids, gen, align="row", noise=False, fixed_t=None) -> LossOutput:
+    """The CPT objective (WSD): per-block t ~ U[eps, 1] over every real token, M2T weighted 1/t + T2T + KEEP."""
+    net = as_supervised(model)
+    maskable = doc_ids >= 0
+    t = sample_t(doc_ids, block_size or x0.shape[1], p, align, gen) if fixed_t is None else torch.full(x0.shape, float(fixed_t))
+    xt, masked = mask_tokens(x0, t, maskable, mask_id, gen)
+    n = noise_tokens(x0, xt, masked, maskable, p, regular_ids, gen)
+    lm = getattr(net, "module", net).lm
+    extra = embedding_noise(lm, masked, p.embed_noise_std, gen) if noise and p.embed_noise_std > 0 else None
+    logits = forward_selected(net, x0, n.xt, doc_ids, n.select, block_size, align, extra)
+    loss_m2t, loss_t2t, loss_keep, acc = stream_losses(logits, x0, n, 1 / t, maskable.sum())
     loss = loss_m2t + p.t2t_weight * loss_t2t + p.keep_weight * loss_keep
     return LossOutput(loss, loss_m2t.item(), loss_t2t.item(), acc.item(), int(masked.sum()), int(maskable.sum()))
+
+def example_t(doc_ids: torch.Tensor, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
+    """One t ~ U[low, high] per example (document of a row), broadcast over its positions."""
+    rows = torch.arange(doc_ids.shape[0])[:, None] * (int(doc_ids.max()) + 2)
+    _, inverse = torch.unique(doc_ids + 1 + rows, return_inverse=True)
+    draws = low + (high - low) * torch.rand(int(inverse.max()) + 1, generator=gen)
+    return draws[inverse]
+
+def mtf_loss(net, x0, n: Noised, doc_ids, logits, block_size, align, mask_id: int) -> torch.Tensor:
+    """MTF round 2: the masks hold round 1's argmax draft (no grad); learn to restore x0 at every drafted position."""
+    with torch.no_grad():
+        draft_logits = logits.detach()[n.masked[n.select].to(logits.device)]
+        draft_logits[:, mask_id] = float("-inf")
+        x_draft = n.xt.clone()
+        x_draft[n.masked] = draft_logits.argmax(-1).to(x_draft.device)
+    redo = forward_selected(net, x0, x_draft, doc_ids, n.masked, block_size, align)
+    return F.cross_entropy(redo, x0[n.masked].to(redo.device))
+
+def sft_loss(model, x0, doc_ids, supervised, block_size: int, p: ObjectiveParams, s, mask_id: int, regular_ids, gen, align="row", fixed_t=None) -> LossOutput:
+    """The SFT objective on response positions only: t per example in sft.mask_range, M2T + T2T + KEEP (+ MTF)."""
+    net = as_supervised(model)
+    t = example_t(doc_ids, *s.mask_range, gen) if fixed_t is None else torch.full(x0.shape, float(fixed_t))
+    masked = (torch.rand(x0.shape, generator=gen) < t) & supervised
+    if s.complementary:
+        x0, doc_ids, t, masked = torch.cat([x0, x0]), torch.cat([doc_ids, doc_ids]), torch.cat([t, 1 - t]), torch.cat([masked, supervised & ~masked])
+        supervised = torch.cat([supervised, supervised])
+    n = noise_tokens(x0, torch.where(masked, mask_id, x0), masked, supervised, p, regular_ids, gen)
+    logits = forward_selected(net, x0, n.xt, doc_ids, n.select, block_size, align)
+    weights, norm = (1 / t, supervised.sum()) if s.loss_weight == "inv_t" else (torch.ones_like(t), masked.sum())
+    loss_m2t, loss_t2t, loss_keep, acc = stream_losses(logits, x0, n, weights, norm)
+    loss = loss_m2t + p.t2t_weight * loss_t2t + p.keep_weight * loss_keep
+    loss_mtf = mtf_loss(net, x0, n, doc_ids, logits, block_size, align, mask_id) if s.mtf and masked.any() else None
+    if loss_mtf is not None:
+        loss = loss + s.mtf_weight * loss_mtf
+    mtf_value = (loss_mtf.item() if loss_mtf is not None else 0.0) if s.mtf else None
+    return LossOutput(loss, loss_m2t.item(), loss_t2t.item(), acc.item(), int(masked.sum()), int(supervised.sum()), mtf_value)

@@ -1,13 +1,17 @@
 # The one training loop shared by WSD and SFT: gradient accumulation, clipping, LR per step, NaN/inf guard,
 # MLflow logging (a nested run per phase), a per-step CSV for DVC plots, checkpoints every N steps and at
 # phase ends (keep the last N plus the best k; optimizer state only in the latest), and exact resume.
-# Entry points: LoopSpec, Checkpoints, params_hash, train_loop, TrainingError.
+# Entry points: LoopSpec, Checkpoints, params_hash, train_loop, TrainingError; resumable, start_state (load the
+# model for a fresh or resumed run) and distributed (accelerate + DDP wrap), shared by WSD and SFT.
 import csv, hashlib, json, resource, shutil, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 import torch
+from hildanext.adapters import training_model
 from hildanext.files import atomic_dir, write_json_atomic
+from hildanext.objective import as_supervised
+from hildanext.profiles import resolve_profile
 class TrainingError(RuntimeError):
     pass
 
@@ -82,7 +86,8 @@ def optimizer_step(model, optimizer, spec: LoopSpec, step: int, batches) -> tupl
     return outs, grad_norm
 
 def step_metrics(outs, grad_norm: float, lr: float, block_size: int, seconds: float) -> dict:
-    means = {key: sum(float(torch.as_tensor(getattr(o, key)).detach()) for o in outs) / len(outs) for key in ("loss", "loss_m2t", "loss_t2t", "acc_m2t")}
+    keys = ("loss", "loss_m2t", "loss_t2t", "acc_m2t") + (("loss_mtf",) if outs[0].loss_mtf is not None else ())
+    means = {key: sum(float(torch.as_tensor(getattr(o, key)).detach()) for o in outs) / len(outs) for key in keys}
     tokens = sum(o.tokens for o in outs)
     return means | {"block_size": block_size, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens / max(seconds, 1e-9), "peak_mem_mb": peak_memory_mb()}
 
@@ -148,3 +153,34 @@ def train_loop(model, tokenizer, optimizer, loader, spec: LoopSpec, ckpts: Check
                 last = ckpts.latest()
                 raise TrainingError(f"{e} (phase {name}); stopped, the last good checkpoint is {last or 'none'}") from None
     return state
+
+def resumable(ckpts: Checkpoints, fp: str) -> tuple[Path | None, str]:
+    latest = ckpts.latest()
+    if latest is None:
+        return None, "no checkpoint"
+    if ckpts.state(latest).get("fingerprint") != fp:
+        return None, f"{latest} was trained with other params or inputs (hash {ckpts.state(latest).get('fingerprint')} != {fp})"
+    return latest, f"resuming from {latest}"
+
+def start_state(base_dir: Path, params, ckpts: Checkpoints, fp: str, run_id: str, csv_path: Path, main: bool = True, stage: str = "wsd"):
+    latest, why = resumable(ckpts, fp)
+    print(f"{stage}: {why}")
+    if latest is None:
+        if main:
+            shutil.rmtree(ckpts.root, ignore_errors=True)
+            csv_path.unlink(missing_ok=True)
+        model, tokenizer = training_model(base_dir, None, params, resolve_profile(params.runtime))
+        return model, tokenizer, None, {"step": 0, "fingerprint": fp, "run_id": run_id, "phase_runs": {}}
+    state = ckpts.state(latest)
+    if main:
+        truncate_csv(csv_path, state["step"] - 1)
+    model, tokenizer = training_model(base_dir, latest, params, resolve_profile(params.runtime))
+    return model, tokenizer, latest, state
+
+def distributed(model):
+    from accelerate import Accelerator
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if accelerator.num_processes > 1:
+        model.to(accelerator.device)
+    net = as_supervised(model)
+    return accelerator, accelerator.prepare_model(net) if accelerator.num_processes > 1 else net

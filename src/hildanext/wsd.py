@@ -3,7 +3,7 @@
 # at the phase's and the inference block size, and the wsd stage (`hildanext convert-wsd`): models/init +
 # data/tokenized -> models/wsd/ckpt-* and models/wsd/final, resuming only when the params hash matches.
 # Entry points: Phase, wsd_phases, lr_at, evaluate, wsd_stage.
-import json, math, shutil, sys
+import json, math, sys
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -14,10 +14,10 @@ from hildanext.config import Params, ParamsError, WsdParams, as_dict
 from hildanext.data.loader import PackedShards, ShardLoader
 from hildanext.files import sha256_file, write_json_atomic
 from hildanext.modeling import check_model_folder, model_meta, save_model
-from hildanext.objective import as_supervised, diffusion_loss, regular_token_ids
-from hildanext.adapters import merged_model, training_model
+from hildanext.objective import diffusion_loss, regular_token_ids
+from hildanext.adapters import merged_model
 from hildanext.profiles import check_device, compute_context, make_optimizer, micro_steps, resolve_profile
-from hildanext.train import Checkpoints, LoopSpec, params_hash, train_loop, truncate_csv
+from hildanext.train import Checkpoints, LoopSpec, distributed, params_hash, resumable, start_state, train_loop
 @dataclass(frozen=True)
 class Phase:
     name: str
@@ -98,35 +98,12 @@ def fingerprint(params: Params, root: Path) -> str:
 def lora_part(params: Params) -> list:
     return [as_dict(params.lora)] if resolve_profile(params.runtime).adapter == "lora" else []
 
-def resumable(ckpts: Checkpoints, fp: str) -> tuple[Path | None, str]:
-    latest = ckpts.latest()
-    if latest is None:
-        return None, "no checkpoint"
-    if ckpts.state(latest).get("fingerprint") != fp:
-        return None, f"{latest} was trained with other params or inputs (hash {ckpts.state(latest).get('fingerprint')} != {fp})"
-    return latest, f"resuming from {latest}"
-
 def resume_run_id(params: Params, root: Path) -> str | None:
     ckpts = Checkpoints(root / "models/wsd", 1, 0, "")
     if ckpts.latest() is None or not (root / "data/tokenized/manifest.json").exists():
         return None
     latest, _ = resumable(ckpts, fingerprint(params, root))
     return json.loads((latest / "trainer_state.json").read_text())["run_id"] if latest else None
-
-def start_state(params: Params, root: Path, ckpts: Checkpoints, fp: str, run_id: str, csv_path: Path, main: bool = True):
-    latest, why = resumable(ckpts, fp)
-    print(f"wsd: {why}")
-    if latest is None:
-        if main:
-            shutil.rmtree(ckpts.root, ignore_errors=True)
-            csv_path.unlink(missing_ok=True)
-        model, tokenizer = training_model(root / "models/init", None, params, resolve_profile(params.runtime))
-        return model, tokenizer, None, {"step": 0, "fingerprint": fp, "run_id": run_id, "phase_runs": {}}
-    state = ckpts.state(latest)
-    if main:
-        truncate_csv(csv_path, state["step"] - 1)
-    model, tokenizer = training_model(root / "models/init", latest, params, resolve_profile(params.runtime))
-    return model, tokenizer, latest, state
 
 def wsd_spec(params: Params, phases: list[Phase], eval_shards, mask_id: int, regular_ids, accum: int, context, net, dist) -> LoopSpec:
     p, o = params.wsd, params.objective
@@ -140,14 +117,6 @@ def wsd_spec(params: Params, phases: list[Phase], eval_shards, mask_id: int, reg
                     lambda model, step: eval_at_step(model, phases, eval_shards, params, mask_id, regular_ids, step),
                     accum, p.clip, p.checkpoint_every, params.runtime.log_every, f"eval/b{p.decay_to}/loss_m2t", dist.process_index, dist.num_processes)
 
-def distributed(model):
-    from accelerate import Accelerator
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    if accelerator.num_processes > 1:
-        model.to(accelerator.device)
-    net = as_supervised(model)
-    return accelerator, accelerator.prepare_model(net) if accelerator.num_processes > 1 else net
-
 def wsd_stage(params: Params, root: Path, tracker) -> dict:
     init_dir, out, csv_path = root / "models/init", root / "models/wsd", root / "metrics/wsd_log.csv"
     check_model_folder(init_dir)
@@ -160,7 +129,7 @@ def wsd_stage(params: Params, root: Path, tracker) -> dict:
     run = mlflow.active_run()
     if run:
         mlflow.log_params({f"resolved.{k}": v for k, v in as_dict(profile).items()})
-    model, tokenizer, latest, state = start_state(params, root, ckpts, fp, run.info.run_id if run else "", csv_path, run is not None)
+    model, tokenizer, latest, state = start_state(root / "models/init", params, ckpts, fp, run.info.run_id if run else "", csv_path, run is not None)
     dist, net = distributed(model)
     optimizer = make_optimizer(model, profile, params.wsd.lr, params.wsd.betas, params.wsd.weight_decay, tokenizer.mask_token_id)
     loader = ShardLoader(train_shards, micro, params.wsd.seed)
