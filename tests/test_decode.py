@@ -199,3 +199,20 @@ def test_generate_without_a_model_folder_fails_in_one_line(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     out = CliRunner().invoke(app, ["generate", "Hi"])
     assert out.exit_code == 2 and out.stderr.strip().count("\n") == 0 and "none of models/sft, models/merged, models/init exists" in out.stderr
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_static_block_forward_equals_the_windowed_cache(attn):
+    model = make_tiny_qwen3(vocab_size=64, attn=attn, seed=3).double()
+    prompt = torch.randint(0, 60, (11,), generator=torch.Generator().manual_seed(4)).tolist()
+    common = {"mask_id": 63, "eos_id": 62, "block_size": 8, "tau_mask": 0.05, "tau_edit": 0.0, "max_post_steps": 3, "max_new_tokens": 21, "eos_early_stop": False}
+    windowed = generate_ids(model, prompt, **common)
+    static = generate_ids(model, prompt, cuda_graphs=True, **common)
+    assert static.ids == windowed.ids and static.trace == windowed.trace and static.stats.forwards == windowed.stats.forwards
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_cuda_graph_path_equals_eager_on_gpu():
+    model = make_tiny_qwen3(vocab_size=64, seed=3).cuda()
+    prompt = list(range(5, 16))
+    common = {"mask_id": 63, "eos_id": 62, "block_size": 8, "tau_mask": 0.05, "tau_edit": 0.0, "max_post_steps": 3, "max_new_tokens": 21, "eos_early_stop": False}
+    assert generate_ids(model, prompt, cuda_graphs=True, **common).ids == generate_ids(model, prompt, **common).ids

@@ -1,11 +1,13 @@
 # LLaDA2.1 block-diffusion decoding (threshold unmasking plus token editing) over any Hugging Face causal-LM
 # module, on an absolute block grid from position 0. Entry points: generate_ids(model, prompt_ids, ...) ->
 # DecodeResult (ids, per-pass trace, stats); update_sets (the Gamma/Delta rule); propose (suppression, sampling).
-# cache=True runs each pass on the current block only, over a BlockKVCache; cache=False recomputes the prefix.
-# observer(event) sees every pass ({type: pass, record}) and every finished block ({type: block, ids so far}).
+# cache=True runs each pass on the current block only, over a BlockKVCache; cache=False recomputes the prefix;
+# cuda_graphs=True sends block passes through cudagraph.StaticBlockForward. observer(event) sees every pass
+# ({type: pass, record}) and every finished block ({type: block, ids so far}).
 import inspect, math, time
 from dataclasses import dataclass
 import torch
+from hildanext.cudagraph import StaticBlockForward
 from hildanext.kvcache import BlockKVCache
 from hildanext.modeling import attention_mask_4d
 @dataclass
@@ -47,6 +49,7 @@ class DecodeSpec:
     eos_early_stop: bool = True
     seed: int = 0
     cache: bool = True
+    cuda_graphs: bool = False
     def check(self) -> None:
         if self.block_size < 1 or self.max_new_tokens < 1 or self.max_post_steps < 0 or self.temperature < 0:
             raise ValueError(f"need block_size >= 1, max_new_tokens >= 1, max_post_steps >= 0, temperature >= 0: {self}")
@@ -113,6 +116,7 @@ class BlockDecoder:
         self.canvas[: len(prompt)] = prompt.to(device)
         self.cache = BlockKVCache(length) if spec.cache else None
         self.cache_arg = cache_argument(model)
+        self.static = StaticBlockForward(model, self.cache, spec.block_size, self.cache_arg) if spec.cuda_graphs and spec.cache else None
         self.banned = torch.tensor([i for i in spec.banned_ids if i < model.config.vocab_size], dtype=torch.long, device=device)
         self.stops = torch.tensor(spec.stop_ids, dtype=torch.long, device=device)
         self.gen = torch.Generator(device=device).manual_seed(spec.seed)
@@ -135,6 +139,8 @@ class BlockDecoder:
             self.cache_forwards += 1
     def block_logits(self, start: int, end: int) -> torch.Tensor:
         self.forwards += 1
+        if self.static is not None:
+            return self.static(self.canvas, start)
         return self.forward(start if self.cache is not None else 0, end, end - start)
     def decode_block(self, block: int) -> bool:
         """All passes of one block, in place; True when the last pass changed tokens (its cached K/V are stale)."""
@@ -176,11 +182,11 @@ class BlockDecoder:
 def decode_stats(forwards: int, tokens: int, seconds: float, cache_forwards: int = 0) -> DecodeStats:
     return DecodeStats(forwards, tokens, tokens / max(forwards, 1), seconds, tokens / max(seconds, 1e-9), cache_forwards)
 
-def generate_ids(model, prompt_ids, *, mask_id: int, eos_id: int, stop_ids=None, suppress_ids=None, block_size: int = 32, tau_mask: float, tau_edit: float, max_post_steps: int = 16, max_new_tokens: int, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None, eos_early_stop: bool = True, seed: int = 0, cache: bool = True, observer=None) -> DecodeResult:
+def generate_ids(model, prompt_ids, *, mask_id: int, eos_id: int, stop_ids=None, suppress_ids=None, block_size: int = 32, tau_mask: float, tau_edit: float, max_post_steps: int = 16, max_new_tokens: int, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None, eos_early_stop: bool = True, seed: int = 0, cache: bool = True, cuda_graphs: bool = False, observer=None) -> DecodeResult:
     """Decode max_new_tokens after prompt_ids; ids exclude the prompt and end after the first stop token."""
     stops = tuple(dict.fromkeys([eos_id, *(stop_ids or ())]))
     banned = tuple(sorted({mask_id, *(suppress_ids or ())}))
-    spec = DecodeSpec(mask_id, stops, banned, block_size, tau_mask, tau_edit, max_post_steps, max_new_tokens, temperature, top_k, top_p, eos_early_stop, seed, cache)
+    spec = DecodeSpec(mask_id, stops, banned, block_size, tau_mask, tau_edit, max_post_steps, max_new_tokens, temperature, top_k, top_p, eos_early_stop, seed, cache, cuda_graphs)
     spec.check()
     decoder = BlockDecoder(model, torch.as_tensor(prompt_ids, dtype=torch.long).flatten(), spec, observer)
     started = time.perf_counter()

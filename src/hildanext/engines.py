@@ -63,7 +63,8 @@ class TransformersEngine(Engine):
     def decode(self, request: Request, prompt_ids: list[int], observer) -> tuple[DecodeResult, list[str]]:
         from hildanext.decode import generate_ids
         settings = self.settings(request)
-        result = generate_ids(self.model, prompt_ids, mask_id=self.tokenizer.mask_token_id, eos_id=self.eos_id, stop_ids=self.stop_ids, suppress_ids=self.suppress, observer=observer, **settings)
+        graphs = self.params.runtime.cuda_graphs and self.model.device.type == "cuda"
+        result = generate_ids(self.model, prompt_ids, mask_id=self.tokenizer.mask_token_id, eos_id=self.eos_id, stop_ids=self.stop_ids, suppress_ids=self.suppress, cuda_graphs=graphs, observer=observer, **settings)
         return result, []
 
 class AREngine(Engine):
