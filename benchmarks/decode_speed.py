@@ -19,10 +19,11 @@ def sync(device) -> None:
 
 def bare_forward_ms(model, prefix: int, block: int, repeats: int = 20) -> float:
     cache, arg = BlockKVCache(prefix + block), cache_argument(model)
-    ids = torch.randint(0, 1000, (1, prefix + block), device=model.device)
+    ids = torch.randint(0, min(model.config.vocab_size, 1000) - 50, (1, prefix + block), device=model.device)
     with torch.inference_mode():
         cache.window(0, prefix)
-        model(input_ids=ids[:, :prefix], position_ids=torch.arange(prefix, device=model.device)[None], use_cache=False, **{arg: cache})
+        prefill = attention_mask_4d(block_causal(0, prefix, block, model.device), model.config._attn_implementation, model.dtype)
+        model(input_ids=ids[:, :prefix], attention_mask=prefill, position_ids=torch.arange(prefix, device=model.device)[None], use_cache=False, **{arg: cache})
         mask = attention_mask_4d(block_causal(prefix, prefix + block, block, model.device), model.config._attn_implementation, model.dtype)
         times = []
         for _ in range(repeats):
@@ -61,7 +62,7 @@ def main():
     parser.add_argument("--out", type=Path, default=Path("metrics/bench_decode_speed.json"))
     args = parser.parse_args()
     model, ar_model, ids = load(args)
-    prompt = torch.randint(0, 1000, (40,), generator=torch.Generator().manual_seed(0)).tolist()
+    prompt = torch.randint(0, min(ids["eos"], 1000), (40,), generator=torch.Generator().manual_seed(0)).tolist()
     rows = {f"bd_cached_{n}": decode_row(model, prompt, ids, n) for n in (128, 1024)}
     rows |= {f"bd_uncached_{n}": decode_row(model, prompt, ids, n, cache=False) for n in (128, 1024)}
     if model.device.type == "cuda":
