@@ -302,6 +302,7 @@ def test_cli_serve_help_lists_host_and_port():
     out = subprocess.run([str(BIN), "serve", "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "--host" in out.stdout and "--port" in out.stdout
 
+@pytest.mark.slow
 def test_cli_serve_answers_with_no_weights_at_all(tmp_path):
     port = free_port()
     proc = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--set", "runtime.threads=1"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
