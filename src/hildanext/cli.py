@@ -2,7 +2,7 @@
 # DVC entry scripts in stages/; every command takes --params and repeatable --set key=value (the dotted keys
 # of `dvc exp run -S`). Known failures (bad params, missing model folder, offline fetch) print one line, exit 2.
 # Commands: demo-base, init-model, prepare-data, tokenize, prepare-sft, convert-wsd, merge, sft, fetch-model, fetch-data,
-# apply-overlay, generate (block-diffusion decoding of a prompt on a model folder).
+# apply-overlay, generate (block-diffusion decoding of a prompt on a model folder), serve (the HTTP server).
 import functools
 from pathlib import Path
 import typer
@@ -83,3 +83,15 @@ def generate(
     explicit = {"tau_mask": tau_mask, "tau_edit": tau_edit, "max_new_tokens": max_new_tokens, "seed": seed}
     for line in generate_lines(prompt, params_or_defaults(params, set_), model, mode, chat, trace, **explicit):
         typer.echo(line)
+
+@app.command("serve", help="Serve the first existing folder of serve.model_candidates (a tiny random dummy when none exists) over HTTP: /health, /generate, /jobs and the OpenAI API under /v1.")
+@one_line_errors
+def serve(
+    host: str = typer.Option(None, "--host", help="interface to listen on; default serve.host (127.0.0.1)"),
+    port: int = typer.Option(None, "--port", help="TCP port; default serve.port (8000)"),
+    params: Path = PARAMS,
+    set_: list[str] = SET,
+):
+    from hildanext.generation import params_or_defaults
+    from hildanext.serve.app import run_server
+    run_server(params_or_defaults(params, set_), host, port)

@@ -237,6 +237,20 @@ class DInferParams:
     min_compute_capability: PosFloat = 8.0
 
 @dataclass(config=STRICT)
+class ServeParams:
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    engine: Literal["transformers", "ar", "dinfer"] = "transformers"
+    model_candidates: tuple[str, ...] = ("models/export", "models/sft", "models/merged", "models/init")
+    queue_size: Pos = 8
+    request_timeout_s: PosFloat = 300.0
+    max_new_tokens_limit: Pos = 1024
+    max_context: NonNeg = 0
+    retry_after_s: Pos = 1
+    max_jobs: Pos = 100
+    max_job_prompts: Pos = 64
+
+@dataclass(config=STRICT)
 class Params:
     model: ModelParams = dataclasses.field(default_factory=ModelParams)
     data: DataParams = dataclasses.field(default_factory=DataParams)
@@ -249,6 +263,7 @@ class Params:
     runtime: RuntimeParams = dataclasses.field(default_factory=RuntimeParams)
     decode: DecodeParams = dataclasses.field(default_factory=DecodeParams)
     dinfer: DInferParams = dataclasses.field(default_factory=DInferParams)
+    serve: ServeParams = dataclasses.field(default_factory=ServeParams)
 
 def read_yaml(path: Path) -> dict:
     try:

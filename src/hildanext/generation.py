@@ -1,7 +1,7 @@
 # The edge between params, tokenizer and decoder: a mode (S or Q) resolved into decode settings where explicit
 # values win, stop ids looked up by token string, suppressed ids from the tokenizer, prompt encoding (plain text
 # or the chat template), and the AR baseline with the same DecodeResult. Entry points: decode_settings,
-# stop_token_ids, suppressed_ids, encode_prompt, default_model_dir, load_decoder, generate_text, ar_generate_ids;
+# stop_token_ids, suppressed_ids, chat_text, encode_prompt, default_model_dir, load_decoder, generate_text, ar_generate_ids;
 # generate_lines is the body of `hildanext generate`.
 import time
 from pathlib import Path
@@ -43,10 +43,13 @@ def suppressed_ids(tokenizer, vocab_rows: int, keep_ids) -> list[int]:
     special |= {tokenizer.mask_token_id} if tokenizer.mask_token_id is not None else set()
     return sorted((special | set(range(len(tokenizer), vocab_rows))) - set(keep_ids))
 
+def chat_text(tokenizer, messages: list[dict]) -> str:
+    """OpenAI-style messages rendered with the tokenizer's chat template, thinking off, ready for the reply."""
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False)
+
 def encode_prompt(tokenizer, prompt: str, chat: bool = False) -> list[int]:
     if chat:
-        messages = [{"role": "user", "content": prompt}]
-        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False)
+        prompt = chat_text(tokenizer, [{"role": "user", "content": prompt}])
     return tokenizer(prompt, add_special_tokens=False)["input_ids"]
 
 def default_model_dir(root: Path = Path(".")) -> Path:

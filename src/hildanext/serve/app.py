@@ -1,0 +1,60 @@
+# The FastAPI app: create_app(params, root, engine=None) with a lifespan hook that loads the model off the
+# event loop (the first existing serve.model_candidates folder, else the tiny random dummy) and starts the one
+# worker thread; GET /health, POST /generate (text plus forwards, TPF, tokens/s, optional per-pass trace), the
+# OpenAI routes (openai_api) and jobs (jobs). Entry points: create_app, run_server (`hildanext serve`).
+import dataclasses, time
+from contextlib import asynccontextmanager
+from pathlib import Path
+import anyio
+from fastapi import APIRouter, FastAPI, Request
+from hildanext import __version__
+from hildanext.config import Params
+from hildanext.serve import jobs, openai_api
+from hildanext.serve.common import ServeState, admit, install_error_handlers, state, wait_event
+from hildanext.serve.loading import load_engine
+from hildanext.serve.schemas import GenerateBody, check_cap, engine_request
+from hildanext.serve.tasks import GenTask
+from hildanext.serve.worker import Worker
+router = APIRouter()
+@router.get("/health")
+async def health(request: Request):
+    serve = state(request)
+    model = serve.engine.model
+    jobs_active = sum(job.status not in jobs.FINAL for job in serve.jobs.all())
+    return {"status": "ok", "model": serve.model, "model_dir": str(serve.model_dir) if serve.model_dir else None, "engine": serve.engine.name, "device": str(model.device), "dtype": str(model.dtype).removeprefix("torch."), "queue": serve.worker.depth(), "jobs": {"active": jobs_active}}
+
+@router.post("/generate")
+async def generate(body: GenerateBody, request: Request):
+    serve = state(request)
+    check_cap(body.max_new_tokens, "max_new_tokens", serve.params.serve.max_new_tokens_limit, "serve.max_new_tokens_limit")
+    task = GenTask(engine_request(body, body.prompt, serve.params, body.max_new_tokens, body.stop, body.chat), context=serve.params.serve.max_context)
+    event = await wait_event(task, admit(serve, task), request, ("done",))
+    c = event["completion"]
+    out = {"text": c.text, "finish_reason": c.finish_reason, "model": serve.model, "engine": c.engine, "mode": body.mode, "prompt_tokens": c.prompt_tokens, "completion_tokens": len(c.ids)}
+    out |= {"settings": event["settings"], "stats": dataclasses.asdict(c.result.stats), "notices": c.notices}
+    return out | ({"trace": [dataclasses.asdict(r) for r in c.result.trace]} if body.trace else {})
+
+def create_app(params: Params, root: Path = Path("."), engine=None) -> FastAPI:
+    """The app; engine (tests) replaces loading from serve.model_candidates."""
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if engine is None:
+            loaded = await anyio.to_thread.run_sync(load_engine, params, Path(root))
+        else:
+            loaded = (engine, str(engine.model_dir or "custom"), engine.model_dir)
+        worker = Worker(loaded[0], params.serve.queue_size, params.runtime.threads)
+        app.state.serve = ServeState(params, *loaded, worker, jobs.JobStore(params.serve.max_jobs), int(time.time()))
+        worker.start()
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(worker.stop)
+    app = FastAPI(title="hildanext", version=__version__, lifespan=lifespan)
+    install_error_handlers(app)
+    for part in (router, openai_api.router, jobs.router):
+        app.include_router(part)
+    return app
+
+def run_server(params: Params, host: str | None = None, port: int | None = None, root: Path = Path(".")) -> None:
+    import uvicorn
+    uvicorn.run(create_app(params, root), host=host or params.serve.host, port=params.serve.port if port is None else port, timeout_graceful_shutdown=5)

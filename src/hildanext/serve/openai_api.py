@@ -1,0 +1,87 @@
+# The OpenAI-compatible API: GET /v1/models, POST /v1/completions and POST /v1/chat/completions (chat
+# template applied server-side, thinking off), honouring max_tokens, stop, seed, temperature and the decoder
+# knobs, with usage and finish_reason; stream: true answers server-sent events, one append-only delta per
+# decoded block, ending with `data: [DONE]`. Entry points: router, Shape, sse_events.
+import json, time, uuid
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from hildanext.engines import Completion
+from hildanext.serve.common import ServeError, admit, error_body, next_event, state, wait_event
+from hildanext.serve.schemas import ChatBody, CompletionBody, OpenAIBody, check_cap, engine_request
+from hildanext.serve.tasks import GenTask
+router = APIRouter(prefix="/v1")
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+def usage(c: Completion) -> dict:
+    return {"prompt_tokens": c.prompt_tokens, "completion_tokens": len(c.ids), "total_tokens": c.prompt_tokens + len(c.ids)}
+
+def sse(data) -> str:
+    return f"data: {json.dumps(data)}\n\n"
+
+class Shape:
+    """Response and chunk bodies of one answer: a text completion or a chat completion."""
+    def __init__(self, chat: bool, model: str):
+        self.chat, self.model, self.created = chat, model, int(time.time())
+        self.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
+    def head(self, chunk: bool) -> dict:
+        kind = ("chat.completion.chunk" if chunk else "chat.completion") if self.chat else "text_completion"
+        return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
+    def choice(self, text: str, finish: str | None, chunk: bool, role: bool = False) -> dict:
+        if not self.chat:
+            return {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
+        if not chunk:
+            return {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish, "logprobs": None}
+        delta = ({"role": "assistant"} if role else {}) | ({"content": text} if text or role else {})
+        return {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+    def response(self, c: Completion) -> dict:
+        return self.head(False) | {"choices": [self.choice(c.text, c.finish_reason, False)], "usage": usage(c)}
+    def chunk(self, text: str, finish: str | None = None, role: bool = False) -> dict:
+        return self.head(True) | {"choices": [self.choice(text, finish, True, role)]}
+    def opening(self) -> list[dict]:
+        return [self.chunk("", role=True)] if self.chat else []
+    def usage_chunk(self, c: Completion) -> dict:
+        return self.head(True) | {"choices": [], "usage": usage(c)}
+
+async def sse_events(task: GenTask, deadline: float, shape: Shape, include_usage: bool):
+    """Chunks as blocks finish, the finish_reason chunk, the usage chunk when asked, then [DONE]."""
+    try:
+        for chunk in shape.opening():
+            yield sse(chunk)
+        while (event := await next_event(task, deadline))["type"] == "delta":
+            yield sse(shape.chunk(event["text"]))
+        if event["type"] == "error":
+            yield sse(error_body(event["status"], event["message"], event.get("param")))
+        else:
+            yield sse(shape.chunk("", event["completion"].finish_reason))
+            if include_usage:
+                yield sse(shape.usage_chunk(event["completion"]))
+    except ServeError as e:
+        yield sse(error_body(e.status, e.message, e.param))
+    finally:
+        task.cancel("stream closed")
+    yield "data: [DONE]\n\n"
+
+async def answer(request: Request, body: OpenAIBody, prompt: str, messages, budget: tuple[int | None, str], chat: bool):
+    serve = state(request)
+    check_cap(budget[0], budget[1], serve.params.serve.max_new_tokens_limit, "serve.max_new_tokens_limit")
+    field = "messages" if chat else "prompt"
+    task = GenTask(engine_request(body, prompt, serve.params, budget[0], body.stop), body.stream, messages, field, serve.params.serve.max_context)
+    deadline, shape = admit(serve, task), Shape(chat, serve.model)
+    if not body.stream:
+        return shape.response((await wait_event(task, deadline, request, ("done",)))["completion"])
+    await wait_event(task, deadline, request, ("start",))
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return StreamingResponse(sse_events(task, deadline, shape, include_usage), media_type="text/event-stream", headers=SSE_HEADERS)
+
+@router.get("/models")
+async def models(request: Request):
+    serve = state(request)
+    return {"object": "list", "data": [{"id": serve.model, "object": "model", "created": serve.created, "owned_by": "hildanext"}]}
+
+@router.post("/completions")
+async def completions(body: CompletionBody, request: Request):
+    return await answer(request, body, body.text(), None, (body.max_tokens, "max_tokens"), chat=False)
+
+@router.post("/chat/completions")
+async def chat_completions(body: ChatBody, request: Request):
+    field = "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
+    return await answer(request, body, "", [m.plain() for m in body.messages], (body.budget(), field), chat=True)

@@ -1,0 +1,90 @@
+# Pydantic request bodies for the serve endpoints (extra fields forbidden; the decoder knobs mode, tau_mask,
+# tau_edit are the documented extras on the OpenAI requests), the dynamic caps from the serve params (422
+# naming the field), and the mapping onto hildanext.engines.Request.
+# Entry points: GenerateBody, CompletionBody, ChatBody, JobBody, check_cap, engine_request, stop_strings.
+from typing import Annotated, Literal
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from hildanext.config import Params
+from hildanext.engines import Request
+Tau = Annotated[float, Field(ge=0, le=1)]
+Count = Annotated[int, Field(ge=1)]
+Temperature = Annotated[float, Field(ge=0, le=2)]
+class Knobs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["S", "Q"] | None = "S"
+    tau_mask: Tau | None = None
+    tau_edit: Tau | None = None
+    seed: Annotated[int, Field(ge=0)] | None = None
+    temperature: Temperature | None = None
+
+class GenerateBody(Knobs):
+    prompt: str
+    max_new_tokens: Count | None = None
+    chat: bool = False
+    trace: bool = False
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    include_usage: bool = False
+
+class OpenAIBody(Knobs):
+    model: str | None = None
+    max_tokens: Count | None = None
+    top_p: Annotated[float, Field(gt=0, le=1)] | None = None
+    n: Literal[1] = 1
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    @field_validator("top_p")
+    @classmethod
+    def no_nucleus(cls, value):
+        if value is not None and value != 1:
+            raise ValueError("only top_p 1 is supported (the decoder's top_p lives in decode.top_p)")
+        return value
+
+class CompletionBody(OpenAIBody):
+    prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)]
+    def text(self) -> str:
+        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["system", "user", "assistant"]
+    content: str | list[dict]
+    name: str | None = None
+    def plain(self) -> dict:
+        parts = [self.content] if isinstance(self.content, str) else [p.get("text", "") for p in self.content if p.get("type") == "text"]
+        return {"role": self.role, "content": "".join(parts)}
+
+class ChatBody(OpenAIBody):
+    messages: Annotated[list[Message], Field(min_length=1)]
+    max_completion_tokens: Count | None = None
+    def budget(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+class JobBody(Knobs):
+    kind: Literal["batch", "benchmark"] = "batch"
+    prompts: Annotated[list[str], Field(min_length=1)] | None = None
+    max_new_tokens: Count | None = None
+    chat: bool = False
+    @model_validator(mode="after")
+    def prompts_match_kind(self):
+        if self.kind == "batch" and self.prompts is None:
+            raise ValueError("a batch job needs prompts")
+        if self.kind == "benchmark" and self.prompts is not None:
+            raise ValueError("a benchmark job runs the fixed prompt set; leave prompts out")
+        return self
+
+def check_cap(value: int | None, field: str, cap: int, key: str) -> None:
+    if value is not None and value > cap:
+        raise RequestValidationError([{"type": "less_than_equal", "loc": ("body", field), "msg": f"Input should be less than or equal to {cap} ({key})", "input": value}])
+
+def stop_strings(stop) -> tuple[str, ...]:
+    return (stop,) if isinstance(stop, str) else tuple(stop or ())
+
+def engine_request(body: Knobs, prompt: str, params: Params, max_new_tokens: int | None, stop=None, chat: bool = False) -> Request:
+    seed = params.decode.seed if body.seed is None else body.seed
+    return Request(prompt, body.mode, body.tau_mask, body.tau_edit, max_new_tokens, seed, body.temperature, stop_strings(stop), chat)
