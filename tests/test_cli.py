@@ -11,7 +11,7 @@ def run(*args, cwd=None, env=None):
 def test_help_lists_existing_commands():
     out = run("--help")
     assert out.returncode == 0
-    for command in ("demo-base", "init-model", "prepare-data", "tokenize", "prepare-sft", "fetch-model", "fetch-data", "apply-overlay"):
+    for command in ("demo-base", "init-model", "prepare-data", "tokenize", "prepare-sft", "sft", "fetch-model", "fetch-data", "apply-overlay", "generate", "serve"):
         assert command in out.stdout
 
 @pytest.mark.parametrize("env, reason", [({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE is set"), ({"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}, "127.0.0.1 unreachable")])

@@ -22,7 +22,7 @@ function mark(span, text, cls) {
 function params() {
   const q = new URLSearchParams({prompt: $("prompt").value, mode: $("mode").value,
     max_new_tokens: $("max_new_tokens").value, seed: $("seed").value, chat: $("chat").checked});
-  for (const key of ["tau_mask", "tau_edit"]) { if ($(key).value !== "") q.set(key, $(key).value); }
+  for (const key of ["tau_mask", "tau_edit", "temperature"]) { if ($(key).value !== "") q.set(key, $(key).value); }
   return q;
 }
 function start(event) {
@@ -52,5 +52,5 @@ function start(event) {
 }
 $("ask").addEventListener("submit", start);
 const preset = new URLSearchParams(window.location.search);
-for (const key of ["prompt", "mode", "tau_mask", "tau_edit", "max_new_tokens", "seed"]) { if (preset.has(key)) $(key).value = preset.get(key); }
+for (const key of ["prompt", "mode", "tau_mask", "tau_edit", "max_new_tokens", "seed", "temperature"]) { if (preset.has(key)) $(key).value = preset.get(key); }
 if (preset.get("autorun") === "1") $("ask").requestSubmit();
