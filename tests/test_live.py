@@ -3,7 +3,6 @@
 # page and its files are served, bad queries get 4xx, and headless Chromium (Debian's chromium) loads the
 # page on loopback, runs a prompt and shows the generated text in the DOM (skipped only without chromium).
 import json, shutil, subprocess
-from pathlib import Path
 import httpx, pytest
 from hildanext.serve.app import create_app
 from test_serve import LiveServer, make_params
