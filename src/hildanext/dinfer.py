@@ -1,0 +1,206 @@
+# DInferEngine: M2T-only decoding by dInfer's BlockDiffusionLLM in a worker subprocess (params.dinfer.python runs
+# dinfer_worker.py by path) over JSON lines on stdin/stdout (hello, load, generate, quit; DESIGN.md, dInfer engine).
+# Capability checks (python present, dinfer and vLLM importable there, CUDA capability >= min) run before first use;
+# any failure or timeout switches the engine to TransformersEngine for good with ONE warning, plus a notice on each
+# Completion it serves. Editing requests (tau_edit < 1) are always ours. Entry points: DInferEngine, Worker.
+import json, logging, queue, shutil, subprocess, threading, time, warnings, weakref
+from collections import deque
+from pathlib import Path
+from hildanext.decode import DecodeResult, PassRecord, cut_at_stop, decode_stats
+from hildanext.engines import Completion, Engine, Request, TransformersEngine
+WORKER = Path(__file__).with_name("dinfer_worker.py")
+PROTOCOL = 1
+DEVICE = "cuda"
+log = logging.getLogger(__name__)
+class WorkerError(RuntimeError):
+    pass
+
+def pump(stream, sink, eof: bool = False) -> None:
+    with stream:
+        for line in stream:
+            sink(line.rstrip("\n"))
+    if eof:
+        sink(None)
+
+def parse(line: str):
+    try:
+        reply = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return reply if isinstance(reply, dict) else None
+
+class Worker:
+    """One worker subprocess; ask(message) sends a line and waits timeout_s for the reply line."""
+    def __init__(self, python: str, timeout_s: float, worker: Path = WORKER):
+        self.timeout_s, self.errors, self.lines = timeout_s, deque(maxlen=20), queue.Queue()
+        self.proc = subprocess.Popen([python, str(worker)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.pumps = [threading.Thread(target=pump, args=(self.proc.stdout, self.lines.put, True), daemon=True)]
+        self.pumps.append(threading.Thread(target=pump, args=(self.proc.stderr, self.errors.append), daemon=True))
+        for thread in self.pumps:
+            thread.start()
+    def died(self, what: str) -> str:
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.pumps[1].join(timeout=2)
+        last = next((line for line in reversed(self.errors) if line.strip()), "no stderr")
+        return f"worker {what} (exit code {code}): {last}"
+    def ask(self, message: dict) -> dict:
+        try:
+            self.proc.stdin.write(json.dumps(message) + "\n")
+            self.proc.stdin.flush()
+        except OSError as e:
+            raise WorkerError(self.died(f"did not take {message['op']} ({e})")) from None
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0))
+            except queue.Empty:
+                raise WorkerError(f"worker gave no answer to {message['op']} within {self.timeout_s:g} s (dinfer.timeout_s)") from None
+            if line is None:
+                raise WorkerError(self.died(f"exited during {message['op']}"))
+            reply = parse(line)
+            if reply is not None and reply.get("op") == message["op"] and reply.get("id") == message.get("id"):
+                if "error" in reply:
+                    raise WorkerError(f"worker failed on {message['op']}: {reply['error']}")
+                return reply
+    def close(self, graceful: bool = True) -> None:
+        """Send quit and wait a little (graceful), else kill; the worker also exits when its stdin closes."""
+        try:
+            if graceful and self.proc.poll() is None:
+                self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for thread in self.pumps:
+            thread.join(timeout=2)
+        if not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+
+def capability_problem(hello: dict, python: str, min_cc: float) -> str | None:
+    """Why the worker's environment cannot serve (None when it can), from its hello reply."""
+    if hello.get("protocol") != PROTOCOL:
+        return f"the worker speaks protocol {hello.get('protocol')}, not {PROTOCOL}"
+    missing = [name for name in ("dinfer", "vllm") if not hello.get(name)]
+    if missing:
+        why = "; ".join(f"{name}: {hello.get('errors', {}).get(name, 'not found')}" for name in missing)
+        return f"{' and '.join(missing)} not importable by {python} ({why})"
+    cap = hello.get("capability")
+    if not cap:
+        return f"no CUDA device visible to {python}"
+    if cap[0] + cap[1] / 10 < min_cc:
+        return f"CUDA compute capability {cap[0]}.{cap[1]} of {hello.get('device')} is below dinfer.min_compute_capability {min_cc:g}"
+    return None
+
+def unsupported(settings: dict) -> str | None:
+    """Why dInfer cannot serve these decode settings (None when it can)."""
+    if settings["tau_edit"] < 1.0:
+        return f"editing is on (tau_edit {settings['tau_edit']:g} < 1): dInfer has no token editing, so transformers served it"
+    if settings["temperature"] > 0 and (settings["top_k"] is not None or settings["top_p"] is not None):
+        return "top_k/top_p sampling: dInfer's threshold decoder has no such filter, so transformers served it"
+    return None
+
+class DInferEngine(Engine):
+    """dInfer for M2T-only requests; our TransformersEngine for editing requests and whenever the worker cannot serve."""
+    name = "dinfer"
+    def __init__(self, model, tokenizer, params, model_dir: Path | None = None):
+        super().__init__(model, tokenizer, params, model_dir)
+        self.fallback = TransformersEngine(model, tokenizer, params, model_dir)
+        self.worker: Worker | None = None
+        self.broken: str | None = None
+        self.served_by, self.requests = self.name, 0
+    def complete(self, request: Request, observer=None) -> Completion:
+        completion = super().complete(request, observer)
+        completion.engine = self.served_by
+        return completion
+    def decode(self, request: Request, prompt_ids: list[int], observer) -> tuple[DecodeResult, list[str]]:
+        settings = self.settings(request)
+        reason = unsupported(settings)
+        if reason is not None:
+            log.info("dinfer: %s", reason)
+            return self.by_fallback(request, prompt_ids, observer, reason)
+        if not self.ready():
+            return self.by_fallback(request, prompt_ids, observer, f"dinfer unavailable, so transformers served it: {self.broken}")
+        try:
+            reply = self.worker.ask(self.message(settings, prompt_ids))
+            result = self.result(reply, settings)
+        except WorkerError as e:
+            self.fail(str(e))
+            return self.by_fallback(request, prompt_ids, observer, f"dinfer failed, so transformers served it: {self.broken}")
+        except (KeyError, TypeError, ValueError) as e:
+            self.fail(f"malformed generate reply from the worker ({e.__class__.__name__}: {e})")
+            return self.by_fallback(request, prompt_ids, observer, f"dinfer failed, so transformers served it: {self.broken}")
+        self.served_by = self.name
+        replay(observer, result.trace, result.ids, len(prompt_ids), settings["block_size"])
+        return result, [str(note) for note in reply.get("notes", [])]
+    def by_fallback(self, request: Request, prompt_ids: list[int], observer, notice: str) -> tuple[DecodeResult, list[str]]:
+        result, notices = self.fallback.decode(request, prompt_ids, observer)
+        self.served_by = self.fallback.name
+        return result, [notice, *notices]
+    def ready(self) -> bool:
+        """Start the worker and run the capability checks once; False (after one warning) when it cannot serve."""
+        if self.worker is None and self.broken is None:
+            try:
+                self.worker = self.start()
+                weakref.finalize(self, self.worker.close)
+            except WorkerError as e:
+                self.fail(str(e))
+        return self.worker is not None
+    def start(self) -> Worker:
+        cfg = self.params.dinfer
+        python = shutil.which(cfg.python)
+        if python is None:
+            raise WorkerError(f"dinfer.python {cfg.python} is not an executable (README: dInfer engine (optional))")
+        if self.model_dir is None:
+            raise WorkerError("no model folder to hand to the worker")
+        worker = Worker(python, cfg.timeout_s)
+        try:
+            problem = capability_problem(worker.ask({"op": "hello"}), cfg.python, cfg.min_compute_capability)
+            if problem is not None:
+                raise WorkerError(problem)
+            runtime = self.params.runtime
+            worker.ask({"op": "load", "model_dir": str(Path(self.model_dir).resolve()), "dtype": runtime.dtype, "device": DEVICE, "attn_implementation": runtime.attn_implementation})
+        except WorkerError:
+            worker.close(graceful=False)
+            raise
+        return worker
+    def fail(self, reason: str) -> None:
+        self.broken = reason
+        warnings.warn(f"dinfer engine falls back to transformers: {reason}", RuntimeWarning, stacklevel=2)
+        if self.worker is not None:
+            self.worker.close(graceful=False)
+            self.worker = None
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+    def message(self, settings: dict, prompt_ids: list[int]) -> dict:
+        self.requests += 1
+        fields = {"prompt_ids": list(prompt_ids), "max_new_tokens": settings["max_new_tokens"], "block_size": settings["block_size"], "threshold": settings["tau_mask"]}
+        fields |= {"temperature": settings["temperature"], "seed": settings["seed"], "mask_id": self.tokenizer.mask_token_id, "eos_id": self.eos_id}
+        fields |= {"stop_ids": list(self.stop_ids), "suppress_ids": list(self.suppress), "early_stop": settings["eos_early_stop"]}
+        return {"op": "generate", "id": f"r{self.requests}", **fields}
+    def result(self, reply: dict, settings: dict) -> DecodeResult:
+        """The worker's reply as our DecodeResult: ids cut after the first stop, its per-pass trace, its counts."""
+        ids = cut_at_stop([int(t) for t in reply["ids"]][: settings["max_new_tokens"]], {self.eos_id, *self.stop_ids})
+        trace = [PassRecord(int(b), int(step), int(left), [(int(i), int(t)) for i, t in unmasked], []) for b, step, left, unmasked in reply.get("trace", [])]
+        forwards = int(reply["forwards"])
+        passes = int(reply.get("passes", forwards))
+        return DecodeResult(ids, trace, decode_stats(passes, len(ids), float(reply["seconds"]), max(forwards - passes, 0)))
+
+def replay(observer, trace: list[PassRecord], ids: list[int], prompt_len: int, block_size: int) -> None:
+    """The observer events of a finished dInfer decode (the worker reports after the fact, not live)."""
+    if observer is None:
+        return
+    for i, record in enumerate(trace):
+        observer({"type": "pass", "record": record, "forwards": i + 1})
+        if i + 1 == len(trace) or trace[i + 1].block != record.block:
+            observer({"type": "block", "block": record.block, "ids": ids[: max((record.block + 1) * block_size - prompt_len, 0)]})
