@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	dvc repro
 test: setup
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra --durations=20
 test-fast: setup
 	$(BIN)/python -m pytest -q -ra -m "not slow"
 lint: setup
