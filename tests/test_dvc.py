@@ -1,7 +1,7 @@
 # Real DVC in a temporary copy of the repository with the ci overlay: `dvc repro` runs the whole DAG,
 # records MLflow runs in <copy>/mlflow.db, a second repro runs nothing, and `dvc exp run -S` of a key only
 # init depends on re-runs init alone. Slow (spawns the stages); run by `make test`.
-import json, os, shutil, subprocess, sys
+import json, re, os, shutil, subprocess, sys
 from pathlib import Path
 import mlflow
 import pytest
@@ -22,7 +22,7 @@ def copy_repo(src: Path, dst: Path) -> Path:
             shutil.copy2(src / rel, dst / rel)
     return dst
 
-STAGES = ("demo_base", "init", "prepare", "tokenize", "sft_data", "wsd", "merge", "sft")
+STAGES = ("demo_base", "init", "prepare", "tokenize", "sft_data", "wsd", "merge", "sft", "bench", "export")
 def test_dvc_repro_twice_then_exp_run(repo_root, tmp_path):
     repo = copy_repo(repo_root, tmp_path / "repo")
     for rel in ("dvc.lock",):
@@ -48,6 +48,11 @@ def test_dvc_repro_twice_then_exp_run(repo_root, tmp_path):
     last = top[top["tags.mlflow.runName"] == "wsd"].iloc[-1]
     assert len(top[top["tags.mlflow.runName"] == "wsd"]) == 2 and last["tags.dvc.exp_name"] != "" and last["tags.dvc.exp_baseline_rev"] != ""
     assert last["params.runtime.attn_implementation"] == "eager" and len(runs) - len(top) >= 6
+    decode = sh(["dvc", "exp", "run", "-S", "decode.tau_mask=0.7"], repo)
+    ran = set(re.findall(r"Running stage '(\w+)'", decode))
+    assert ran == {"bench", "export"}, decode
+    table = json.loads(sh(["dvc", "exp", "show", "--json"], repo))
+    assert "0.7" in json.dumps(table) and "bench.json" in json.dumps(table)
 
 def test_killed_wsd_resumes_on_the_next_repro(repo_root, tmp_path):
     import signal, time

@@ -40,6 +40,8 @@ stage_command("prepare-data", "prepare", "Stream data.sources into normalised, d
 stage_command("convert-wsd", "wsd", "WSD conversion (warmup, stable, decay) with M2T+T2T from models/init and data/tokenized into models/wsd; resumes when params match.")
 stage_command("merge", "merge", "Average the top-k checkpoints of the final WSD phase (merge.top_k) into models/merged.")
 stage_command("sft", "sft", "SFT with the M2T+T2T mixture (response-only masking, optional complementary masks and MTF) from models/merged and data/sft into models/sft.")
+stage_command("bench", "bench", "Benchmark bench.model: ELBO perplexity bound vs the AR base, generations (active, S, Q, AR), micro HumanEval pass@1 (metrics/bench.json).")
+stage_command("export", "export", "Export bench.model with decode settings, bench metrics and a model card into models/export (what dvc pull brings).")
 stage_command("tokenize", "tokenize", "Tokenize and pack data/processed into seq_len rows with document ids (data/tokenized).")
 stage_command("prepare-sft", "sft_data", "Render sft.data.sources chats (OpenAI messages JSONL or demo) with the chat template into packed rows with assistant-only supervision (data/sft).")
 @app.command("fetch-model", help="Download model.hub_id at model.revision into model.local_dir (needs the network).")

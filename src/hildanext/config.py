@@ -251,6 +251,20 @@ class ServeParams:
     max_job_prompts: Pos = 64
 
 @dataclass(config=STRICT)
+class BenchParams:
+    model: str = "models/sft"
+    ar_model: str = ""
+    engine: Literal["transformers", "ar", "dinfer"] = "transformers"
+    eval_rows: Pos = 32
+    mc_samples: Pos = 4
+    mc_seed: NonNeg = 0
+    openings: Pos = 8
+    opening_tokens: Pos = 16
+    max_new_tokens: Pos = 64
+    seed: NonNeg = 0
+    code: bool = True
+
+@dataclass(config=STRICT)
 class Params:
     model: ModelParams = dataclasses.field(default_factory=ModelParams)
     data: DataParams = dataclasses.field(default_factory=DataParams)
@@ -263,6 +277,7 @@ class Params:
     runtime: RuntimeParams = dataclasses.field(default_factory=RuntimeParams)
     decode: DecodeParams = dataclasses.field(default_factory=DecodeParams)
     dinfer: DInferParams = dataclasses.field(default_factory=DInferParams)
+    bench: BenchParams = dataclasses.field(default_factory=BenchParams)
     serve: ServeParams = dataclasses.field(default_factory=ServeParams)
 
 def read_yaml(path: Path) -> dict:
