@@ -97,3 +97,14 @@ def serve(
     from hildanext.generation import params_or_defaults
     from hildanext.serve.app import run_server
     run_server(params_or_defaults(params, set_), host, port)
+
+@app.command("smoke-test", help="One-minute end-to-end check on the demo assets: load, one WSD step, one SFT batch, one decode per preset, then OK.")
+def smoke_test(params: Path = PARAMS, set_: list[str] = SET):
+    from hildanext.generation import params_or_defaults
+    from hildanext.smoke import smoke_lines
+    try:
+        for line in smoke_lines(params_or_defaults(params, set_)):
+            typer.echo(line)
+    except Exception as e:
+        typer.echo(f"hildanext: smoke-test failed: {e.__class__.__name__}: {e}", err=True)
+        raise typer.Exit(1) from None
