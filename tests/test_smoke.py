@@ -3,7 +3,6 @@
 # a bad params key) exits non-zero with one line.
 import subprocess, sys
 from pathlib import Path
-import pytest
 import torch
 BIN = Path(sys.executable).parent / "hildanext"
 def run(cwd, *args):
