@@ -3,7 +3,7 @@
 # sft.block_size, through the same loop, checkpoints, resume and profiles as WSD (checkpoints in
 # models/sft_ckpts). Eval loss on held-out chats goes to metrics/sft.json. Entry points: sft_spec, evaluate_sft,
 # sft_stage.
-import json, math, sys
+import math, sys
 from pathlib import Path
 import mlflow
 import torch
@@ -16,15 +16,13 @@ from hildanext.files import sha256_file, write_json_atomic
 from hildanext.modeling import check_model_folder, model_meta, save_model
 from hildanext.objective import regular_token_ids, sft_loss
 from hildanext.profiles import check_device, compute_context, make_optimizer, micro_steps, resolve_profile
-from hildanext.train import Checkpoints, LoopSpec, distributed, params_hash, resumable, start_state, train_loop
+from hildanext.train import Checkpoints, LoopSpec, checkpoint_run_id, distributed, params_hash, profile_part, restore, start_state, train_loop
 from hildanext.wsd import lr_at
 BEST_KEY = "eval/sft/loss_m2t"
 def fingerprint(params: Params, root: Path) -> str:
     code = [sha256_file(Path(module.__file__)) for module in (sys.modules[__name__], objective, masks, train, profiles, adapters)]
     inputs = code + [sha256_file(root / "models/merged/hildanext.json"), sha256_file(root / "data/sft/manifest.json")]
-    profile = resolve_profile(params.runtime)
-    lora = [as_dict(params.lora)] if profile.adapter == "lora" else []
-    return params_hash(as_dict(params.sft), as_dict(params.objective), params.runtime.seed, as_dict(profile), inputs, *lora)
+    return params_hash(as_dict(params.sft), as_dict(params.objective), params.runtime.seed, *profile_part(params), inputs)
 
 @torch.no_grad()
 def evaluate_sft(model, shards: SftShards, params: Params, mask_id: int, regular_ids, fixed_t=None) -> dict:
@@ -59,11 +57,7 @@ def held_out(root: Path, tokenizer_dir: Path) -> SftShards:
     return shards
 
 def resume_run_id(params: Params, root: Path) -> str | None:
-    ckpts = Checkpoints(root / "models/sft_ckpts", 1, 0, "")
-    if ckpts.latest() is None or not (root / "data/sft/manifest.json").exists():
-        return None
-    latest, _ = resumable(ckpts, fingerprint(params, root))
-    return json.loads((latest / "trainer_state.json").read_text())["run_id"] if latest else None
+    return checkpoint_run_id(Checkpoints(root / "models/sft_ckpts", 1, 0, ""), root / "data/sft/manifest.json", lambda: fingerprint(params, root))
 
 def sft_stage(params: Params, root: Path, tracker) -> dict:
     base_dir, csv_path, s = root / "models/merged", root / "metrics/sft_log.csv", params.sft
@@ -81,9 +75,7 @@ def sft_stage(params: Params, root: Path, tracker) -> dict:
     dist, net = distributed(model)
     optimizer = make_optimizer(model, profile, s.lr, s.betas, s.weight_decay, tokenizer.mask_token_id)
     loader = ShardLoader(train_shards, micro, s.seed)
-    if latest is not None:
-        optimizer.load_state_dict(torch.load(latest / "optimizer.pt"))
-        loader.load_state(state["loader"])
+    restore(latest, state, optimizer, loader)
     if (accum * s.grad_accum) % dist.num_processes:
         raise ParamsError(f"params.yaml: sft.batch_size {s.batch_size} x sft.grad_accum is not a multiple of micro-batch {micro} x {dist.num_processes} processes")
     regular = regular_token_ids(tokenizer)

@@ -2,8 +2,10 @@
 # MLflow logging (a nested run per phase), a per-step CSV for DVC plots, checkpoints every N steps and at
 # phase ends (keep the last N plus the best k; optimizer state only in the latest), and exact resume.
 # Entry points: LoopSpec, Checkpoints, params_hash, train_loop, TrainingError; resumable, start_state (load the
-# model for a fresh or resumed run) and distributed (accelerate + DDP wrap), shared by WSD and SFT.
+# model for a fresh or resumed run), restore, checkpoint_run_id, profile_part and distributed (accelerate +
+# DDP wrap), shared by WSD and SFT.
 import csv, hashlib, json, resource, shutil, time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -184,3 +186,20 @@ def distributed(model):
         model.to(accelerator.device)
     net = as_supervised(model)
     return accelerator, accelerator.prepare_model(net) if accelerator.num_processes > 1 else net
+
+def profile_part(params) -> list:
+    """The resolved profile, plus the lora params when the adapter is LoRA: what a run's fingerprint needs."""
+    profile = resolve_profile(params.runtime)
+    return [dataclasses.asdict(profile)] + ([dataclasses.asdict(params.lora)] if profile.adapter == "lora" else [])
+
+def checkpoint_run_id(ckpts: Checkpoints, manifest: Path, fingerprint) -> str | None:
+    """The MLflow run id of the checkpoint a stage would resume from, else None (fingerprint is a thunk)."""
+    if ckpts.latest() is None or not manifest.exists():
+        return None
+    latest, _ = resumable(ckpts, fingerprint())
+    return json.loads((latest / "trainer_state.json").read_text())["run_id"] if latest else None
+
+def restore(latest: Path | None, state: dict, optimizer, loader) -> None:
+    if latest is not None:
+        optimizer.load_state_dict(torch.load(latest / "optimizer.pt"))
+        loader.load_state(state["loader"])

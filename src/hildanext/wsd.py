@@ -3,7 +3,7 @@
 # at the phase's and the inference block size, and the wsd stage (`hildanext convert-wsd`): models/init +
 # data/tokenized -> models/wsd/ckpt-* and models/wsd/final, resuming only when the params hash matches.
 # Entry points: Phase, wsd_phases, lr_at, evaluate, wsd_stage.
-import json, math, sys
+import math, sys
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -17,7 +17,7 @@ from hildanext.modeling import check_model_folder, model_meta, save_model
 from hildanext.objective import diffusion_loss, regular_token_ids
 from hildanext.adapters import merged_model
 from hildanext.profiles import check_device, compute_context, make_optimizer, micro_steps, resolve_profile
-from hildanext.train import Checkpoints, LoopSpec, distributed, params_hash, resumable, start_state, train_loop
+from hildanext.train import Checkpoints, LoopSpec, checkpoint_run_id, distributed, params_hash, profile_part, restore, start_state, train_loop
 @dataclass(frozen=True)
 class Phase:
     name: str
@@ -93,17 +93,10 @@ def eval_at_step(model, phases, eval_shards, params: Params, mask_id, regular_id
 def fingerprint(params: Params, root: Path) -> str:
     code = [sha256_file(Path(module.__file__)) for module in (sys.modules[__name__], objective, masks, train, profiles)]
     inputs = code + [sha256_file(root / "models/init/hildanext.json"), sha256_file(root / "data/tokenized/manifest.json")]
-    return params_hash(as_dict(params.wsd), as_dict(params.objective), as_dict(params.tokenize), params.runtime.seed, as_dict(resolve_profile(params.runtime)), inputs, *lora_part(params))
-
-def lora_part(params: Params) -> list:
-    return [as_dict(params.lora)] if resolve_profile(params.runtime).adapter == "lora" else []
+    return params_hash(as_dict(params.wsd), as_dict(params.objective), as_dict(params.tokenize), params.runtime.seed, *profile_part(params), inputs)
 
 def resume_run_id(params: Params, root: Path) -> str | None:
-    ckpts = Checkpoints(root / "models/wsd", 1, 0, "")
-    if ckpts.latest() is None or not (root / "data/tokenized/manifest.json").exists():
-        return None
-    latest, _ = resumable(ckpts, fingerprint(params, root))
-    return json.loads((latest / "trainer_state.json").read_text())["run_id"] if latest else None
+    return checkpoint_run_id(Checkpoints(root / "models/wsd", 1, 0, ""), root / "data/tokenized/manifest.json", lambda: fingerprint(params, root))
 
 def wsd_spec(params: Params, phases: list[Phase], eval_shards, mask_id: int, regular_ids, accum: int, context, net, dist) -> LoopSpec:
     p, o = params.wsd, params.objective
@@ -133,9 +126,7 @@ def wsd_stage(params: Params, root: Path, tracker) -> dict:
     dist, net = distributed(model)
     optimizer = make_optimizer(model, profile, params.wsd.lr, params.wsd.betas, params.wsd.weight_decay, tokenizer.mask_token_id)
     loader = ShardLoader(train_shards, micro, params.wsd.seed)
-    if latest is not None:
-        optimizer.load_state_dict(torch.load(latest / "optimizer.pt"))
-        loader.load_state(state["loader"])
+    restore(latest, state, optimizer, loader)
     regular = regular_token_ids(tokenizer)
     if (accum * params.wsd.grad_accum) % dist.num_processes:
         raise ParamsError(f"params.yaml: wsd.batch_size {params.wsd.batch_size} x wsd.grad_accum is not a multiple of micro-batch {micro} x {dist.num_processes} processes")
