@@ -62,3 +62,15 @@ def test_bad_overlay_leaves_params_untouched(tmp_path, repo_root):
     with pytest.raises(ParamsError, match="runtime.threads"):
         merge_overlay(path, overlay)
     assert path.read_text() == before
+
+def test_gtx1080_recipe_overlay_carries_the_safe_train_config(tmp_path, repo_root):
+    from hildanext.profiles import micro_steps, resolve_profile
+    from hildanext.wsd import wsd_phases
+    params = merge_overlay(write(tmp_path, (repo_root / "params.yaml").read_text()), repo_root / "overlays" / "gtx1080.yaml")
+    profile = resolve_profile(params.runtime)
+    assert (params.model.base, params.tokenize.seq_len, params.runtime.dtype) == ("models/qwen3-0.6b", 1024, "float32")
+    assert micro_steps(params.wsd.batch_size, profile) == (1, 8) and micro_steps(params.sft.batch_size, profile) == (1, 8)
+    assert (profile.grad_ckpt, profile.max_vram_pct, profile.adapter, profile.sdpa_backend) == (True, 0.85, "lora", "auto")
+    assert (params.wsd.lr, params.wsd.lr_warmup_steps, params.sft.lr, params.sft.lr_warmup_steps) == (1e-4, 100, 1e-4, 100)
+    assert [ph.block_size for ph in wsd_phases(params.wsd, params.tokenize.seq_len)] == [1, 4, 32, 64, 1024, 64, 32]
+    assert [s.kind for s in params.data.sources] == ["dolma", "tinystories"]

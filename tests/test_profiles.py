@@ -1,15 +1,18 @@
 # Runtime profiles: precedence (explicit runtime key > profile > cpu default), the gtx1080 Pascal-safe values
 # and its refusal of a torch without sm_61 kernels, micro-batch/accumulation splitting of the recipe batch,
-# and the mask-row-only embedding training (other rows, and the tied head, stay bit-identical).
+# and the mask-row-only embedding training (other rows, and the tied head, stay bit-identical); the SAFE
+# TrainConfig values, the SDPA backend choice by compute capability, and fp16 autocast with loss scaling.
 import importlib.util
 import pytest
 import torch
-from hildanext.config import ParamsError, RuntimeParams
-from hildanext.profiles import PROFILES, check_device, make_optimizer, micro_steps, resolve_profile
+from torch.nn.attention import SDPBackend
+from hildanext.config import ParamsError, RuntimeParams, SftParams, WsdParams
+from hildanext.profiles import PROFILES, check_device, check_precision, compute_context, make_optimizer, make_scaler, micro_steps, resolve_profile, sdpa_backends
+from hildanext.train import LoopSpec, optimizer_step
 def test_precedence_explicit_over_profile_over_default():
     assert resolve_profile(RuntimeParams()) == PROFILES["cpu"]
     gtx = resolve_profile(RuntimeParams(profile="gtx1080"))
-    assert (gtx.micro_batch, gtx.grad_ckpt, gtx.max_vram_pct, gtx.autocast, gtx.sdpa_backend, gtx.adapter) == (1, True, 0.85, "none", "mem_efficient", "lora")
+    assert (gtx.micro_batch, gtx.grad_ckpt, gtx.max_vram_pct, gtx.autocast, gtx.sdpa_backend, gtx.adapter) == (1, True, 0.85, "none", "auto", "lora")
     mixed = resolve_profile(RuntimeParams(profile="gtx1080", micro_batch=2, grad_ckpt=False, adapter="none"))
     assert (mixed.micro_batch, mixed.grad_ckpt, mixed.max_vram_pct, mixed.adapter) == (2, False, 0.85, "none")
     assert resolve_profile(RuntimeParams(profile="ampere")).autocast == "bf16"
@@ -45,3 +48,55 @@ def test_mask_row_training_leaves_other_rows_untouched(tiny_qwen3):
 def test_adamw8bit_without_bitsandbytes_says_what_to_install(tiny_qwen3):
     with pytest.raises(ParamsError, match="pip install 'hildanext\\[lowmem\\]'"):
         make_optimizer(tiny_qwen3(), resolve_profile(RuntimeParams(optimizer="adamw8bit")), 1e-3, (0.9, 0.95), 0.0, 0)
+
+def test_safe_train_config_values():
+    gtx = resolve_profile(RuntimeParams(profile="gtx1080"))
+    assert micro_steps(WsdParams().batch_size, gtx) == (1, 8) and micro_steps(SftParams().batch_size, gtx) == (1, 8)
+    assert (gtx.grad_ckpt, gtx.max_vram_pct, RuntimeParams(profile="gtx1080").dtype) == (True, 0.85, "float32")
+    assert (WsdParams().lr, WsdParams().lr_warmup_steps, SftParams().lr, SftParams().lr_warmup_steps) == (1e-4, 100, 1e-4, 100)
+
+def test_sdpa_backend_is_a_function_of_capability_and_setting():
+    assert sdpa_backends("auto", (6, 1)) is None and sdpa_backends("auto", (9, 0)) is None
+    assert sdpa_backends("mem_efficient", (6, 1)) == [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    assert sdpa_backends("mem_efficient", (3, 7)) == [SDPBackend.MATH]
+    assert sdpa_backends("math", (6, 1)) == [SDPBackend.MATH] and sdpa_backends("math", (8, 0)) == [SDPBackend.MATH]
+    assert sdpa_backends("math", None) is None and sdpa_backends("mem_efficient", None) is None
+
+def test_precision_refusals_name_the_key():
+    with pytest.raises(ParamsError, match="runtime.dtype: float16 weights are for inference only"):
+        check_precision(RuntimeParams(dtype="float16"), PROFILES["cpu"])
+    with pytest.raises(ParamsError, match="runtime.autocast: bf16 needs fp32 master weights, but runtime.dtype is bfloat16"):
+        check_precision(RuntimeParams(dtype="bfloat16", profile="ampere"), PROFILES["ampere"])
+    check_precision(RuntimeParams(autocast="fp16"), resolve_profile(RuntimeParams(autocast="fp16")))
+
+def test_fp16_autocast_trains_fp32_master_weights_with_a_grad_scaler(tiny_qwen3):
+    profile = resolve_profile(RuntimeParams(autocast="fp16"))
+    model, device = tiny_qwen3().train(), torch.device("cpu")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ids = torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(0))
+    dtypes = []
+    def loss_at(net, batch, step, micro):
+        with compute_context(profile, device):
+            out = net(input_ids=batch, labels=batch)
+        dtypes.append(out.logits.dtype)
+        return out
+    spec = LoopSpec(4, lambda s: ("p", 4), lambda s: 1e-3, loss_at, lambda m, s: {}, scaler=make_scaler(profile, device))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for step in range(4):
+        optimizer_step(model, optimizer, spec, step, [ids])
+    assert set(dtypes) == {torch.float16} and all(p.dtype == torch.float32 for p in model.parameters())
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    trained, scale = {k: v.clone() for k, v in model.state_dict().items()}, spec.scaler.get_scale()
+    spec.loss_at = lambda net, batch, step, micro: type("Out", (), {"loss": loss_at(net, batch, step, micro).loss * 6e4})()
+    optimizer_step(model, optimizer, spec, 4, [ids])
+    assert spec.scaler.get_scale() == scale / 2 and all(torch.equal(trained[k], v) for k, v in model.state_dict().items())
+    assert make_scaler(PROFILES["cpu"], device) is None
+
+def test_restore_brings_back_the_loss_scale(tmp_path):
+    from hildanext.train import restore
+    lin = torch.nn.Linear(2, 2)
+    optimizer, scaler, loaded = torch.optim.AdamW(lin.parameters()), torch.amp.GradScaler("cpu"), []
+    torch.save(optimizer.state_dict(), tmp_path / "optimizer.pt")
+    state = {"loader": {"pos": 3}, "scaler": torch.amp.GradScaler("cpu", init_scale=512.0).state_dict()}
+    restore(tmp_path, state, optimizer, type("Loader", (), {"load_state": lambda self, s: loaded.append(s)})(), scaler)
+    assert scaler.get_scale() == 512.0 and loaded == [{"pos": 3}]

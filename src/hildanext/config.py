@@ -162,8 +162,8 @@ class SftParams:
     mtf: bool = True
     mtf_weight: Annotated[float, Field(ge=0)] = 1.0
     steps: Pos = 200
-    lr: PosFloat = 1e-5
-    lr_warmup_steps: NonNeg = 20
+    lr: PosFloat = 1e-4
+    lr_warmup_steps: NonNeg = 100
     lr_decay: Literal["none", "cosine", "linear"] = "cosine"
     min_lr_ratio: Rate = 0.1
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
@@ -197,7 +197,7 @@ class RuntimeParams:
     micro_batch: NonNeg | None = None
     grad_ckpt: bool | None = None
     max_vram_pct: Annotated[float, Field(gt=0, le=1)] | None = None
-    autocast: Literal["none", "bf16"] | None = None
+    autocast: Literal["none", "bf16", "fp16"] | None = None
     sdpa_backend: Literal["auto", "mem_efficient", "math"] | None = None
     optimizer: Literal["adamw", "adamw8bit"] | None = None
     train_embeddings: Literal["all", "mask_row"] | None = None

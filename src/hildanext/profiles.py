@@ -1,13 +1,14 @@
 # Runtime profiles: memory and precision knobs only (recipe values such as lr stay in their sections).
 # Precedence: an explicit runtime key > the profile's value > the cpu default. gtx1080 = the Pascal-safe
 # settings (micro-batch 1 with accumulation up to the recipe batch, gradient checkpointing, 85% VRAM cap,
-# fp32 compute, memory-efficient SDPA, 8-bit AdamW, embedding frozen but the mask row); it refuses a torch
-# without sm_61 kernels. Entry points: PROFILES,
-# resolve_profile, check_device, micro_steps, apply_memory_cap, prepare_model, sdpa_backends, compute_context, make_optimizer.
+# fp32 compute, PyTorch's SDPA dispatch, 8-bit AdamW, LoRA + the mask row). Entry points: PROFILES, resolve_profile,
+# check_device, check_precision, micro_steps, prepare_model, sdpa_backends, compute_context,
+# make_scaler, make_optimizer.
 import contextlib
 from dataclasses import dataclass, fields
 import torch
 from hildanext.config import ParamsError, RuntimeParams
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -22,7 +23,7 @@ class Profile:
 
 PROFILES = {
     "cpu": Profile("cpu", 0, False, 1.0, "none", "auto", "adamw", "all", "none"),
-    "gtx1080": Profile("gtx1080", 1, True, 0.85, "none", "mem_efficient", "adamw8bit", "mask_row", "lora"),
+    "gtx1080": Profile("gtx1080", 1, True, 0.85, "none", "auto", "adamw8bit", "mask_row", "lora"),
     "ampere": Profile("ampere", 0, False, 1.0, "bf16", "auto", "adamw", "all", "none"),
 }
 def resolve_profile(runtime: RuntimeParams) -> Profile:
@@ -33,6 +34,12 @@ def resolve_profile(runtime: RuntimeParams) -> Profile:
 def check_device(profile: Profile) -> None:
     if profile.name == "gtx1080" and "sm_61" not in torch.cuda.get_arch_list():
         raise ParamsError(f"runtime.profile: gtx1080 needs a torch build with sm_61 kernels; this torch {torch.__version__} has {torch.cuda.get_arch_list() or 'no CUDA'} (install a CUDA 12.6 build)")
+
+def check_precision(runtime: RuntimeParams, profile: Profile) -> None:
+    if runtime.dtype == "float16":
+        raise ParamsError("runtime.dtype: float16 weights are for inference only (pure fp16 AdamW underflows its eps and Qwen weights can overflow); train with runtime.dtype float32 and runtime.autocast fp16")
+    if profile.autocast != "none" and runtime.dtype != "float32":
+        raise ParamsError(f"runtime.autocast: {profile.autocast} needs fp32 master weights, but runtime.dtype is {runtime.dtype}")
 
 def micro_steps(batch_size: int, profile: Profile) -> tuple[int, int]:
     micro = profile.micro_batch or batch_size
@@ -51,10 +58,15 @@ def prepare_model(model, profile: Profile) -> None:
     elif profile.grad_ckpt:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
-def sdpa_backends(profile: Profile) -> list:
+def sdpa_backends(setting: str, capability: tuple[int, int] | None) -> list | None:
+    """The SDPA kernels to allow (None: PyTorch's dispatch, never flash below sm80); capability None = no CUDA."""
     from torch.nn.attention import SDPBackend
-    choice = {"auto": None, "mem_efficient": [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH], "math": [SDPBackend.MATH]}
-    return choice[profile.sdpa_backend]
+    if setting == "auto" or capability is None:
+        return None
+    return [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH] if setting == "mem_efficient" and capability >= (5, 0) else [SDPBackend.MATH]
+
+def device_capability(device: torch.device) -> tuple[int, int] | None:
+    return torch.cuda.get_device_capability(device) if device.type == "cuda" else None
 
 def make_optimizer(model, profile: Profile, lr: float, betas, weight_decay: float, mask_id: int):
     if hasattr(model, "peft_config"):
@@ -80,8 +92,12 @@ def optimizer_class(profile: Profile):
 @contextlib.contextmanager
 def compute_context(profile: Profile, device: torch.device):
     with contextlib.ExitStack() as stack:
-        if profile.autocast == "bf16":
-            stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16))
-        if (backends := sdpa_backends(profile)) is not None and device.type == "cuda":
+        if profile.autocast != "none":
+            stack.enter_context(torch.autocast(device.type, dtype=AUTOCAST[profile.autocast]))
+        if (backends := sdpa_backends(profile.sdpa_backend, device_capability(device))) is not None:
             stack.enter_context(torch.nn.attention.sdpa_kernel(backends))
         yield
+
+def make_scaler(profile: Profile, device: torch.device):
+    """A GradScaler for fp16 autocast (fp16 gradients underflow without loss scaling), else None."""
+    return torch.amp.GradScaler(device.type) if profile.autocast == "fp16" else None

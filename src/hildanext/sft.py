@@ -15,7 +15,7 @@ from hildanext.data.sft_data import SftShards
 from hildanext.files import sha256_file, write_json_atomic
 from hildanext.modeling import check_model_folder, model_meta, save_model
 from hildanext.objective import regular_token_ids, sft_loss
-from hildanext.profiles import check_device, compute_context, make_optimizer, micro_steps, resolve_profile
+from hildanext.profiles import check_device, check_precision, compute_context, make_optimizer, make_scaler, micro_steps, resolve_profile
 from hildanext.train import Checkpoints, LoopSpec, checkpoint_run_id, distributed, params_hash, profile_part, restore, start_state, train_loop
 from hildanext.wsd import lr_at
 BEST_KEY = "eval/sft/loss_m2t"
@@ -67,6 +67,7 @@ def sft_stage(params: Params, root: Path, tracker) -> dict:
         raise ParamsError(f"params.yaml: sft.block_size {s.block_size} differs from data/sft's {train_shards.manifest['block_size']}; re-run the sft_data stage")
     ckpts, profile, fp = Checkpoints(root / "models/sft_ckpts", s.keep_last, s.keep_best, BEST_KEY), resolve_profile(params.runtime), fingerprint(params, root)
     check_device(profile)
+    check_precision(params.runtime, profile)
     micro, accum = micro_steps(s.batch_size, profile)
     run = mlflow.active_run()
     if run:
@@ -75,11 +76,13 @@ def sft_stage(params: Params, root: Path, tracker) -> dict:
     dist, net = distributed(model)
     optimizer = make_optimizer(model, profile, s.lr, s.betas, s.weight_decay, tokenizer.mask_token_id)
     loader = ShardLoader(train_shards, micro, s.seed)
-    restore(latest, state, optimizer, loader)
+    scaler = make_scaler(profile, model.device)
+    restore(latest, state, optimizer, loader, scaler)
     if (accum * s.grad_accum) % dist.num_processes:
         raise ParamsError(f"params.yaml: sft.batch_size {s.batch_size} x sft.grad_accum is not a multiple of micro-batch {micro} x {dist.num_processes} processes")
     regular = regular_token_ids(tokenizer)
     spec = sft_spec(params, eval_shards, tokenizer.mask_token_id, regular, accum * s.grad_accum // dist.num_processes, lambda: compute_context(profile, model.device), net, dist)
+    spec.scaler = scaler
     start = evaluate_sft(model, eval_shards, params, tokenizer.mask_token_id, regular) if latest is None else state.get("start_eval", {})
     state = train_loop(model, tokenizer, optimizer, loader, spec, ckpts, state | {"start_eval": start}, csv_path, tracker)
     return finish(params, root, merged_model(model, base_dir, params.runtime), tokenizer, ckpts, state) if run else {}

@@ -1,6 +1,6 @@
 # The one training loop shared by WSD and SFT: gradient accumulation, clipping, LR per step, NaN/inf guard,
 # MLflow logging (a nested run per phase), a per-step CSV for DVC plots, checkpoints every N steps and at
-# phase ends (keep the last N plus the best k; optimizer state only in the latest), and exact resume.
+# phase ends (keep the last N plus the best k; optimizer state only in the latest), fp16 loss scaling, exact resume.
 # Entry points: LoopSpec, Checkpoints, params_hash, train_loop, TrainingError; resumable, start_state (load the
 # model for a fresh or resumed run), restore, checkpoint_run_id, profile_part and distributed (accelerate +
 # DDP wrap), shared by WSD and SFT.
@@ -31,6 +31,7 @@ class LoopSpec:
     best_key: str = "eval/loss"
     rank: int = 0
     world: int = 1
+    scaler: object = None
 
 def params_hash(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -78,12 +79,19 @@ def optimizer_step(model, optimizer, spec: LoopSpec, step: int, batches) -> tupl
         out = spec.loss_at(model, batch, step, spec.rank * spec.grad_accum + micro)
         if not torch.isfinite(out.loss):
             raise TrainingError(f"loss is {out.loss.item()} at step {step}")
-        (out.loss / spec.grad_accum).backward()
+        loss = out.loss / spec.grad_accum
+        (loss if spec.scaler is None else spec.scaler.scale(loss)).backward()
         outs.append(out)
+    if spec.scaler is not None:
+        spec.scaler.unscale_(optimizer)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), spec.clip).item()
-    if not torch.isfinite(torch.tensor(grad_norm)):
+    if spec.scaler is not None:
+        spec.scaler.step(optimizer)
+        spec.scaler.update()
+    elif not torch.isfinite(torch.tensor(grad_norm)):
         raise TrainingError(f"gradient norm is {grad_norm} at step {step}")
-    optimizer.step()
+    else:
+        optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return outs, grad_norm
 
@@ -131,7 +139,7 @@ def run_phase(model, tokenizer, optimizer, loader, spec: LoopSpec, ckpts: Checkp
     while state["step"] < end:
         step, started = state["step"], time.perf_counter()
         outs, grad_norm = optimizer_step(model, optimizer, spec, step, loader.next_step(spec.grad_accum, spec.rank, spec.world))
-        state = state | {"step": step + 1, "loader": loader.state()}
+        state = state | {"step": step + 1, "loader": loader.state()} | ({"scaler": spec.scaler.state_dict()} if spec.scaler else {})
         if spec.rank:
             continue
         if step % spec.log_every == 0 or step + 1 == end:
@@ -199,7 +207,9 @@ def checkpoint_run_id(ckpts: Checkpoints, manifest: Path, fingerprint) -> str | 
     latest, _ = resumable(ckpts, fingerprint())
     return json.loads((latest / "trainer_state.json").read_text())["run_id"] if latest else None
 
-def restore(latest: Path | None, state: dict, optimizer, loader) -> None:
+def restore(latest: Path | None, state: dict, optimizer, loader, scaler=None) -> None:
     if latest is not None:
         optimizer.load_state_dict(torch.load(latest / "optimizer.pt"))
         loader.load_state(state["loader"])
+        if scaler is not None and "scaler" in state:
+            scaler.load_state_dict(state["scaler"])

@@ -16,7 +16,7 @@ from hildanext.files import sha256_file, write_json_atomic
 from hildanext.modeling import check_model_folder, model_meta, save_model
 from hildanext.objective import diffusion_loss, regular_token_ids
 from hildanext.adapters import merged_model
-from hildanext.profiles import check_device, compute_context, make_optimizer, micro_steps, resolve_profile
+from hildanext.profiles import check_device, check_precision, compute_context, make_optimizer, make_scaler, micro_steps, resolve_profile
 from hildanext.train import Checkpoints, LoopSpec, checkpoint_run_id, distributed, params_hash, profile_part, restore, start_state, train_loop
 @dataclass(frozen=True)
 class Phase:
@@ -118,6 +118,7 @@ def wsd_stage(params: Params, root: Path, tracker) -> dict:
     ckpts = Checkpoints(out, params.wsd.keep_last, params.wsd.keep_best, f"eval/b{params.wsd.decay_to}/loss_m2t")
     profile = resolve_profile(params.runtime)
     check_device(profile)
+    check_precision(params.runtime, profile)
     micro, accum = micro_steps(params.wsd.batch_size, profile)
     run = mlflow.active_run()
     if run:
@@ -126,11 +127,13 @@ def wsd_stage(params: Params, root: Path, tracker) -> dict:
     dist, net = distributed(model)
     optimizer = make_optimizer(model, profile, params.wsd.lr, params.wsd.betas, params.wsd.weight_decay, tokenizer.mask_token_id)
     loader = ShardLoader(train_shards, micro, params.wsd.seed)
-    restore(latest, state, optimizer, loader)
+    scaler = make_scaler(profile, model.device)
+    restore(latest, state, optimizer, loader, scaler)
     regular = regular_token_ids(tokenizer)
     if (accum * params.wsd.grad_accum) % dist.num_processes:
         raise ParamsError(f"params.yaml: wsd.batch_size {params.wsd.batch_size} x wsd.grad_accum is not a multiple of micro-batch {micro} x {dist.num_processes} processes")
     spec = wsd_spec(params, phases, eval_shards, tokenizer.mask_token_id, regular, accum * params.wsd.grad_accum // dist.num_processes, lambda: compute_context(profile, model.device), net, dist)
+    spec.scaler = scaler
     state = train_loop(model, tokenizer, optimizer, loader, spec, ckpts, state, csv_path, tracker)
     return finish(params, root, model, tokenizer, ckpts, state, spec, phases, (train_shards, eval_shards), regular) if run else {}
 
