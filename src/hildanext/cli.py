@@ -75,14 +75,15 @@ def generate(
     tau_edit: float = typer.Option(None, "--tau-edit", help="edit threshold (0 edits every changed token, 1 disables editing); overrides the mode"),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens"),
     seed: int = typer.Option(None, "--seed"),
-    trace: bool = typer.Option(False, "--trace", help="print the per-pass log (block, step, masks left, unmasked, edited)"),
+    trace: bool = typer.Option(False, "--trace", help="print the per-pass log (block, step, masks left, unmasked, edited); with --remask also one line per remask window"),
     chat: bool = typer.Option(False, "--chat", help="wrap PROMPT in the tokenizer's chat template (thinking off)"),
+    remask: bool = typer.Option(None, "--remask/--no-remask", help="run the remask pass after decoding (decode.remask); default decode.remask_pass"),
     model: Path = MODEL_DIR,
     params: Path = PARAMS,
     set_: list[str] = SET,
 ):
     from hildanext.generation import generate_lines, params_or_defaults
-    explicit = {"tau_mask": tau_mask, "tau_edit": tau_edit, "max_new_tokens": max_new_tokens, "seed": seed}
+    explicit = {"tau_mask": tau_mask, "tau_edit": tau_edit, "max_new_tokens": max_new_tokens, "seed": seed, "remask_pass": remask}
     for line in generate_lines(prompt, params_or_defaults(params, set_), model, mode, chat, trace, **explicit):
         typer.echo(line)
 

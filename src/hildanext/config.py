@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Annotated, Literal
 import yaml
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
 STRICT = ConfigDict(extra="forbid", frozen=True)
 Pos = Annotated[int, Field(ge=1)]
@@ -217,6 +217,21 @@ class DecodePresets:
     Q_MODE: DecodeMode = dataclasses.field(default_factory=lambda: DecodeMode(tau_mask=0.7, tau_edit=0.5))
 
 @dataclass(config=STRICT)
+class RemaskParams:
+    target_ratio: Rate = 0.15
+    min_ratio: Rate = 0.05
+    block_size: Pos = 64
+    block_stride: Pos = 32
+    percentile_safety: Annotated[float, Field(gt=0, le=1)] = 0.95
+    @field_validator("min_ratio")
+    @classmethod
+    def at_most_target(cls, value, info: ValidationInfo):
+        target = info.data.get("target_ratio")
+        if target is not None and value > target:
+            raise ValueError(f"min_ratio {value} > target_ratio {target}")
+        return value
+
+@dataclass(config=STRICT)
 class DecodeParams:
     tau_mask: Rate = 0.5
     tau_edit: Rate = 0.0
@@ -228,6 +243,8 @@ class DecodeParams:
     max_new_tokens: Pos = 128
     eos_early_stop: bool = True
     seed: NonNeg = 0
+    remask_pass: bool = False
+    remask: RemaskParams = dataclasses.field(default_factory=RemaskParams)
     presets: DecodePresets = dataclasses.field(default_factory=DecodePresets)
 
 @dataclass(config=STRICT)

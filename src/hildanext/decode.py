@@ -1,15 +1,17 @@
 # LLaDA2.1 block-diffusion decoding (threshold unmasking plus token editing) over any Hugging Face causal-LM
 # module, on an absolute block grid from position 0. Entry points: generate_ids(model, prompt_ids, ...) ->
-# DecodeResult (ids, per-pass trace, stats); update_sets (the Gamma/Delta rule); propose (suppression, sampling).
-# cache=True runs each pass on the current block only, over a BlockKVCache; cache=False recomputes the prefix;
-# cuda_graphs=True sends block passes through cudagraph.StaticBlockForward. observer(event) sees every pass
-# ({type: pass, record}) and every finished block ({type: block, ids so far}).
+# DecodeResult (ids, trace, stats, remask record); update_sets (the Gamma/Delta rule); propose (sampling).
+# cache=True runs each pass on the current block over a BlockKVCache (cache=False recomputes the prefix);
+# cuda_graphs=True uses cudagraph.StaticBlockForward; remask_pass=True adds hildanext.remask's pass. observer
+# sees {type: pass, record}, {type: remask, windows} and {type: block, ids so far} (with remask: one, at the end).
 import inspect, math, time
 from dataclasses import dataclass
 import torch
+from hildanext.config import RemaskParams
 from hildanext.cudagraph import StaticBlockForward
 from hildanext.kvcache import BlockKVCache
 from hildanext.modeling import attention_mask_4d
+from hildanext.remask import RemaskRecord, remask_answer
 @dataclass
 class PassRecord:
     block: int
@@ -17,6 +19,7 @@ class PassRecord:
     masks_left: int
     unmasked: list[tuple[int, int]]
     edited: list[tuple[int, int, int]]
+    phase: str = "decode"
 
 @dataclass
 class DecodeStats:
@@ -32,6 +35,7 @@ class DecodeResult:
     ids: list[int]
     trace: list[PassRecord]
     stats: DecodeStats
+    remask: RemaskRecord | None = None
 
 @dataclass(frozen=True)
 class DecodeSpec:
@@ -50,6 +54,7 @@ class DecodeSpec:
     seed: int = 0
     cache: bool = True
     cuda_graphs: bool = False
+    remask: RemaskParams | None = None
     def check(self) -> None:
         if self.block_size < 1 or self.max_new_tokens < 1 or self.max_post_steps < 0 or self.temperature < 0:
             raise ValueError(f"need block_size >= 1, max_new_tokens >= 1, max_post_steps >= 0, temperature >= 0: {self}")
@@ -95,10 +100,10 @@ def update_sets(current, tokens, conf, editable, spec: DecodeSpec) -> tuple[torc
     edit = editable & ~masked & (tokens != current) & (conf > spec.tau_edit)
     return unmask, edit
 
-def pass_record(block: int, step: int, offset: int, before, after, unmask, edit, mask_id: int) -> PassRecord:
+def pass_record(block: int, step: int, offset: int, before, after, unmask, edit, mask_id: int, phase: str = "decode") -> PassRecord:
     unmasked = [(int(i) + offset, int(after[i])) for i in unmask.nonzero().flatten()]
     edited = [(int(i) + offset, int(before[i]), int(after[i])) for i in edit.nonzero().flatten()]
-    return PassRecord(block, step, int((after == mask_id).sum()), unmasked, edited)
+    return PassRecord(block, step, int((after == mask_id).sum()), unmasked, edited, phase)
 
 def cut_at_stop(ids: list[int], stop_ids) -> list[int]:
     for i, token in enumerate(ids):
@@ -122,6 +127,7 @@ class BlockDecoder:
         self.gen = torch.Generator(device=device).manual_seed(spec.seed)
         self.trace: list[PassRecord] = []
         self.forwards = self.cache_forwards = 0
+        self.remask: RemaskRecord | None = None
     def forward(self, q_start: int, q_end: int, keep: int) -> torch.Tensor:
         allowed = block_causal(q_start, q_end, self.spec.block_size, self.canvas.device)
         mask = attention_mask_4d(allowed, self.model.config._attn_implementation, self.model.dtype)
@@ -174,23 +180,61 @@ class BlockDecoder:
             if self.cache is not None:
                 self.cache.clean_len = block * size if stale else (block + 1) * size
             done = self.canvas[self.prompt_len : min((block + 1) * size, self.prompt_len + self.spec.max_new_tokens)]
-            self.notify({"type": "block", "block": block, "ids": cut_at_stop(done.tolist(), set(self.spec.stop_ids))})
+            if self.spec.remask is None:
+                self.notify({"type": "block", "block": block, "ids": cut_at_stop(done.tolist(), set(self.spec.stop_ids))})
             if self.spec.eos_early_stop and bool(torch.isin(self.generated(), self.stops).any()):
                 break
-        return cut_at_stop(self.generated().tolist(), set(self.spec.stop_ids))
+        ids = cut_at_stop(self.generated().tolist(), set(self.spec.stop_ids))
+        return ids if self.spec.remask is None else self.remask_phase(ids)
+    def remask_phase(self, ids: list[int]) -> list[int]:
+        """The remask pass over the decoded answer, uncached (stale K/V dropped); then the one block event."""
+        self.cache = self.static = None
+        self.remask = remask_answer(self, ids, self.spec.remask, set(self.spec.stop_ids))
+        ids = cut_at_stop(self.answer_tokens(len(ids)), set(self.spec.stop_ids))
+        self.notify({"type": "block", "block": (self.prompt_len + max(len(ids), 1) - 1) // self.spec.block_size, "ids": ids})
+        return ids
+    def answer_tokens(self, length: int) -> list[int]:
+        return self.canvas[self.prompt_len : self.prompt_len + length].tolist()
+    def committed_confidence(self, length: int) -> torch.Tensor:
+        """Probability of each committed answer token in one fresh block-causal forward over prompt + answer."""
+        self.forwards += 1
+        end = self.prompt_len + length
+        logits = self.forward(0, end, length)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32)).index_fill(-1, self.banned, -math.inf)
+        return logits.softmax(-1).gather(-1, self.canvas[self.prompt_len : end, None]).squeeze(-1)
+    def redecode(self, positions: list[int], length: int) -> None:
+        """Mask the answer positions, then re-decode their blocks in order, each forward over prompt + answer so far."""
+        where = [self.prompt_len + i for i in positions]
+        self.canvas[where] = self.spec.mask_id
+        for block in sorted({p // self.spec.block_size for p in where}):
+            self.redecode_block(block, min((block + 1) * self.spec.block_size, self.prompt_len + length))
+    def redecode_block(self, block: int, end: int) -> None:
+        """Gamma-only passes (no edits, no post steps) over one block's masked answer positions in [start, end)."""
+        start, step = block * self.spec.block_size, 0
+        answer = torch.arange(start, end, device=self.canvas.device) >= self.prompt_len
+        while bool((masked := answer & (self.canvas[start:end] == self.spec.mask_id)).any()):
+            current = self.canvas[start:end].clone()
+            self.forwards += 1
+            tokens, conf = propose(self.forward(0, end, end - start), self.banned, self.spec, self.gen)
+            unmask, edit = update_sets(current, tokens, conf, masked, self.spec)
+            self.canvas[start:end] = torch.where(unmask, tokens, current)
+            self.trace.append(pass_record(block, step, start - self.prompt_len, current, self.canvas[start:end], unmask, edit, self.spec.mask_id, "remask"))
+            self.notify({"type": "pass", "record": self.trace[-1], "forwards": self.forwards})
+            step += 1
 
 def decode_stats(forwards: int, tokens: int, seconds: float, cache_forwards: int = 0) -> DecodeStats:
     return DecodeStats(forwards, tokens, tokens / max(forwards, 1), seconds, tokens / max(seconds, 1e-9), cache_forwards)
 
-def generate_ids(model, prompt_ids, *, mask_id: int, eos_id: int, stop_ids=None, suppress_ids=None, block_size: int = 32, tau_mask: float, tau_edit: float, max_post_steps: int = 16, max_new_tokens: int, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None, eos_early_stop: bool = True, seed: int = 0, cache: bool = True, cuda_graphs: bool = False, observer=None) -> DecodeResult:
+def generate_ids(model, prompt_ids, *, mask_id: int, eos_id: int, stop_ids=None, suppress_ids=None, block_size: int = 32, tau_mask: float, tau_edit: float, max_post_steps: int = 16, max_new_tokens: int, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None, eos_early_stop: bool = True, seed: int = 0, cache: bool = True, cuda_graphs: bool = False, remask_pass: bool = False, remask: RemaskParams | dict | None = None, observer=None) -> DecodeResult:
     """Decode max_new_tokens after prompt_ids; ids exclude the prompt and end after the first stop token."""
     stops = tuple(dict.fromkeys([eos_id, *(stop_ids or ())]))
     banned = tuple(sorted({mask_id, *(suppress_ids or ())}))
-    spec = DecodeSpec(mask_id, stops, banned, block_size, tau_mask, tau_edit, max_post_steps, max_new_tokens, temperature, top_k, top_p, eos_early_stop, seed, cache, cuda_graphs)
+    windows = (remask if isinstance(remask, RemaskParams) else RemaskParams(**(remask or {}))) if remask_pass else None
+    spec = DecodeSpec(mask_id, stops, banned, block_size, tau_mask, tau_edit, max_post_steps, max_new_tokens, temperature, top_k, top_p, eos_early_stop, seed, cache, cuda_graphs, windows)
     spec.check()
     decoder = BlockDecoder(model, torch.as_tensor(prompt_ids, dtype=torch.long).flatten(), spec, observer)
     started = time.perf_counter()
     with torch.inference_mode():
         ids = decoder.run()
     stats = decode_stats(decoder.forwards, len(ids), time.perf_counter() - started, decoder.cache_forwards)
-    return DecodeResult(ids, decoder.trace, stats)
+    return DecodeResult(ids, decoder.trace, stats, decoder.remask)

@@ -102,6 +102,8 @@ def capability_problem(hello: dict, python: str, min_cc: float) -> str | None:
 
 def unsupported(settings: dict) -> str | None:
     """Why dInfer cannot serve these decode settings (None when it can)."""
+    if settings.get("remask_pass"):
+        return "the remask pass is on: dInfer has none, so transformers served it"
     if settings["tau_edit"] < 1.0:
         return f"editing is on (tau_edit {settings['tau_edit']:g} < 1): dInfer has no token editing, so transformers served it"
     if settings["temperature"] > 0 and (settings["top_k"] is not None or settings["top_p"] is not None):

@@ -21,6 +21,7 @@ class Request:
     temperature: float | None = None
     stop: tuple[str, ...] = ()
     chat: bool = False
+    remask: bool | None = None
 
 @dataclass
 class Completion:
@@ -45,7 +46,7 @@ class Engine:
         self.eos_id, self.stop_ids = stop_token_ids(tokenizer)
         self.suppress = suppressed_ids(tokenizer, model.config.vocab_size, [self.eos_id, *self.stop_ids])
     def settings(self, request: Request) -> dict:
-        explicit = {"tau_mask": request.tau_mask, "tau_edit": request.tau_edit, "max_new_tokens": request.max_new_tokens, "temperature": request.temperature, "seed": request.seed}
+        explicit = {"tau_mask": request.tau_mask, "tau_edit": request.tau_edit, "max_new_tokens": request.max_new_tokens, "temperature": request.temperature, "seed": request.seed, "remask_pass": request.remask}
         return decode_settings(self.params.decode, request.mode, **explicit)
     def complete(self, request: Request, observer=None) -> Completion:
         prompt_ids = encode_prompt(self.tokenizer, request.prompt, request.chat)

@@ -10,6 +10,7 @@ from transformers import GenerationConfig
 from hildanext.config import DecodeParams, Params, ParamsError, RuntimeParams, apply_overrides, as_dict, load_params, validate
 from hildanext.decode import DecodeResult, PassRecord, cut_at_stop, decode_stats, generate_ids
 from hildanext.modeling import ModelFolderError, load_model
+from hildanext.remask import Window
 MODES = {"S": "S_MODE", "Q": "Q_MODE"}
 STOP_TOKENS = ("<|endoftext|>", "<|im_end|>")
 MODEL_DIRS = ("models/sft", "models/merged", "models/init")
@@ -97,11 +98,24 @@ def piece(tokenizer, token: int) -> str:
 def trace_line(record: PassRecord, tokenizer) -> str:
     unmasked = " ".join(f"{i}:{piece(tokenizer, t)}" for i, t in record.unmasked)
     edited = " ".join(f"{i}:{piece(tokenizer, old)}->{piece(tokenizer, new)}" for i, old, new in record.edited)
-    return f"block {record.block} step {record.step}: {record.masks_left} masks left | unmasked {unmasked or '-'} | edited {edited or '-'}"
+    phase = "remask " if record.phase == "remask" else ""
+    return f"{phase}block {record.block} step {record.step}: {record.masks_left} masks left | unmasked {unmasked or '-'} | edited {edited or '-'}"
+
+def window_line(window: Window, tokenizer) -> str:
+    remasked = " ".join(f"{i}:{piece(tokenizer, t)}@{conf:.3f}" for i, t, conf in window.remasked)
+    return f"remask window [{window.start}, {window.end}): {len(window.candidates)} candidates | remasked {remasked or '-'}"
+
+def trace_lines(result: DecodeResult, tokenizer) -> list[str]:
+    """Decode passes, then one line per remask window, then the remask passes."""
+    lines = [trace_line(r, tokenizer) for r in result.trace if r.phase == "decode"]
+    if result.remask is not None:
+        lines += [window_line(w, tokenizer) for w in result.remask.windows]
+    return lines + [trace_line(r, tokenizer) for r in result.trace if r.phase == "remask"]
 
 def summary_line(result: DecodeResult, model_dir: Path, mode: str | None) -> str:
-    s = result.stats
-    return f"{model_dir} mode {mode.upper() if mode else 'params'}: forwards {s.forwards}, tokens {s.tokens}, TPF {s.tpf:.2f}, {s.tokens_per_s:.1f} tokens/s, {s.seconds:.2f} s"
+    s, r = result.stats, result.remask
+    remasked = f", remasked {r.remasked} ({len(r.changed)} changed)" if r is not None else ""
+    return f"{model_dir} mode {mode.upper() if mode else 'params'}: forwards {s.forwards}, tokens {s.tokens}, TPF {s.tpf:.2f}, {s.tokens_per_s:.1f} tokens/s, {s.seconds:.2f} s{remasked}"
 
 def generate_lines(prompt: str, params: Params, model_dir: Path | None = None, mode: str | None = None, chat: bool = False, trace: bool = False, **explicit) -> list[str]:
     """The body of `hildanext generate`: the per-pass log when asked, the text, one summary line."""
@@ -109,5 +123,5 @@ def generate_lines(prompt: str, params: Params, model_dir: Path | None = None, m
     model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
     model, tokenizer = load_decoder(model_dir, params.runtime)
     text, result = generate_text(model, tokenizer, prompt, settings, chat)
-    log = [trace_line(record, tokenizer) for record in result.trace] if trace else []
+    log = trace_lines(result, tokenizer) if trace else []
     return log + [text, summary_line(result, model_dir, mode)]

@@ -32,7 +32,8 @@ async def generate(body: GenerateBody, request: Request):
     c = event["completion"]
     out = {"text": c.text, "finish_reason": c.finish_reason, "model": serve.model, "engine": c.engine, "mode": body.mode, "prompt_tokens": c.prompt_tokens, "completion_tokens": len(c.ids)}
     out |= {"settings": event["settings"], "stats": dataclasses.asdict(c.result.stats), "notices": c.notices}
-    return out | ({"trace": [dataclasses.asdict(r) for r in c.result.trace]} if body.trace else {})
+    remask = {"remask": dataclasses.asdict(c.result.remask) if c.result.remask else None}
+    return out | ({"trace": [dataclasses.asdict(r) for r in c.result.trace]} | remask if body.trace else {})
 
 def create_app(params: Params, root: Path = Path("."), engine=None) -> FastAPI:
     """The app; engine (tests) replaces loading from serve.model_candidates."""

@@ -1,7 +1,7 @@
 # The live view (issue 10): GET /live (the page), GET /live/static/{name} (its JS and CSS, package data) and
-# GET /live/stream (server-sent events from the one worker: `start`, one `pass` per decode pass with the
-# unmasked and edited tokens, masks left and the running TPF, then `done` with the answer and stats, or
-# `error`). Entry points: router, LiveTask.
+# GET /live/stream (server-sent events from the one worker: `start`, one `pass` per forward with the
+# unmasked and edited tokens, masks left and the running TPF, remask passes marked by phase, then `done`
+# with the answer and stats, or `error`). Entry points: router, LiveTask.
 from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -50,9 +50,9 @@ async def live_events(task: LiveTask, deadline: float):
         task.cancel("stream closed")
 
 @router.get("/stream")
-async def stream(request: Request, prompt: str = Query(min_length=1), mode: Literal["S", "Q"] = "S", tau_mask: float | None = Query(None, ge=0, le=1), tau_edit: float | None = Query(None, ge=0, le=1), max_new_tokens: int = Query(64, ge=1), seed: int = Query(0, ge=0), temperature: float | None = Query(None, ge=0), chat: bool = False):
+async def stream(request: Request, prompt: str = Query(min_length=1), mode: Literal["S", "Q"] = "S", tau_mask: float | None = Query(None, ge=0, le=1), tau_edit: float | None = Query(None, ge=0, le=1), max_new_tokens: int = Query(64, ge=1), seed: int = Query(0, ge=0), temperature: float | None = Query(None, ge=0), chat: bool = False, remask: bool | None = None):
     serve = state(request)
     check_cap(max_new_tokens, "max_new_tokens", serve.params.serve.max_new_tokens_limit, "serve.max_new_tokens_limit")
-    task = LiveTask(EngineRequest(prompt, mode, tau_mask, tau_edit, max_new_tokens, seed, temperature, chat=chat), context=serve.params.serve.max_context)
+    task = LiveTask(EngineRequest(prompt, mode, tau_mask, tau_edit, max_new_tokens, seed, temperature, chat=chat, remask=remask), context=serve.params.serve.max_context)
     deadline = admit(serve, task)
     return StreamingResponse(live_events(task, deadline), media_type="text/event-stream", headers=HEADERS)

@@ -1,5 +1,5 @@
 # Pydantic request bodies for the serve endpoints (extra fields forbidden; the decoder knobs mode, tau_mask,
-# tau_edit are the documented extras on the OpenAI requests), the dynamic caps from the serve params (422
+# tau_edit, remask are the documented extras on the OpenAI requests), the dynamic caps from the serve params (422
 # naming the field), and the mapping onto hildanext.engines.Request.
 # Entry points: GenerateBody, CompletionBody, ChatBody, JobBody, check_cap, engine_request, stop_strings.
 from typing import Annotated, Literal
@@ -17,6 +17,7 @@ class Knobs(BaseModel):
     tau_edit: Tau | None = None
     seed: Annotated[int, Field(ge=0)] | None = None
     temperature: Temperature | None = None
+    remask: bool | None = None
 
 class GenerateBody(Knobs):
     prompt: str
@@ -87,4 +88,4 @@ def stop_strings(stop) -> tuple[str, ...]:
 
 def engine_request(body: Knobs, prompt: str, params: Params, max_new_tokens: int | None, stop=None, chat: bool = False) -> Request:
     seed = params.decode.seed if body.seed is None else body.seed
-    return Request(prompt, body.mode, body.tau_mask, body.tau_edit, max_new_tokens, seed, body.temperature, stop_strings(stop), chat)
+    return Request(prompt, body.mode, body.tau_mask, body.tau_edit, max_new_tokens, seed, body.temperature, stop_strings(stop), chat, body.remask)

@@ -23,6 +23,7 @@ function params() {
   const q = new URLSearchParams({prompt: $("prompt").value, mode: $("mode").value,
     max_new_tokens: $("max_new_tokens").value, seed: $("seed").value, chat: $("chat").checked});
   for (const key of ["tau_mask", "tau_edit", "temperature"]) { if ($(key).value !== "") q.set(key, $(key).value); }
+  if ($("remask").checked) q.set("remask", "true");
   return q;
 }
 function start(event) {
@@ -36,7 +37,9 @@ function start(event) {
     const p = JSON.parse(e.data);
     for (const u of p.unmasked) { if (u.i >= 0 && u.i < slots.length) mark(slots[u.i], u.text, "new"); }
     for (const d of p.edited) { if (d.i >= 0 && d.i < slots.length) { mark(slots[d.i], d.new, "edited"); edits++; } }
-    $("passes").textContent = p.forwards; $("block").textContent = p.block; $("masks").textContent = p.masks_left;
+    for (const r of p.remasked || []) { if (r.i >= 0 && r.i < slots.length) { slots[r.i].textContent = "\u2588"; slots[r.i].className = "slot masked"; } }
+    $("passes").textContent = p.forwards; $("masks").textContent = p.masks_left;
+    $("block").textContent = p.phase === "remask" ? (p.block === null ? "remask" : "remask " + p.block) : p.block;
     $("tpf").textContent = p.tpf.toFixed(2); $("edits").textContent = edits;
   });
   source.addEventListener("done", (e) => {
@@ -53,4 +56,5 @@ function start(event) {
 $("ask").addEventListener("submit", start);
 const preset = new URLSearchParams(window.location.search);
 for (const key of ["prompt", "mode", "tau_mask", "tau_edit", "max_new_tokens", "seed", "temperature"]) { if (preset.has(key)) $(key).value = preset.get(key); }
+if (preset.get("remask") === "true") $("remask").checked = true;
 if (preset.get("autorun") === "1") $("ask").requestSubmit();
