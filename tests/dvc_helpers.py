@@ -1,6 +1,7 @@
 # Helpers shared by the DVC tests (test_dvc, test_dvc_flows): sh(cmd, cwd) runs a command with a fixed git
 # identity and the venv first on PATH (DVC_ROOT cleared), copy_repo(src, dst) copies the files git sees,
-# ci_copy(src, dst, *overlays) makes a committed copy without dvc.lock on the ci overlay (then each YAML text).
+# ci_copy(src, dst, *overlays) makes a committed copy without dvc.lock on the ci overlay (then each YAML text),
+# processes_under(folder) lists the pids whose working directory lies in folder (queue workers, stages).
 import os, shutil, subprocess, sys
 from pathlib import Path
 GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid"}
@@ -34,3 +35,14 @@ def ci_copy(src: Path, dst: Path, *overlays: str) -> Path:
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-qm", "copy"], repo)
     return repo
+
+def processes_under(folder: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cwd = Path(os.readlink(proc / "cwd"))
+        except OSError:
+            continue
+        if cwd.is_relative_to(folder.resolve()):
+            found.append(int(proc.name))
+    return found
