@@ -14,7 +14,7 @@ NOT_PUSHED = ("models/wsd", "models/sft_ckpts")
 TRAINING = ("models/demo-base", "models/init", "models/wsd", "models/merged", "models/sft", "models/sft_ckpts", "data/processed", "data/tokenized", "data/sft")
 @pytest.fixture(scope="module")
 def baseline(repo_root, tmp_path_factory) -> Path:
-    """The ci copy after one full `dvc repro`, its lock committed; both tests leave its workspace as it was."""
+    """The ci copy after one full `dvc repro`, its lock committed; the queue leaves it clean, push only adds a remote."""
     repo = ci_copy(repo_root, tmp_path_factory.mktemp("flows") / "repo").resolve()
     sh(["dvc", "repro"], repo)
     sh(["git", "add", "-A"], repo)
