@@ -1,36 +1,14 @@
 # Real DVC in a temporary copy of the repository with the ci overlay: `dvc repro` runs the whole DAG,
 # records MLflow runs in <copy>/mlflow.db, a second repro runs nothing, and `dvc exp run -S` of a key only
 # init depends on re-runs init alone. Slow (spawns the stages); run by `make test`.
-import json, re, os, shutil, subprocess, sys
-from pathlib import Path
+import json, re, os, subprocess
 import mlflow
 import pytest
+from dvc_helpers import ci_copy, env, sh
 pytestmark = pytest.mark.slow
-GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid"}
-def sh(cmd, cwd):
-    env = os.environ | GIT_ID | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("DVC_ROOT", None)
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, f"{cmd}\n{out.stdout}\n{out.stderr}"
-    return out.stdout + out.stderr
-
-def copy_repo(src: Path, dst: Path) -> Path:
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=src, capture_output=True, text=True).stdout.split()
-    for rel in listed:
-        if (src / rel).is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src / rel, dst / rel)
-    return dst
-
 STAGES = ("demo_base", "init", "prepare", "tokenize", "sft_data", "wsd", "merge", "sft", "bench", "export")
 def test_dvc_repro_twice_then_exp_run(repo_root, tmp_path):
-    repo = copy_repo(repo_root, tmp_path / "repo")
-    for rel in ("dvc.lock",):
-        shutil.rmtree(repo / rel, ignore_errors=True) if (repo / rel).is_dir() else (repo / rel).unlink(missing_ok=True)
-    sh(["hildanext", "apply-overlay", "overlays/ci.yaml"], repo)
-    sh(["git", "init", "-q"], repo)
-    sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-qm", "copy"], repo)
+    repo = ci_copy(repo_root, tmp_path / "repo")
     first = sh(["dvc", "repro"], repo)
     assert all(f"Running stage '{stage}'" in first for stage in STAGES)
     assert (repo / "models/init/hildanext.json").exists() and "data/tokenized" in (repo / "dvc.lock").read_text()
@@ -56,18 +34,9 @@ def test_dvc_repro_twice_then_exp_run(repo_root, tmp_path):
 
 def test_killed_wsd_resumes_on_the_next_repro(repo_root, tmp_path):
     import signal, time
-    repo = copy_repo(repo_root, tmp_path / "repo")
-    for rel in ("dvc.lock",):
-        (repo / rel).unlink(missing_ok=True)
-    sh(["hildanext", "apply-overlay", "overlays/ci.yaml"], repo)
-    (repo / "longer.yaml").write_text("wsd:\n  stable_steps: 200\n")
-    sh(["hildanext", "apply-overlay", "longer.yaml"], repo)
-    sh(["git", "init", "-q"], repo)
-    sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-qm", "copy"], repo)
+    repo = ci_copy(repo_root, tmp_path / "repo", "wsd:\n  stable_steps: 200\n")
     sh(["dvc", "repro", "tokenize"], repo)
-    env = os.environ | GIT_ID | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.Popen(["dvc", "repro", "-s", "wsd"], cwd=repo, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(["dvc", "repro", "-s", "wsd"], cwd=repo, env=env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not list((repo / "models/wsd").glob("ckpt-*")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
