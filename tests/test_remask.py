@@ -3,22 +3,21 @@
 # on a scripted LM (prompt and stop untouched, Gamma-only re-decode, forwards, event order), on a tiny Qwen3
 # (fresh block-causal confidences, cached == uncached, off == before), `hildanext generate --remask --trace`,
 # and the server (the stream is sent after the pass, /generate and /live show the remask passes).
-import json, math, re
+import math, re
 from fractions import Fraction
 import httpx, openai, pytest, torch
 from typer.testing import CliRunner
 from conftest import make_tiny_qwen3
 from hildanext.cli import app
 from hildanext.config import DecodeParams, ParamsError, RemaskParams, load_params
-from hildanext.data.demo_corpus import demo_stories
 from hildanext.decode import PassRecord, block_causal, generate_ids
-from hildanext.demo import train_demo_tokenizer
 from hildanext.dinfer import unsupported
 from hildanext.generation import decode_settings
-from hildanext.modeling import add_mask_token, attention_mask_4d
+from hildanext.modeling import attention_mask_4d
 from hildanext.remask import select_windows, window_quota, window_spans
 from hildanext.serve.app import create_app
 from test_decode import EOS, MASK, ScriptedLM, lively_qwen3
+from test_live import events
 from test_serve import LiveServer, make_params
 PROMPT = "Once upon a time, Lily went to the park."
 def picks(windows) -> list[list[int]]:
@@ -140,16 +139,6 @@ def test_off_by_default_is_the_plain_decoder():
     assert settings["remask_pass"] is False and decode_settings(DecodeParams(), "Q", remask_pass=True)["remask"]["block_size"] == 64
     assert "remask" in unsupported(settings | {"remask_pass": True, "tau_edit": 1.0}) and unsupported(settings | {"tau_edit": 1.0}) is None
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("remask") / "tiny"
-    tokenizer = train_demo_tokenizer(demo_stories(200, 3), 400)
-    model = make_tiny_qwen3(vocab_size=448, seed=1)
-    add_mask_token(model, tokenizer)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
-
 def cli(model_dir, *extra) -> list[str]:
     args = ["generate", PROMPT, "--max-new-tokens", "40", "--trace", "--model", str(model_dir), "--params", str(model_dir.parent / "none.yaml"), "--set", "decode.block_size=8", *extra]
     out = CliRunner().invoke(app, args)
@@ -189,19 +178,9 @@ def test_serve_streams_only_after_the_remask_pass(server):
     phases = [r["phase"] for r in answer["trace"]]
     assert answer["settings"]["remask_pass"] is True and answer["stats"]["forwards"] == len(phases) + 1 and "remask" in phases
     assert len(answer["remask"]["windows"]) == 1 and answer["remask"]["windows"][0]["remasked"]
-    stream = live_events(server, prompt=PROMPT, max_new_tokens=40, seed=2, temperature=1.0, remask="true")
+    stream = events(server, prompt=PROMPT, max_new_tokens=40, seed=2, temperature=1.0, remask="true")
     passes = [d for n, d in stream if n == "pass"]
     assert stream[-1][0] == "done" and stream[-1][1]["text"] == answer["text"] and len(passes) == answer["stats"]["forwards"]
     scoring = [p for p in passes if p["phase"] == "remask" and p["block"] is None]
     assert len(scoring) == 1 and [r["i"] for r in scoring[0]["remasked"]] == [r[0] for r in answer["remask"]["windows"][0]["remasked"]]
     assert [p["phase"] for p in passes].index("remask") == phases.index("remask") and stream[0][1]["remask_pass"] is True
-
-def live_events(server, **query) -> list[tuple[str, dict]]:
-    out, name = [], None
-    with httpx.stream("GET", f"{server.url}/live/stream", params=query, timeout=120) as response:
-        for line in response.iter_lines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                out.append((name, json.loads(line[6:])))
-    return out

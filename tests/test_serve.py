@@ -6,13 +6,9 @@ import asyncio, shutil, signal, socket, subprocess, sys, threading, time
 from pathlib import Path
 import httpx, openai, pytest, torch, uvicorn
 from fastapi.testclient import TestClient
-from conftest import make_tiny_qwen3
 from hildanext.config import RuntimeParams
-from hildanext.data.demo_corpus import demo_stories
-from hildanext.demo import train_demo_tokenizer
 from hildanext.engines import Request, TransformersEngine, make_engine
 from hildanext.generation import load_decoder, params_or_defaults
-from hildanext.modeling import add_mask_token
 from hildanext.serve.app import create_app
 BIN = Path(sys.executable).parent / "hildanext"
 PROMPT = "Once upon a time, Lily went to the park."
@@ -43,16 +39,6 @@ class LiveServer:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(30)
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("serve") / "tiny"
-    tokenizer = train_demo_tokenizer(demo_stories(200, 3), 400)
-    model = make_tiny_qwen3(vocab_size=448, seed=1)
-    add_mask_token(model, tokenizer)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 @pytest.fixture(scope="module")
 def library(model_dir):
