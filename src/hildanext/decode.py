@@ -81,9 +81,12 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
         logits = logits.masked_fill(torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted), -math.inf)
     return logits
 
+def without_banned(logits: torch.Tensor, banned: torch.Tensor) -> torch.Tensor:
+    return logits.to(torch.promote_types(logits.dtype, torch.float32)).index_fill(-1, banned, -math.inf)
+
 def propose(logits: torch.Tensor, banned: torch.Tensor, spec: DecodeSpec, gen: torch.Generator):
     """Token and confidence per row; banned ids get -inf first, so confidences are computed without them."""
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32)).index_fill(-1, banned, -math.inf)
+    logits = without_banned(logits, banned)
     if spec.temperature == 0:
         conf, tokens = logits.softmax(-1).max(-1)
         return tokens, conf
@@ -154,19 +157,22 @@ class BlockDecoder:
         editable = torch.arange(start, end, device=self.canvas.device) >= self.prompt_len
         post, step, changed = 0, 0, True
         while True:
-            current = self.canvas[start:end].clone()
-            has_masks = bool((editable & (current == self.spec.mask_id)).any())
+            has_masks = bool((editable & (self.canvas[start:end] == self.spec.mask_id)).any())
             post += not has_masks
             if post > self.spec.max_post_steps:
                 return changed
-            tokens, conf = propose(self.block_logits(start, end), self.banned, self.spec, self.gen)
-            unmask, edit = update_sets(current, tokens, conf, editable, self.spec)
-            self.canvas[start:end] = torch.where(unmask | edit, tokens, current)
-            self.trace.append(pass_record(block, step, start - self.prompt_len, current, self.canvas[start:end], unmask, edit, self.spec.mask_id))
-            self.notify({"type": "pass", "record": self.trace[-1], "forwards": self.forwards})
-            changed, step = bool((unmask | edit).any()), step + 1
+            changed, step = self.apply_pass(block, step, start, end, self.block_logits(start, end), editable), step + 1
             if not has_masks and not changed:
                 return False
+    def apply_pass(self, block: int, step: int, start: int, end: int, logits, editable, phase: str = "decode") -> bool:
+        """One pass over canvas[start:end]: propose, the Gamma/Delta sets, write, trace, notify; True if it changed tokens."""
+        current = self.canvas[start:end].clone()
+        tokens, conf = propose(logits, self.banned, self.spec, self.gen)
+        unmask, edit = update_sets(current, tokens, conf, editable, self.spec)
+        self.canvas[start:end] = torch.where(unmask | edit, tokens, current)
+        self.trace.append(pass_record(block, step, start - self.prompt_len, current, self.canvas[start:end], unmask, edit, self.spec.mask_id, phase))
+        self.notify({"type": "pass", "record": self.trace[-1], "forwards": self.forwards})
+        return bool((unmask | edit).any())
     def notify(self, event: dict) -> None:
         if self.observer is not None:
             self.observer(event)
@@ -200,8 +206,7 @@ class BlockDecoder:
         self.forwards += 1
         end = self.prompt_len + length
         logits = self.forward(0, end, length)
-        logits = logits.to(torch.promote_types(logits.dtype, torch.float32)).index_fill(-1, self.banned, -math.inf)
-        return logits.softmax(-1).gather(-1, self.canvas[self.prompt_len : end, None]).squeeze(-1)
+        return without_banned(logits, self.banned).softmax(-1).gather(-1, self.canvas[self.prompt_len : end, None]).squeeze(-1)
     def redecode(self, positions: list[int], length: int) -> None:
         """Mask the answer positions, then re-decode their blocks in order, each forward over prompt + answer so far."""
         where = [self.prompt_len + i for i in positions]
@@ -213,13 +218,8 @@ class BlockDecoder:
         start, step = block * self.spec.block_size, 0
         answer = torch.arange(start, end, device=self.canvas.device) >= self.prompt_len
         while bool((masked := answer & (self.canvas[start:end] == self.spec.mask_id)).any()):
-            current = self.canvas[start:end].clone()
             self.forwards += 1
-            tokens, conf = propose(self.forward(0, end, end - start), self.banned, self.spec, self.gen)
-            unmask, edit = update_sets(current, tokens, conf, masked, self.spec)
-            self.canvas[start:end] = torch.where(unmask, tokens, current)
-            self.trace.append(pass_record(block, step, start - self.prompt_len, current, self.canvas[start:end], unmask, edit, self.spec.mask_id, "remask"))
-            self.notify({"type": "pass", "record": self.trace[-1], "forwards": self.forwards})
+            self.apply_pass(block, step, start, end, self.forward(0, end, end - start), masked, "remask")
             step += 1
 
 def decode_stats(forwards: int, tokens: int, seconds: float, cache_forwards: int = 0) -> DecodeStats:
