@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 from hildanext.config import DecodeParams, RuntimeParams
-from hildanext.decode import generate_ids
-from hildanext.generation import ar_generate_ids, decode_settings, encode_prompt, load_decoder, stop_token_ids, suppressed_ids
+from hildanext.decode.decoder import generate_ids
+from hildanext.decode.settings import ar_generate_ids, decode_settings, encode_prompt, load_decoder, stop_token_ids, suppressed_ids
 QWEN3_06B = {"vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True}
 def demo_checks(model_dir: Path, device: str) -> dict:
     out = {}

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 from hildanext.config import RuntimeParams
-from hildanext.decode import block_causal, cache_argument, generate_ids
-from hildanext.generation import ar_generate_ids, load_decoder
-from hildanext.kvcache import BlockKVCache
-from hildanext.modeling import attention_mask_4d, load_model
+from hildanext.decode.decoder import block_causal, cache_argument, generate_ids
+from hildanext.decode.settings import ar_generate_ids, load_decoder
+from hildanext.decode.kvcache import BlockKVCache
+from hildanext.model import attention_mask_4d, load_model
 QWEN3_06B = {"vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True}
 def sync(device) -> None:
     if device.type == "cuda":

@@ -7,11 +7,11 @@ import argparse, dataclasses, json, subprocess, sys, tempfile, time
 from pathlib import Path
 import torch
 from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
-from hildanext.adapters import attach_lora, load_base
+from hildanext.train.adapters import attach_lora, load_base
 from hildanext.config import LoraParams, ObjectiveParams, RuntimeParams
-from hildanext.objective import diffusion_loss
-from hildanext.profiles import compute_context, make_optimizer, prepare_model, resolve_profile
-from hildanext.train import LoopSpec, optimizer_step
+from hildanext.train.objective import diffusion_loss
+from hildanext.train.profiles import compute_context, make_optimizer, prepare_model, resolve_profile
+from hildanext.train.loop import LoopSpec, optimizer_step
 QWEN3_06B = {"vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True}
 TINY = QWEN3_06B | {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16}
 GIB, CAP, MASK_ID, SEQ = 2**30, 0.85 * 8 * 2**30, 151669, 1024

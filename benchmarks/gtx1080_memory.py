@@ -10,8 +10,8 @@ import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 from hildanext.config import ObjectiveParams, RuntimeParams
 from hildanext.files import write_json_atomic
-from hildanext.objective import diffusion_loss
-from hildanext.profiles import resolve_profile
+from hildanext.train.objective import diffusion_loss
+from hildanext.train.profiles import resolve_profile
 QWEN3_06B = {"vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True}
 GIB = 2**30
 def saved_activation_bytes(model, seq_len: int) -> int:

@@ -9,7 +9,7 @@ import transformers
 from hildanext.config import RuntimeParams
 from hildanext.files import write_json_atomic
 from timing import timed
-from hildanext.modeling import causal_allowed, load_model, masked_logits
+from hildanext.model import causal_allowed, load_model, masked_logits
 @torch.no_grad()
 def measure(model_dir: Path, seq: int, repeats: int) -> dict:
     row = {"seq": seq}

@@ -8,8 +8,8 @@ import torch
 from hildanext.config import ObjectiveParams, RuntimeParams
 from hildanext.files import write_json_atomic
 from timing import timed
-from hildanext.modeling import load_model
-from hildanext.objective import diffusion_loss, regular_token_ids
+from hildanext.model import load_model
+from hildanext.train.objective import diffusion_loss, regular_token_ids
 def bare_step(model, tokens: torch.Tensor) -> None:
     model(input_ids=tokens, labels=tokens, use_cache=False).loss.backward()
     model.zero_grad(set_to_none=True)

@@ -8,9 +8,9 @@ import torch
 from conftest import make_tiny_qwen3
 from hildanext.config import ObjectiveParams
 from hildanext.data.loader import PackedShards, ShardLoader
-from hildanext.objective import diffusion_loss
-from hildanext.train import LoopSpec, optimizer_step
-from hildanext.train import distributed
+from hildanext.train.objective import diffusion_loss
+from hildanext.train.loop import LoopSpec, optimizer_step
+from hildanext.train.loop import distributed
 def main(out: Path, shards: Path, accum: int) -> None:
     model = make_tiny_qwen3(vocab_size=128).train()
     dist, net = distributed(model)

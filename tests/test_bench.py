@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import make_tiny_qwen3
-from hildanext.bench import ar_nll, elbo_nll, text_metrics
+from hildanext.eval.bench import ar_nll, elbo_nll, text_metrics
 class Rows:
     """PackedShards-like: rows of ids and doc ids."""
     def __init__(self, ids, doc_ids):

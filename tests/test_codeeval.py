@@ -8,10 +8,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 from conftest import make_tiny_qwen3
-from hildanext.codeeval import STATUSES, STOP_STRINGS, code_request, complete_tasks, evaluate, extract_body, harness_self_test, listening_port, load_tasks, network_isolation, run_program
+from hildanext.eval.codeeval import STATUSES, STOP_STRINGS, code_request, complete_tasks, evaluate, extract_body, harness_self_test, listening_port, load_tasks, network_isolation, run_program
 from hildanext.config import DecodeParams, Params
-from hildanext.engines import AREngine, TransformersEngine
-from hildanext.modeling import add_mask_token
+from hildanext.decode.engines import AREngine, TransformersEngine
+from hildanext.model import add_mask_token
 PROMPT = 'def add(a: int, b: int) -> int:\n    """Return a + b."""\n'
 CHECK = "def check(candidate):\n    assert candidate() == 'ok'\n"
 PROBE = "import socket\ndef probe(port):\n    try:\n        socket.create_connection(('127.0.0.1', port), timeout=1).close()\n    except OSError:\n        return 'blocked'\n    return 'connected'\n"

@@ -64,8 +64,8 @@ def test_bad_overlay_leaves_params_untouched(tmp_path, repo_root):
     assert path.read_text() == before
 
 def test_gtx1080_recipe_overlay_carries_the_safe_train_config(tmp_path, repo_root):
-    from hildanext.profiles import micro_steps, resolve_profile
-    from hildanext.wsd import wsd_phases
+    from hildanext.train.profiles import micro_steps, resolve_profile
+    from hildanext.train.wsd import wsd_phases
     params = merge_overlay(write(tmp_path, (repo_root / "params.yaml").read_text()), repo_root / "overlays" / "gtx1080.yaml")
     profile = resolve_profile(params.runtime)
     assert (params.model.base, params.tokenize.seq_len, params.runtime.dtype) == ("models/qwen3-0.6b", 1024, "float32")

@@ -9,12 +9,12 @@ import torch
 from transformers import AutoTokenizer
 from typer.testing import CliRunner
 from conftest import REPO, make_tiny_qwen3
-from hildanext import generation
+from hildanext.decode import settings as generation
 from hildanext.cli import app
 from hildanext.config import DecodeParams, ParamsError, load_params
-from hildanext.decode import DecodeSpec, PassRecord, generate_ids, propose
-from hildanext.generation import ar_generate_ids, decode_settings, stop_token_ids, suppressed_ids
-from hildanext.modeling import add_mask_token, model_meta, save_model
+from hildanext.decode.decoder import DecodeSpec, PassRecord, generate_ids, propose
+from hildanext.decode.settings import ar_generate_ids, decode_settings, stop_token_ids, suppressed_ids
+from hildanext.model import add_mask_token, model_meta, save_model
 VOCAB, MASK, EOS, BANNED = 16, 15, 14, 11
 class ScriptedLM(torch.nn.Module):
     """Fake causal LM: per forward, one {token: probability} row per kept position (rest spread evenly)."""

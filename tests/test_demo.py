@@ -5,9 +5,9 @@ import dataclasses, json
 import torch
 from hildanext.config import DemoParams, RuntimeParams, load_params, merge_overlay
 from hildanext.data.demo_corpus import demo_stories, write_demo_corpus
-from hildanext.demo import build_demo_base, demo_qwen3_config, pack_corpus, train_demo_tokenizer
+from hildanext.train.demo import build_demo_base, demo_qwen3_config, pack_corpus, train_demo_tokenizer
 from hildanext.files import sha256_file
-from hildanext.modeling import causal_allowed, load_model, masked_logits
+from hildanext.model import causal_allowed, load_model, masked_logits
 from hildanext.pipeline import run_stage
 TINY = DemoParams(stories=200, vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, num_kv_heads=1, head_dim=16, seq_len=32, batch_size=4, steps=12, warmup_steps=2)
 def test_demo_corpus_is_deterministic_and_marked(tmp_path):

@@ -9,12 +9,12 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 from conftest import REPO, make_tiny_qwen3
-from hildanext import dinfer as engine_module
+from hildanext.decode import dinfer as engine_module
 from hildanext.config import DInferParams, Params, apply_overrides, as_dict, validate
-from hildanext.decode import BlockDecoder, DecodeSpec, block_causal, generate_ids
-from hildanext.dinfer import DInferEngine
-from hildanext.engines import Request, TransformersEngine, make_engine
-from hildanext.modeling import add_mask_token, masked_logits, model_meta, save_model
+from hildanext.decode.decoder import BlockDecoder, DecodeSpec, block_causal, generate_ids
+from hildanext.decode.dinfer import DInferEngine
+from hildanext.decode.engines import Request, TransformersEngine, make_engine
+from hildanext.model import add_mask_token, masked_logits, model_meta, save_model
 FAKES = REPO / "tests/fake_dinfer"
 MASK, EOS = 127, 126
 def lively(model, std: float = 1.0):
@@ -66,7 +66,7 @@ def test_a_healthy_worker_serves_m2t_requests(model_dir, tmp_path, monkeypatch):
     assert [e["type"] for e in events] == ["pass", "pass", "block"] and events[-1]["ids"] == first.ids
     log = logged(tmp_path / "log.jsonl")
     assert [m["op"] for m in log] == ["hello", "load", "generate", "generate", "quit"]
-    assert log[0]["argv"][0].endswith("hildanext/dinfer_worker.py") and os.path.exists(log[0]["argv"][0])
+    assert log[0]["argv"][0].endswith("hildanext/decode/dinfer_worker.py") and os.path.exists(log[0]["argv"][0])
     assert (log[1]["model_dir"], log[1]["device"], log[1]["dtype"]) == (str(model_dir.resolve()), "cuda", "float32")
     sent = log[2]
     assert (sent["prompt_ids"], sent["max_new_tokens"], sent["block_size"], sent["threshold"], sent["temperature"]) == (prompt, 12, 8, 0.5, 0.0)
@@ -83,7 +83,7 @@ def test_requests_dinfer_cannot_serve_are_ours_with_a_logged_notice(model_dir, r
     params = params_for(fake_python(tmp_path, "ok"))
     params = validate(apply_overrides(as_dict(params), overrides), "test")
     ours = TransformersEngine(reference.model, reference.tokenizer, params, model_dir).complete(request_)
-    with warnings.catch_warnings(), caplog.at_level("INFO", logger="hildanext.dinfer"):
+    with warnings.catch_warnings(), caplog.at_level("INFO", logger="hildanext.decode.dinfer"):
         warnings.simplefilter("error")
         got = DInferEngine(reference.model, reference.tokenizer, params, model_dir).complete(request_)
     assert got.engine == "transformers" and notice in got.notices[0] and notice in caplog.text
@@ -136,7 +136,7 @@ def same_decode(reply: dict, mine) -> bool:
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_worker_drives_dinfer_with_the_pinned_arguments_and_matches_our_decoder(fake_dinfer, tmp_path, attn):
-    from hildanext.dinfer_worker import PassRecorder, Qwen3DInfer, Runner
+    from hildanext.decode.dinfer_worker import PassRecorder, Qwen3DInfer, Runner
     model, folder = saved_tiny(tmp_path, attn)
     runner, calls = Runner(str(folder), "float32", "cpu", attn), []
     runner.model.register_forward_pre_hook(lambda m, args, kw: calls.append((args[0].shape[1], sorted(kw), kw.get("replace_position"))), with_kwargs=True)
@@ -155,7 +155,7 @@ def test_worker_drives_dinfer_with_the_pinned_arguments_and_matches_our_decoder(
     assert reply["passes"] == len(reply["trace"]) and reply["forwards"] == len(calls) and reply["notes"] == []
 
 def test_eos_in_the_prompt_tail_turns_dinfer_early_stop_off(fake_dinfer, tmp_path):
-    from hildanext.dinfer_worker import Runner
+    from hildanext.decode.dinfer_worker import Runner
     model, folder = saved_tiny(tmp_path)
     request = request_for([10, 11, 12, 13, 14, 15, 16, 17, 18, EOS, 19], max_new_tokens=10)
     reply = Runner(str(folder), "float32", "cpu").generate(request)
@@ -163,7 +163,7 @@ def test_eos_in_the_prompt_tail_turns_dinfer_early_stop_off(fake_dinfer, tmp_pat
     assert same_decode(reply, ours(model, request))
 
 def test_wrapper_forward_gives_our_decoders_block_logits(fake_dinfer):
-    from hildanext.dinfer_worker import Qwen3DInfer
+    from hildanext.decode.dinfer_worker import Qwen3DInfer
     model, size = lively(make_tiny_qwen3(), 0.3).double(), 4
     wrapper, canvas = Qwen3DInfer(model), torch.randint(0, 120, (1, 12))
     canvas[0, 9], canvas[0, 11] = MASK, MASK
@@ -190,7 +190,7 @@ def test_wrapper_forward_gives_our_decoders_block_logits(fake_dinfer):
 @pytest.mark.filterwarnings("ignore:`rope_scaling` is deprecated:FutureWarning")
 def test_a_transformers_5_rope_config_reaches_transformers_4(tmp_path, monkeypatch):
     import transformers
-    from hildanext.dinfer_worker import load_config
+    from hildanext.decode.dinfer_worker import load_config
     model = make_tiny_qwen3()
     model.config.rope_parameters = {"rope_theta": 1e6, "rope_type": "default"}
     model.save_pretrained(tmp_path)
@@ -206,7 +206,7 @@ def test_the_worker_process_speaks_the_protocol(tmp_path):
     model, folder = saved_tiny(tmp_path)
     request = request_for(list(range(10, 21)))
     messages = [{"op": "hello"}, {"op": "generate", "id": "early"}, {"op": "load", "model_dir": str(folder), "dtype": "float32", "device": "cpu"}, request, {"op": "nope"}, {"op": "quit"}]
-    worker = REPO / "src/hildanext/dinfer_worker.py"
+    worker = REPO / "src/hildanext/decode/dinfer_worker.py"
     run = subprocess.run([sys.executable, str(worker)], input="\n".join(json.dumps(m) for m in messages) + "\n", env=worker_env(), capture_output=True, text=True, timeout=300)
     replies = [json.loads(line) for line in run.stdout.splitlines()]
     assert run.returncode == 0 and [r["op"] for r in replies] == ["hello", "generate", "load", "generate", "nope", "quit"]

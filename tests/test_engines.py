@@ -5,9 +5,9 @@ import pytest
 from transformers import AutoTokenizer
 from conftest import make_tiny_qwen3
 from hildanext.config import Params, ParamsError
-from hildanext.decode import generate_ids
-from hildanext.engines import AREngine, Request, TransformersEngine, cut_at_stop_strings, make_engine
-from hildanext.modeling import add_mask_token
+from hildanext.decode.decoder import generate_ids
+from hildanext.decode.engines import AREngine, Request, TransformersEngine, cut_at_stop_strings, make_engine
+from hildanext.model import add_mask_token
 @pytest.fixture(scope="module")
 def engine(qwen3_tokenizer_dir):
     tokenizer = AutoTokenizer.from_pretrained(qwen3_tokenizer_dir)

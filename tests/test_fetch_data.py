@@ -10,7 +10,7 @@ import pytest
 from huggingface_hub import constants
 from hildanext.config import FetchDataParams
 from hildanext.data.fetch import download, fetch_data, fetch_dolma_shards, plan_shards, read_url_list, remote_size
-from hildanext.fetch import FetchError
+from hildanext.data.hub import FetchError
 WORDS = "the cat sat on a warm mat while lily found shiny red ball near old tree and smiled".split()
 def make_shard(index: int, docs: int) -> bytes:
     rng = random.Random(index)

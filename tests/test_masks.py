@@ -1,9 +1,9 @@
-# hildanext.masks against hand-written matrices: the 12x12 BDLM mask of a two-document row (row- and
+# hildanext.train.masks against hand-written matrices: the 12x12 BDLM mask of a two-document row (row- and
 # document-aligned blocks), the MDLM and causal document masks, the AR (block size 1) and MDLM (block size L)
 # limits, batched rows equal stacked single rows, a -1 padding tail stays isolated, and bad arguments raise.
 import pytest
 import torch
-from hildanext.masks import bdlm_attention_mask, block_index, causal_doc_mask, mdlm_attention_mask
+from hildanext.train.masks import bdlm_attention_mask, block_index, causal_doc_mask, mdlm_attention_mask
 TWO_DOCS = torch.tensor([0, 0, 0, 1, 1, 1])
 BDLM_ROW_ALIGNED = [
     [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],

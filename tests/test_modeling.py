@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 from tokenizers import Tokenizer, models, pre_tokenizers
-from hildanext.modeling import add_mask_token, attention_mask_4d, causal_allowed, masked_logits, model_meta, save_model
-from hildanext.modeling import ModelFolderError, check_model_folder
+from hildanext.model import add_mask_token, attention_mask_4d, causal_allowed, masked_logits, model_meta, save_model
+from hildanext.model import ModelFolderError, check_model_folder
 BLOCK2_CAUSAL_6 = torch.tensor([
     [1, 1, 0, 0, 0, 0],
     [1, 1, 0, 0, 0, 0],

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from transformers import PreTrainedTokenizerFast
 from tokenizers import Tokenizer, models, pre_tokenizers
 from hildanext.config import ObjectiveParams
-from hildanext.masks import bdlm_attention_mask
-from hildanext.modeling import masked_logits
-from hildanext.objective import corrupt_tokens, diffusion_loss, mask_tokens, regular_token_ids, sample_t
+from hildanext.train.masks import bdlm_attention_mask
+from hildanext.model import masked_logits
+from hildanext.train.objective import corrupt_tokens, diffusion_loss, mask_tokens, regular_token_ids, sample_t
 def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 

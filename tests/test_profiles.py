@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.nn.attention import SDPBackend
 from hildanext.config import ParamsError, RuntimeParams, SftParams, WsdParams
-from hildanext.profiles import PROFILES, check_device, check_precision, compute_context, make_optimizer, make_scaler, micro_steps, resolve_profile, sdpa_backends
-from hildanext.train import LoopSpec, optimizer_step
+from hildanext.train.profiles import PROFILES, check_device, check_precision, compute_context, make_optimizer, make_scaler, micro_steps, resolve_profile, sdpa_backends
+from hildanext.train.loop import LoopSpec, optimizer_step
 def test_precedence_explicit_over_profile_over_default():
     assert resolve_profile(RuntimeParams()) == PROFILES["cpu"]
     gtx = resolve_profile(RuntimeParams(profile="gtx1080"))
@@ -93,7 +93,7 @@ def test_fp16_autocast_trains_fp32_master_weights_with_a_grad_scaler(tiny_qwen3)
     assert make_scaler(PROFILES["cpu"], device) is None
 
 def test_restore_brings_back_the_loss_scale(tmp_path):
-    from hildanext.train import restore
+    from hildanext.train.loop import restore
     lin = torch.nn.Linear(2, 2)
     optimizer, scaler, loaded = torch.optim.AdamW(lin.parameters()), torch.amp.GradScaler("cpu"), []
     torch.save(optimizer.state_dict(), tmp_path / "optimizer.pt")

@@ -10,11 +10,11 @@ from typer.testing import CliRunner
 from conftest import make_tiny_qwen3
 from hildanext.cli import app
 from hildanext.config import DecodeParams, ParamsError, RemaskParams, load_params
-from hildanext.decode import PassRecord, block_causal, generate_ids
-from hildanext.dinfer import unsupported
-from hildanext.generation import decode_settings
-from hildanext.modeling import attention_mask_4d
-from hildanext.remask import select_windows, window_quota, window_spans
+from hildanext.decode.decoder import PassRecord, block_causal, generate_ids
+from hildanext.decode.dinfer import unsupported
+from hildanext.decode.settings import decode_settings
+from hildanext.model import attention_mask_4d
+from hildanext.decode.remask import select_windows, window_quota, window_spans
 from hildanext.serve.app import create_app
 from test_decode import EOS, MASK, ScriptedLM, lively_qwen3
 from test_live import events

@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx, openai, pytest, torch, uvicorn
 from fastapi.testclient import TestClient
 from hildanext.config import RuntimeParams
-from hildanext.engines import Request, TransformersEngine, make_engine
-from hildanext.generation import load_decoder, params_or_defaults
+from hildanext.decode.engines import Request, TransformersEngine, make_engine
+from hildanext.decode.settings import load_decoder, params_or_defaults
 from hildanext.serve.app import create_app
 BIN = Path(sys.executable).parent / "hildanext"
 PROMPT = "Once upon a time, Lily went to the park."

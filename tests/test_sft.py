@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer
 from conftest import make_tiny_qwen3
-from hildanext import objective
+from hildanext.train import objective
 from hildanext.config import ObjectiveParams, SftParams, merge_overlay
 from hildanext.data.chat import Chat
 from hildanext.data.sft_data import encode_chats
-from hildanext.objective import regular_token_ids, sft_loss
+from hildanext.train.objective import regular_token_ids, sft_loss
 from hildanext.pipeline import run_stage
 from test_sft_data import three_turn_chat
 @pytest.fixture(scope="module")

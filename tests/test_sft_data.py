@@ -15,9 +15,9 @@ from hildanext.data.demo_corpus import demo_stories
 from hildanext.data.loader import ShardLoader
 from hildanext.data.sft_data import SftPacker, SftShards, assistant_spans, encode_chats, sft_data_stage, split_of
 from hildanext.data.sources import DataError
-from hildanext.demo import train_demo_tokenizer
+from hildanext.train.demo import train_demo_tokenizer
 from hildanext.files import sha256_file
-from hildanext.masks import block_index
+from hildanext.train.masks import block_index
 from hildanext.pipeline import run_stage
 REPO = Path(__file__).resolve().parents[1]
 SYSTEM, USERS = "You answer briefly.", ("What is 6 times 7?", "Name two colours.", "Say hi in French.")

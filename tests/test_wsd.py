@@ -4,11 +4,11 @@
 import csv, json, shutil
 import pytest
 import torch
-from hildanext import train
+from hildanext.train import loop as train
 from hildanext.config import ParamsError, WsdParams, merge_overlay
 from hildanext.pipeline import run_stage
-from hildanext.train import TrainingError
-from hildanext.wsd import lr_at, phase_of, wsd_phases
+from hildanext.train.loop import TrainingError
+from hildanext.train.wsd import lr_at, phase_of, wsd_phases
 def test_schedule_gives_the_configured_block_size_at_each_step():
     p = WsdParams(warmup_blocks=(1, 4, 0), warmup_steps=(2, 3, 1), stable_steps=2, decay_to=8, decay_steps=(1,))
     phases = wsd_phases(p, 32)

@@ -16,10 +16,10 @@ def one_line_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from hildanext.data.sources import DataError
-        from hildanext.fetch import FetchError
-        from hildanext.merge import MergeError
-        from hildanext.train import TrainingError
-        from hildanext.modeling import ModelFolderError
+        from hildanext.data.hub import FetchError
+        from hildanext.train.merge import MergeError
+        from hildanext.train.loop import TrainingError
+        from hildanext.model import ModelFolderError
         try:
             return fn(*args, **kwargs)
         except (ParamsError, ModelFolderError, FetchError, DataError, TrainingError, MergeError) as e:
@@ -48,7 +48,7 @@ stage_command("prepare-sft", "sft_data", "Render sft.data.sources chats (OpenAI 
 @one_line_errors
 def fetch_model(params: Path = PARAMS, set_: list[str] = SET):
     from hildanext.config import load_params
-    from hildanext.fetch import fetch_model as fetch
+    from hildanext.data.hub import fetch_model as fetch
     typer.echo(f"fetched into {fetch(load_params(params, set_).model)}")
 
 @app.command("fetch-data", help="Download Dolma v1_6-sample shards and TinyStories files (data.fetch) into data/raw (needs the network).")
@@ -82,7 +82,7 @@ def generate(
     params: Path = PARAMS,
     set_: list[str] = SET,
 ):
-    from hildanext.generation import generate_lines, params_or_defaults
+    from hildanext.decode.settings import generate_lines, params_or_defaults
     explicit = {"tau_mask": tau_mask, "tau_edit": tau_edit, "max_new_tokens": max_new_tokens, "seed": seed, "remask_pass": remask}
     for line in generate_lines(prompt, params_or_defaults(params, set_), model, mode, chat, trace, **explicit):
         typer.echo(line)
@@ -95,14 +95,14 @@ def serve(
     params: Path = PARAMS,
     set_: list[str] = SET,
 ):
-    from hildanext.generation import params_or_defaults
+    from hildanext.decode.settings import params_or_defaults
     from hildanext.serve.app import run_server
     run_server(params_or_defaults(params, set_), host, port)
 
 @app.command("smoke-test", help="One-minute end-to-end check on the demo assets: load, one WSD step, one SFT batch, one decode per preset, then OK.")
 def smoke_test(params: Path = PARAMS, set_: list[str] = SET):
-    from hildanext.generation import params_or_defaults
-    from hildanext.smoke import smoke_lines
+    from hildanext.decode.settings import params_or_defaults
+    from hildanext.pipeline.smoke import smoke_lines
     try:
         for line in smoke_lines(params_or_defaults(params, set_)):
             typer.echo(line)

@@ -1,4 +1,4 @@
-# The child side of the code-benchmark sandbox (hildanext.codeeval.run_program): lowers the resource limits,
+# The child side of the code-benchmark sandbox (hildanext.eval.codeeval.run_program): lowers the resource limits,
 # replaces socket creation with a raising stub when asked (the fallback where `unshare -n` cannot run), then runs
 # the program, the hidden tests and check(entry_point) and writes {"status", "detail"} to the result file.
 # Usage: python -I sandbox_runner.py PROGRAM TESTS ENTRY_POINT RESULT MEMORY_MB CPU_S BLOCK_SOCKETS(0|1)

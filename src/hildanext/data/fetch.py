@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlparse
 from hildanext.config import FetchDataParams
-from hildanext.fetch import FetchError, hub_unreachable
+from hildanext.data.hub import FetchError, hub_unreachable
 CHUNK = 1 << 20
 USER_AGENT = {"User-Agent": "hildanext-fetch-data"}
 SOURCES = ("dolma", "tinystories")

@@ -6,7 +6,7 @@ import asyncio, dataclasses, json, threading, time, uuid
 from importlib import resources
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from hildanext.engines import Completion
+from hildanext.decode.engines import Completion
 from hildanext.serve.common import ServeError, admit, state
 from hildanext.serve.schemas import JobBody, check_cap, engine_request
 from hildanext.serve.tasks import prepare_request

@@ -5,8 +5,8 @@
 from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from hildanext.engines import Request as EngineRequest
-from hildanext.live import LiveFormatter, page_file, sse
+from hildanext.decode.engines import Request as EngineRequest
+from hildanext.serve.live_view import LiveFormatter, page_file, sse
 from hildanext.serve.common import ServeError, admit, next_event, state
 from hildanext.serve.schemas import check_cap
 from hildanext.serve.tasks import GenTask, prepare_request

@@ -5,7 +5,7 @@
 import json, time, uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from hildanext.engines import Completion
+from hildanext.decode.engines import Completion
 from hildanext.serve.common import ServeError, admit, error_body, next_event, state, wait_event
 from hildanext.serve.schemas import ChatBody, CompletionBody, OpenAIBody, check_cap, engine_request
 from hildanext.serve.tasks import GenTask

@@ -1,12 +1,12 @@
 # Pydantic request bodies for the serve endpoints (extra fields forbidden; the decoder knobs mode, tau_mask,
 # tau_edit, remask are the documented extras on the OpenAI requests), the dynamic caps from the serve params (422
-# naming the field), and the mapping onto hildanext.engines.Request.
+# naming the field), and the mapping onto hildanext.decode.engines.Request.
 # Entry points: GenerateBody, CompletionBody, ChatBody, JobBody, check_cap, engine_request, stop_strings.
 from typing import Annotated, Literal
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from hildanext.config import Params
-from hildanext.engines import Request
+from hildanext.decode.engines import Request
 Tau = Annotated[float, Field(ge=0, le=1)]
 Count = Annotated[int, Field(ge=1)]
 Temperature = Annotated[float, Field(ge=0, le=2)]

@@ -3,8 +3,8 @@
 # queue (start, delta, done or error events); TextStream turns the decoder's block events into append-only
 # text deltas. Entry points: GenTask, TextStream, prepare_request, held_back.
 import asyncio, dataclasses, logging
-from hildanext.engines import Request, cut_at_stop_strings
-from hildanext.generation import chat_text, encode_prompt
+from hildanext.decode.engines import Request, cut_at_stop_strings
+from hildanext.decode.settings import chat_text, encode_prompt
 from hildanext.serve.worker import Problem, Task
 log = logging.getLogger("hildanext.serve")
 def held_back(text: str, stops) -> int:

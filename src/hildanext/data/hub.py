@@ -5,7 +5,7 @@ import logging, os, socket
 from pathlib import Path
 from urllib.parse import urlparse
 from hildanext.config import ModelParams
-from hildanext.modeling import check_model_folder
+from hildanext.model import check_model_folder
 MODEL_PATTERNS = ["*.json", "*.safetensors", "merges.txt", "vocab.json", "LICENSE", "README.md"]
 class FetchError(RuntimeError):
     pass

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 import torch
-from hildanext.adapters import training_model
+from hildanext.train.adapters import training_model
 from hildanext.files import atomic_dir, write_json_atomic
-from hildanext.objective import as_supervised
-from hildanext.profiles import resolve_profile
+from hildanext.train.objective import as_supervised
+from hildanext.train.profiles import resolve_profile
 class TrainingError(RuntimeError):
     pass
 

@@ -9,15 +9,18 @@ from pathlib import Path
 import numpy as np
 import mlflow
 import torch
-from hildanext import masks, objective, profiles, train
+from hildanext.train import masks
+from hildanext.train import objective
+from hildanext.train import profiles
+from hildanext.train import loop as train
 from hildanext.config import Params, ParamsError, WsdParams, as_dict
 from hildanext.data.loader import PackedShards, ShardLoader
 from hildanext.files import sha256_file, write_json_atomic
-from hildanext.modeling import check_model_folder, model_meta, save_model
-from hildanext.objective import diffusion_loss, regular_token_ids
-from hildanext.adapters import merged_model
-from hildanext.profiles import check_device, check_precision, compute_context, make_optimizer, make_scaler, micro_steps, resolve_profile
-from hildanext.train import Checkpoints, LoopSpec, checkpoint_run_id, distributed, params_hash, profile_part, restore, start_state, train_loop
+from hildanext.model import check_model_folder, model_meta, save_model
+from hildanext.train.objective import diffusion_loss, regular_token_ids
+from hildanext.train.adapters import merged_model
+from hildanext.train.profiles import check_device, check_precision, compute_context, make_optimizer, make_scaler, micro_steps, resolve_profile
+from hildanext.train.loop import Checkpoints, LoopSpec, checkpoint_run_id, distributed, params_hash, profile_part, restore, start_state, train_loop
 @dataclass(frozen=True)
 class Phase:
     name: str

@@ -6,8 +6,8 @@
 import json, logging, queue, shutil, subprocess, threading, time, warnings, weakref
 from collections import deque
 from pathlib import Path
-from hildanext.decode import DecodeResult, PassRecord, cut_at_stop, decode_stats
-from hildanext.engines import Completion, Engine, Request, TransformersEngine
+from hildanext.decode.decoder import DecodeResult, PassRecord, cut_at_stop, decode_stats
+from hildanext.decode.engines import Completion, Engine, Request, TransformersEngine
 WORKER = Path(__file__).with_name("dinfer_worker.py")
 PROTOCOL = 1
 DEVICE = "cuda"

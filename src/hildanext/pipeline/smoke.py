@@ -10,10 +10,10 @@ from hildanext.config import Params, SftParams
 from hildanext.data.chat import demo_chats
 from hildanext.data.demo_corpus import demo_stories
 from hildanext.data.sft_data import encode_chats
-from hildanext.engines import Request, TransformersEngine
-from hildanext.generation import default_model_dir, load_decoder
-from hildanext.modeling import ModelFolderError
-from hildanext.objective import diffusion_loss, regular_token_ids, sft_loss
+from hildanext.decode.engines import Request, TransformersEngine
+from hildanext.decode.settings import default_model_dir, load_decoder
+from hildanext.model import ModelFolderError
+from hildanext.train.objective import diffusion_loss, regular_token_ids, sft_loss
 from hildanext.serve.loading import dummy_engine
 def engine_for(params: Params, root: Path):
     try:

@@ -4,14 +4,14 @@
 # Entry points: final_phase_candidates, average_state_dicts, merge_stage (`hildanext merge`: models/wsd -> models/merged, metrics/merge.json).
 from pathlib import Path
 from safetensors.torch import load_file
-from hildanext.adapters import is_lora_checkpoint, merged_weights
+from hildanext.train.adapters import is_lora_checkpoint, merged_weights
 from hildanext.config import Params
 from hildanext.data.loader import PackedShards
 from hildanext.files import write_json_atomic
-from hildanext.modeling import load_model, model_meta, save_model
-from hildanext.objective import regular_token_ids
-from hildanext.train import Checkpoints
-from hildanext.wsd import evaluate, wsd_phases
+from hildanext.model import load_model, model_meta, save_model
+from hildanext.train.objective import regular_token_ids
+from hildanext.train.loop import Checkpoints
+from hildanext.train.wsd import evaluate, wsd_phases
 class MergeError(RuntimeError):
     pass
 

@@ -8,8 +8,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
-from hildanext.engines import Request
-ASSETS = Path(__file__).resolve().parent / "assets"
+from hildanext.decode.engines import Request
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 RUNNER = ASSETS / "sandbox_runner.py"
 STATUSES = ("passed", "failed", "timeout", "memory", "error")
 STOP_STRINGS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(")

@@ -7,8 +7,8 @@ from importlib import resources
 from pathlib import Path
 from hildanext.config import Params, as_dict
 from hildanext.files import sha256_file, write_text_atomic
-from hildanext.generation import load_decoder
-from hildanext.modeling import model_meta, save_model
+from hildanext.decode.settings import load_decoder
+from hildanext.model import model_meta, save_model
 def table_row(name: str, row: dict) -> str:
     cells = [row["tpf"], row["tokens_per_s"], row["speed_vs_ar"], row["distinct_2"], row["repetition_4"], row["stop_share"]]
     code = f"{row['pass_at_1']:.2f}" if "pass_at_1" in row else "-"

@@ -11,7 +11,7 @@ from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 from hildanext.config import DemoParams, Params
 from hildanext.data.demo_corpus import demo_stories
 from hildanext.files import write_json_atomic
-from hildanext.modeling import model_meta, save_model
+from hildanext.model import model_meta, save_model
 QWEN3_SPLIT = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 SPECIAL_TOKENS = (("<|endoftext|>", True), ("<|im_start|>", True), ("<|im_end|>", True), ("<think>", False), ("</think>", False))
 def chat_template() -> str:

@@ -1,14 +1,14 @@
 # One Engine interface over every decoder: `generate(prompt, mode, tau_mask, tau_edit, max_new_tokens, seed)
 # -> str` and the richer `complete(Request, observer) -> Completion` (ids, trace, stats, finish_reason).
 # TransformersEngine is our block-diffusion decoder (the default), AREngine the autoregressive baseline, and
-# DInferEngine (hildanext.dinfer) the optional dInfer worker. Entry points: Request, Completion, Engine,
+# DInferEngine (hildanext.decode.dinfer) the optional dInfer worker. Entry points: Request, Completion, Engine,
 # TransformersEngine, AREngine, make_engine(name, model_dir, params), cut_at_stop_strings.
 from dataclasses import dataclass, field
 from pathlib import Path
 from hildanext.config import Params, ParamsError
-from hildanext.decode import DecodeResult
-from hildanext.generation import ar_generate_ids, decode_settings, encode_prompt, load_decoder, stop_token_ids, suppressed_ids
-from hildanext.modeling import load_model
+from hildanext.decode.decoder import DecodeResult
+from hildanext.decode.settings import ar_generate_ids, decode_settings, encode_prompt, load_decoder, stop_token_ids, suppressed_ids
+from hildanext.model import load_model
 ENGINES = ("transformers", "ar", "dinfer")
 @dataclass
 class Request:
@@ -62,7 +62,7 @@ class Engine:
 class TransformersEngine(Engine):
     name = "transformers"
     def decode(self, request: Request, prompt_ids: list[int], observer) -> tuple[DecodeResult, list[str]]:
-        from hildanext.decode import generate_ids
+        from hildanext.decode.decoder import generate_ids
         settings = self.settings(request)
         graphs = self.params.runtime.cuda_graphs and self.model.device.type == "cuda"
         result = generate_ids(self.model, prompt_ids, mask_id=self.tokenizer.mask_token_id, eos_id=self.eos_id, stop_ids=self.stop_ids, suppress_ids=self.suppress, cuda_graphs=graphs, observer=observer, **settings)
@@ -87,6 +87,6 @@ def make_engine(name: str, model_dir: Path, params: Params) -> Engine:
         return AREngine(model, tokenizer, params, Path(model_dir))
     model, tokenizer = load_decoder(Path(model_dir), params.runtime)
     if name == "dinfer":
-        from hildanext.dinfer import DInferEngine
+        from hildanext.decode.dinfer import DInferEngine
         return DInferEngine(model, tokenizer, params, Path(model_dir))
     return TransformersEngine(model, tokenizer, params, Path(model_dir))

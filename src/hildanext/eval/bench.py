@@ -8,15 +8,15 @@ from dataclasses import replace
 from pathlib import Path
 import pyarrow.parquet as pq
 import torch
-from hildanext import codeeval
+from hildanext.eval import codeeval
 from hildanext.config import ObjectiveParams, Params
 from hildanext.data.loader import PackedShards
-from hildanext.engines import Request, make_engine
+from hildanext.decode.engines import Request, make_engine
 from hildanext.files import write_json_atomic
-from hildanext.masks import causal_doc_mask
-from hildanext.modeling import base_folder, masked_logits
-from hildanext.objective import diffusion_loss, regular_token_ids
-from hildanext.train import peak_memory_mb
+from hildanext.train.masks import causal_doc_mask
+from hildanext.model import base_folder, masked_logits
+from hildanext.train.objective import diffusion_loss, regular_token_ids
+from hildanext.train.loop import peak_memory_mb
 @torch.no_grad()
 def elbo_nll(model, shards: PackedShards, rows: int, block_size: int, mask_id: int, regular, samples: int, seed: int) -> float:
     """Nats per token of the block-diffusion NELBO (an upper bound on the NLL), averaged over MC samples."""

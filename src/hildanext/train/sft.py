@@ -7,17 +7,21 @@ import math, sys
 from pathlib import Path
 import mlflow
 import torch
-from hildanext import adapters, masks, objective, profiles, train
-from hildanext.adapters import merged_model
+from hildanext.train import adapters
+from hildanext.train import masks
+from hildanext.train import objective
+from hildanext.train import profiles
+from hildanext.train import loop as train
+from hildanext.train.adapters import merged_model
 from hildanext.config import Params, ParamsError, as_dict
 from hildanext.data.loader import ShardLoader
 from hildanext.data.sft_data import SftShards
 from hildanext.files import sha256_file, write_json_atomic
-from hildanext.modeling import check_model_folder, model_meta, save_model
-from hildanext.objective import regular_token_ids, sft_loss
-from hildanext.profiles import check_device, check_precision, compute_context, make_optimizer, make_scaler, micro_steps, resolve_profile
-from hildanext.train import Checkpoints, LoopSpec, checkpoint_run_id, distributed, params_hash, profile_part, restore, start_state, train_loop
-from hildanext.wsd import lr_at
+from hildanext.model import check_model_folder, model_meta, save_model
+from hildanext.train.objective import regular_token_ids, sft_loss
+from hildanext.train.profiles import check_device, check_precision, compute_context, make_optimizer, make_scaler, micro_steps, resolve_profile
+from hildanext.train.loop import Checkpoints, LoopSpec, checkpoint_run_id, distributed, params_hash, profile_part, restore, start_state, train_loop
+from hildanext.train.wsd import lr_at
 BEST_KEY = "eval/sft/loss_m2t"
 def fingerprint(params: Params, root: Path) -> str:
     code = [sha256_file(Path(module.__file__)) for module in (sys.modules[__name__], objective, masks, train, profiles, adapters)]

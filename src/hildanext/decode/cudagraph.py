@@ -4,7 +4,7 @@
 # No Triton is involved (Pascal can use it). On CPU the same static forward runs eagerly, which is what the
 # CPU tests compare with the windowed path. Entry point: StaticBlockForward(model, cache, block_size, cache_arg).
 import torch
-from hildanext.modeling import attention_mask_4d
+from hildanext.model import attention_mask_4d
 class StaticBlockForward:
     """Captured tensors (ids, positions, mask, write index) and, on CUDA, the graph and its output logits."""
     def __init__(self, model, cache, block_size: int, cache_arg: str):

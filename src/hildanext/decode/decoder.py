@@ -2,16 +2,16 @@
 # module, on an absolute block grid from position 0. Entry points: generate_ids(model, prompt_ids, ...) ->
 # DecodeResult (ids, trace, stats, remask record); update_sets (the Gamma/Delta rule); propose (sampling).
 # cache=True runs each pass on the current block over a BlockKVCache (cache=False recomputes the prefix);
-# cuda_graphs=True uses cudagraph.StaticBlockForward; remask_pass=True adds hildanext.remask's pass. observer
+# cuda_graphs=True uses cudagraph.StaticBlockForward; remask_pass=True adds hildanext.decode.remask's pass. observer
 # sees {type: pass, record}, {type: remask, windows} and {type: block, ids so far} (with remask: one, at the end).
 import inspect, math, time
 from dataclasses import dataclass
 import torch
 from hildanext.config import RemaskParams
-from hildanext.cudagraph import StaticBlockForward
-from hildanext.kvcache import BlockKVCache
-from hildanext.modeling import attention_mask_4d
-from hildanext.remask import RemaskRecord, remask_answer
+from hildanext.decode.cudagraph import StaticBlockForward
+from hildanext.decode.kvcache import BlockKVCache
+from hildanext.model import attention_mask_4d
+from hildanext.decode.remask import RemaskRecord, remask_answer
 @dataclass
 class PassRecord:
     block: int

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from hildanext import tracking
 from hildanext.config import Params, load_params
-STAGES = {"demo_base": "hildanext.demo:demo_base_stage", "init": "hildanext.modeling:init_stage", "prepare": "hildanext.data.prepare:prepare_stage", "tokenize": "hildanext.data.packing:tokenize_stage", "wsd": "hildanext.wsd:wsd_stage", "merge": "hildanext.merge:merge_stage", "sft_data": "hildanext.data.sft_data:sft_data_stage", "sft": "hildanext.sft:sft_stage", "bench": "hildanext.bench:bench_stage", "export": "hildanext.export:export_stage"}
+STAGES = {"demo_base": "hildanext.train.demo:demo_base_stage", "init": "hildanext.model:init_stage", "prepare": "hildanext.data.prepare:prepare_stage", "tokenize": "hildanext.data.packing:tokenize_stage", "wsd": "hildanext.train.wsd:wsd_stage", "merge": "hildanext.train.merge:merge_stage", "sft_data": "hildanext.data.sft_data:sft_data_stage", "sft": "hildanext.train.sft:sft_stage", "bench": "hildanext.eval.bench:bench_stage", "export": "hildanext.pipeline.export:export_stage"}
 def stage_body(name: str):
     module, _, func = STAGES[name].partition(":")
     return getattr(importlib.import_module(module), func)

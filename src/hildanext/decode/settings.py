@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from transformers import GenerationConfig
 from hildanext.config import DecodeParams, Params, ParamsError, RuntimeParams, apply_overrides, as_dict, load_params, validate
-from hildanext.decode import DecodeResult, PassRecord, cut_at_stop, decode_stats, generate_ids
-from hildanext.modeling import ModelFolderError, load_model
-from hildanext.remask import Window
+from hildanext.decode.decoder import DecodeResult, PassRecord, cut_at_stop, decode_stats, generate_ids
+from hildanext.model import ModelFolderError, load_model
+from hildanext.decode.remask import Window
 MODES = {"S": "S_MODE", "Q": "Q_MODE"}
 STOP_TOKENS = ("<|endoftext|>", "<|im_end|>")
 MODEL_DIRS = ("models/sft", "models/merged", "models/init")

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from hildanext.config import ObjectiveParams
-from hildanext.masks import bdlm_attention_mask, block_index, mdlm_attention_mask
-from hildanext.modeling import attention_mask_4d
+from hildanext.train.masks import bdlm_attention_mask, block_index, mdlm_attention_mask
+from hildanext.model import attention_mask_4d
 @dataclass
 class LossOutput:
     loss: torch.Tensor

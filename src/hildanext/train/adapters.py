@@ -7,8 +7,8 @@ import tempfile
 from pathlib import Path
 import torch
 from hildanext.config import LoraParams, Params, ParamsError, RuntimeParams
-from hildanext.modeling import load_model
-from hildanext.profiles import prepare_model
+from hildanext.model import load_model
+from hildanext.train.profiles import prepare_model
 def is_lora_checkpoint(path: Path) -> bool:
     return (Path(path) / "adapter_config.json").exists()
 
