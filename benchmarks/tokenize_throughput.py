@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from transformers import AutoTokenizer
 from hildanext.data.demo_corpus import demo_stories
 from hildanext.data.packing import encode_batch, pack_split
-from hildanext.train.demo import train_demo_tokenizer
+from hildanext.data.demo_tokenizer import train_demo_tokenizer
 from hildanext.files import write_json_atomic
 def bare_encode(tokenizer, texts: list[str], batch: int) -> tuple[int, float]:
     start, tokens = time.perf_counter(), 0

@@ -41,7 +41,7 @@ def workdir(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
     from hildanext.data.demo_corpus import demo_stories
-    from hildanext.train.demo import train_demo_tokenizer
+    from hildanext.data.demo_tokenizer import train_demo_tokenizer
     from hildanext.model import add_mask_token
     out = tmp_path_factory.mktemp("serve") / "tiny"
     tokenizer = train_demo_tokenizer(demo_stories(200, 3), 400)

@@ -5,7 +5,9 @@ import dataclasses, json
 import torch
 from hildanext.config import DemoParams, RuntimeParams, load_params, merge_overlay
 from hildanext.data.demo_corpus import demo_stories, write_demo_corpus
-from hildanext.train.demo import build_demo_base, demo_qwen3_config, pack_corpus, train_demo_tokenizer
+from hildanext.data.demo_tokenizer import train_demo_tokenizer
+from hildanext.model import demo_qwen3_config
+from hildanext.train.demo import build_demo_base, pack_corpus
 from hildanext.files import sha256_file
 from hildanext.model import causal_allowed, load_model, masked_logits
 from hildanext.pipeline import run_stage

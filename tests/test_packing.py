@@ -9,7 +9,7 @@ import torch
 from hildanext.data.demo_corpus import demo_stories
 from hildanext.data.loader import PackedShards, ShardLoader
 from hildanext.data.sources import DataError
-from hildanext.train.demo import train_demo_tokenizer
+from hildanext.data.demo_tokenizer import train_demo_tokenizer
 from hildanext.files import sha256_file
 from hildanext.pipeline import run_stage
 def tokenizer_dir(workdir, qwen3_tokenizer_dir, which: str):

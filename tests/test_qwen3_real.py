@@ -50,7 +50,7 @@ def test_init_stage_on_qwen3_layout(workdir, qwen3_tokenizer_dir):
 
 def test_demo_tokenizer_pretokenizes_like_qwen3(qwen3_tokenizer_dir):
     from hildanext.data.demo_corpus import demo_stories
-    from hildanext.train.demo import QWEN3_SPLIT, train_demo_tokenizer
+    from hildanext.data.demo_tokenizer import QWEN3_SPLIT, train_demo_tokenizer
     real = json.loads((qwen3_tokenizer_dir / "tokenizer.json").read_text())
     assert real["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] == QWEN3_SPLIT and real["normalizer"] == {"type": "NFC"}
     demo, text = train_demo_tokenizer(demo_stories(100, 1), 400), "Tom had 123 apples.\n\nIt's fun!"

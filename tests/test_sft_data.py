@@ -15,7 +15,7 @@ from hildanext.data.demo_corpus import demo_stories
 from hildanext.data.loader import ShardLoader
 from hildanext.data.sft_data import SftPacker, SftShards, assistant_spans, encode_chats, sft_data_stage, split_of
 from hildanext.data.sources import DataError
-from hildanext.train.demo import train_demo_tokenizer
+from hildanext.data.demo_tokenizer import train_demo_tokenizer
 from hildanext.files import sha256_file
 from hildanext.train.masks import block_index
 from hildanext.pipeline import run_stage

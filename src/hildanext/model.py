@@ -6,8 +6,9 @@
 from importlib import resources
 from pathlib import Path
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-from hildanext.config import Params, RuntimeParams, as_dict
+import math
+from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
+from hildanext.config import DemoParams, Params, RuntimeParams, as_dict
 from hildanext.files import atomic_dir, git_commit, hash_tree, sha256_file, write_json_atomic, write_text_atomic
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
@@ -76,6 +77,14 @@ def save_model(model, tokenizer, out: Path, meta: dict) -> Path:
         mask = {"mask_token": meta["mask_token"] or "none yet (the init stage adds it)", "mask_id": meta["mask_id"]}
         write_text_atomic(tmp / "README.md", card.format(name=out.name, base=base, commit=meta["git_commit"], **(meta | mask)))
     return out
+
+def demo_qwen3_config(tokenizer, p: DemoParams) -> Qwen3Config:
+    rows = math.ceil((len(tokenizer) + 1) / p.vocab_multiple) * p.vocab_multiple
+    sizes = {"hidden_size": p.hidden_size, "intermediate_size": p.intermediate_size, "num_hidden_layers": p.num_layers, "head_dim": p.head_dim}
+    heads = {"num_attention_heads": p.num_heads, "num_key_value_heads": p.num_kv_heads}
+    ids = {"eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id, "bos_token_id": None}
+    rope = {"rope_type": "default", "rope_theta": 1e6}
+    return Qwen3Config(vocab_size=rows, max_position_embeddings=4096, tie_word_embeddings=True, rope_parameters=rope, **sizes, **heads, **ids)
 
 def base_folder(params: Params, root: Path) -> Path:
     base = root / ("models/demo-base" if params.model.base == "demo" else params.model.base)

@@ -8,9 +8,9 @@ import torch
 from transformers import Qwen3ForCausalLM
 from hildanext.config import DemoParams, Params
 from hildanext.data.demo_corpus import demo_stories
-from hildanext.train.demo import demo_qwen3_config, train_demo_tokenizer
+from hildanext.data.demo_tokenizer import train_demo_tokenizer
 from hildanext.decode.engines import AREngine, Engine, TransformersEngine, make_engine
-from hildanext.model import DTYPES, add_mask_token, resolve_device
+from hildanext.model import DTYPES, add_mask_token, demo_qwen3_config, resolve_device
 log = logging.getLogger("hildanext.serve")
 DUMMY = DemoParams(stories=200, vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8)
 def find_model_dir(candidates, root: Path) -> tuple[str, Path] | None:

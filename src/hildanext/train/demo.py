@@ -1,43 +1,16 @@
-# The offline demo base that stands in for Qwen3-0.6B: a byte-level BPE tokenizer trained locally with
-# Qwen3's special tokens and chat template, and a tiny Qwen3ForCausalLM pretrained autoregressively on the
-# demo corpus (a plain causal-LM loop). Entry points: train_demo_tokenizer, demo_qwen3_config, pack_corpus,
-# pretrain_ar, build_demo_base; demo_base_stage is the body of `hildanext demo-base` / stages/demo_base.py.
+# The offline demo base that stands in for Qwen3-0.6B: a tiny Qwen3ForCausalLM (model.demo_qwen3_config) over
+# the demo tokenizer (data.demo_tokenizer), pretrained autoregressively on the demo corpus by a plain
+# causal-LM loop. Entry points: pack_corpus, pretrain_ar, build_demo_base; demo_base_stage is the body of
+# `hildanext demo-base` / stages/demo_base.py.
 import hashlib, math
-from importlib import resources
 from pathlib import Path
 import torch
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+from transformers import Qwen3ForCausalLM
 from hildanext.config import DemoParams, Params
 from hildanext.data.demo_corpus import demo_stories
 from hildanext.files import write_json_atomic
-from hildanext.model import model_meta, save_model
-QWEN3_SPLIT = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-SPECIAL_TOKENS = (("<|endoftext|>", True), ("<|im_start|>", True), ("<|im_end|>", True), ("<think>", False), ("</think>", False))
-def chat_template() -> str:
-    return resources.files("hildanext").joinpath("assets/qwen3_chat_template.jinja").read_text()
-
-def train_demo_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.BPE())
-    tok.normalizer = normalizers.NFC()
-    byte_level = {"add_prefix_space": False, "trim_offsets": False, "use_regex": False}
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(QWEN3_SPLIT), "isolated"), pre_tokenizers.ByteLevel(**byte_level)])
-    tok.decoder, tok.post_processor = decoders.ByteLevel(**byte_level), processors.ByteLevel(**byte_level)
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(SPECIAL_TOKENS), initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(texts, trainer)
-    tok.add_special_tokens([AddedToken(t, special=s, normalized=False) for t, s in SPECIAL_TOKENS])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", model_max_length=32768)
-    fast.chat_template = chat_template()
-    return fast
-
-def demo_qwen3_config(tokenizer, p: DemoParams) -> Qwen3Config:
-    rows = math.ceil((len(tokenizer) + 1) / p.vocab_multiple) * p.vocab_multiple
-    sizes = {"hidden_size": p.hidden_size, "intermediate_size": p.intermediate_size, "num_hidden_layers": p.num_layers, "head_dim": p.head_dim}
-    heads = {"num_attention_heads": p.num_heads, "num_key_value_heads": p.num_kv_heads}
-    ids = {"eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id, "bos_token_id": None}
-    rope = {"rope_type": "default", "rope_theta": 1e6}
-    return Qwen3Config(vocab_size=rows, max_position_embeddings=4096, tie_word_embeddings=True, rope_parameters=rope, **sizes, **heads, **ids)
-
+from hildanext.data.demo_tokenizer import train_demo_tokenizer
+from hildanext.model import demo_qwen3_config, model_meta, save_model
 def pack_corpus(texts: list[str], tokenizer, seq_len: int) -> torch.Tensor:
     sep = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     flat = [i for ids in tokenizer(texts, add_special_tokens=False)["input_ids"] for i in ids + [sep]]
