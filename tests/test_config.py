@@ -4,7 +4,7 @@
 import dataclasses
 import pytest
 import yaml
-from hildanext.config import ModelParams, Params, ParamsError, flatten, load_params, merge_overlay
+from hildanext.config import DEMO_VALUES, ModelParams, Params, ParamsError, flatten, load_params, merge_overlay
 def write(tmp_path, text):
     path = tmp_path / "params.yaml"
     path.write_text(text)
@@ -18,6 +18,22 @@ def test_repo_params_validate_and_are_frozen(repo_root):
 
 def test_every_default_appears_in_repo_params(repo_root):
     assert set(flatten(yaml.safe_load((repo_root / "params.yaml").read_text()))) == set(flatten(Params()))
+
+def demo_value_findings(defaults: dict, repo: dict, declared: dict) -> list[str]:
+    differing = {key for key in defaults if defaults[key] != repo[key]}
+    undeclared = [f"{k}: params.yaml has {repo[k]!r}, config.py {defaults[k]!r}" for k in sorted(differing - set(declared))]
+    return undeclared + [f"{k}: declared in DEMO_VALUES but equal to the default" for k in sorted(set(declared) - differing)]
+
+def test_repo_params_equal_the_defaults_except_the_declared_demo_values(repo_root):
+    found = demo_value_findings(flatten(Params()), flatten(load_params(repo_root / "params.yaml")), DEMO_VALUES)
+    assert found == [], "declare each in config.DEMO_VALUES or align the default:\n" + "\n".join(found)
+    assert all(reason.strip() and "\n" not in reason for reason in DEMO_VALUES.values())
+
+def test_demo_value_check_reports_undeclared_and_stale_keys():
+    defaults, repo = {"a": 1, "b": 2, "c": 3}, {"a": 1, "b": 5, "c": 4}
+    assert demo_value_findings(defaults, repo, {"a": "x", "c": "y"}) == [
+        "b: params.yaml has 5, config.py 2", "a: declared in DEMO_VALUES but equal to the default"]
+    assert demo_value_findings(defaults, repo, {"b": "x", "c": "y"}) == []
 
 def test_set_overrides_dotted_keys_with_types(tmp_path):
     path = write(tmp_path, "model:\n  demo:\n    steps: 5\n")

@@ -123,7 +123,7 @@ class WsdParams:
     batch_size: Pos = 8
     grad_accum: Pos = 1
     clip: PosFloat = 1.0
-    checkpoint_every: Pos = 50
+    checkpoint_every: Pos = 10
     keep_last: Pos = 2
     keep_best: NonNeg = 3
     eval_rows: Pos = 64
@@ -161,7 +161,7 @@ class SftParams:
     complementary: bool = False
     mtf: bool = True
     mtf_weight: Annotated[float, Field(ge=0)] = 1.0
-    steps: Pos = 200
+    steps: Pos = 120
     lr: PosFloat = 1e-4
     lr_warmup_steps: NonNeg = 100
     lr_decay: Literal["none", "cosine", "linear"] = "cosine"
@@ -171,7 +171,7 @@ class SftParams:
     batch_size: Pos = 8
     grad_accum: Pos = 1
     clip: PosFloat = 1.0
-    checkpoint_every: Pos = 50
+    checkpoint_every: Pos = 20
     keep_last: Pos = 2
     keep_best: NonNeg = 2
     eval_rows: Pos = 64
@@ -356,3 +356,10 @@ def flatten(tree, prefix: str = "") -> dict:
         name = f"{prefix}{key}"
         out.update(flatten(value, name + ".") if isinstance(value, dict) else {name: value})
     return out
+
+DEMO_VALUES = {
+    "wsd.lr": "the demo's tiny model converts at 1e-3; the recipe default 1e-4 is the safe rate for Qwen3-0.6B",
+    "wsd.lr_warmup_steps": "the demo's WSD run is a few hundred steps, so it warms up over 20; the recipe uses 100",
+    "sft.lr": "the demo's tiny model fine-tunes at 5e-4; the recipe default 1e-4 is the safe rate for Qwen3-0.6B",
+    "sft.lr_warmup_steps": "the demo's SFT run is 120 steps, so it warms up over 20; the recipe uses 100",
+}
