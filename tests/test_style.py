@@ -1,13 +1,14 @@
 # The owner's style rule, enforced on every Python file git sees (the same rules as
 # ../shared/tools/style_check.py): one 3-6 line header comment block, at most one further comment line,
-# no blank line inside a block and no runs of blank lines, one-line docstrings, modules <= 400 lines and
-# functions <= 50 lines. The checker is tested on hand-written bad sources so it cannot pass vacuously.
+# no blank line inside a block and no runs of blank lines, one-line docstrings, lines <= 120 columns,
+# modules <= 400 lines and functions <= 50 lines. The checker is tested on hand-written bad sources.
 import ast, subprocess
 from pathlib import Path
 import pytest
 REPO = Path(__file__).resolve().parents[1]
 def python_files():
-    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "*.py"], cwd=REPO, capture_output=True, text=True).stdout
+    cmd = ["git", "ls-files", "-co", "--exclude-standard", "*.py"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True).stdout
     return [f for f in out.split() if not f.startswith(("vendor/", "data/", "models/")) and (REPO / f).exists()]
 
 def header_lines(lines):
@@ -22,7 +23,8 @@ def blank_line_findings(lines):
     for i in range(1, len(lines) - 1):
         if not lines[i].strip() and lines[i + 1][:1] in (" ", "\t") and lines[i + 1].strip():
             found.append(f"{i + 1}: blank line inside a block")
-        if not lines[i].strip() and not lines[i - 1].strip() and not lines[i + 1].startswith(("def ", "class ", "@", "async def ")):
+        top_level = lines[i + 1].startswith(("def ", "class ", "@", "async def "))
+        if not lines[i].strip() and not lines[i - 1].strip() and not top_level:
             found.append(f"{i + 1}: run of blank lines")
     return found
 
@@ -44,9 +46,10 @@ def style_findings(text: str) -> list[str]:
     extra = [i + 1 for i, line in enumerate(lines) if i >= end and line.lstrip().startswith("#")]
     found += [f"{extra[0]}: {len(extra)} comment lines after the header"] if len(extra) > 1 else []
     found += [f"{len(lines)} lines (cap 400)"] if len(lines) > 400 else []
+    found += [f"{i + 1}: line has {len(line)} columns (cap 120)" for i, line in enumerate(lines) if len(line) > 120]
     return found + blank_line_findings(lines) + ast_findings(text)
 
-GOOD = "# a\n# b\n# c\nimport os\ndef f():\n    return 1\n\ndef g():\n    return 2\n"
+GOOD = "# a\n# b\n# c\nimport os\ndef f():\n    return 1\n\ndef g():\n    return '" + "y" * 107 + "'\n"
 @pytest.mark.parametrize("source, expected", [
     ("# only one\nimport os\n", "header comment block has 1 lines"),
     ("# a\n# b\n# c\ndef f():\n    x = 1\n\n    return x\n", "blank line inside a block"),
@@ -55,6 +58,7 @@ GOOD = "# a\n# b\n# c\nimport os\ndef f():\n    return 1\n\ndef g():\n    return
     ('# a\n# b\n# c\ndef f():\n    """Line one.\n    line two."""\n', "multi-line docstring"),
     ("# a\n# b\n# c\ndef f():\n" + "    x = 1\n" * 50, "function f has 51 lines"),
     ("# a\n# b\n# c\n" + "x = 1\n" * 400, "403 lines (cap 400)"),
+    ("# a\n# b\n# c\nx = '" + "y" * 115 + "'\n", "4: line has 121 columns (cap 120)"),
 ])
 def test_checker_catches_each_rule(source, expected):
     assert any(expected in f for f in style_findings(source)) and style_findings(GOOD) == []
