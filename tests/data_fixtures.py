@@ -10,15 +10,19 @@ def story(i: int) -> str:
     return f"Story {i}: once upon a time a small cat named Tom{i} found a red ball in the garden and was happy."
 
 def dolma_line(i: int, **extra) -> bytes:
-    record = {"id": f"doc-{i}", "text": story(i), "source": "common-crawl", "added": "2023-01-01", "created": "2022-01-01", "metadata": {}}
+    record = {"id": f"doc-{i}", "text": story(i), "source": "common-crawl", "added": "2023-01-01",
+              "created": "2022-01-01", "metadata": {}}
     return (json.dumps(record | extra) + "\n").encode()
 
 def write_dolma(path: Path, max_line_bytes: int) -> tuple[list[str], dict]:
     lines = [dolma_line(0), b"{not json\n", dolma_line(1), json.dumps({"id": "x", "source": "s"}).encode() + b"\n"]
-    lines += [b'{"id": "b", "source": "s", "text": "caf\xe9 \xff"}\n', dolma_line(2, text=""), dolma_line(3, text="   \n\t ")]
-    lines += [dolma_line(4, text="x" * max_line_bytes), dolma_line(5, id=""), b"\n", dolma_line(6), dolma_line(0, id="dup")]
+    lines += [b'{"id": "b", "source": "s", "text": "caf\xe9 \xff"}\n', dolma_line(2, text=""),
+              dolma_line(3, text="   \n\t ")]
+    lines += [dolma_line(4, text="x" * max_line_bytes), dolma_line(5, id=""), b"\n", dolma_line(6),
+              dolma_line(0, id="dup")]
     path.write_bytes(gzip.compress(b"".join(lines)))
-    skips = {"invalid_json": 1, "missing_text": 1, "non_utf8": 1, "empty_text": 2, "oversized_line": 1, "missing_field": 1, "duplicate": 1}
+    skips = {"invalid_json": 1, "missing_text": 1, "non_utf8": 1, "empty_text": 2, "oversized_line": 1,
+             "missing_field": 1, "duplicate": 1}
     return [story(0), story(1), story(6)], skips
 
 def write_truncated_dolma(path: Path, n: int = 400, keep: float = 0.5) -> list[str]:
@@ -31,7 +35,8 @@ def write_truncated_dolma(path: Path, n: int = 400, keep: float = 0.5) -> list[s
 
 def write_tinystories_txt(path: Path) -> tuple[list[str], dict]:
     good = [f"{story(10 + i)}\nThe end of story {i}." for i in range(3)]
-    body = f"{good[0]}\n<|endoftext|>\n{good[1]}\n<|endoftext|>\n".encode() + b"Bad \xc3\x28 bytes here.\n<|endoftext|>\n"
+    body = f"{good[0]}\n<|endoftext|>\n{good[1]}\n<|endoftext|>\n".encode()
+    body += b"Bad \xc3\x28 bytes here.\n<|endoftext|>\n"
     body += b"\n<|endoftext|>\n" + f"{good[2]}\n".encode()
     path.write_bytes(body)
     return good, {"non_utf8": 1, "empty_text": 1}

@@ -4,7 +4,8 @@
 # processes_under(folder) lists the pids whose working directory lies in folder (queue workers, stages).
 import os, shutil, subprocess, sys
 from pathlib import Path
-GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid"}
+GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid",
+          "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid"}
 def env() -> dict:
     out = os.environ | GIT_ID | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     out.pop("DVC_ROOT", None)
@@ -16,7 +17,8 @@ def sh(cmd, cwd, timeout: float = 900) -> str:
     return out.stdout + out.stderr
 
 def copy_repo(src: Path, dst: Path) -> Path:
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=src, capture_output=True, text=True).stdout.split()
+    cmd = ["git", "ls-files", "-co", "--exclude-standard"]
+    listed = subprocess.run(cmd, cwd=src, capture_output=True, text=True).stdout.split()
     for rel in listed:
         if (src / rel).is_file():
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,9 @@ def test_every_default_appears_in_repo_params(repo_root):
 
 def demo_value_findings(defaults: dict, repo: dict, declared: dict) -> list[str]:
     differing = {key for key in defaults if defaults[key] != repo[key]}
-    undeclared = [f"{k}: params.yaml has {repo[k]!r}, config.py {defaults[k]!r}" for k in sorted(differing - set(declared))]
-    return undeclared + [f"{k}: declared in DEMO_VALUES but equal to the default" for k in sorted(set(declared) - differing)]
+    undeclared = sorted(differing - set(declared))
+    found = [f"{k}: params.yaml has {repo[k]!r}, config.py {defaults[k]!r}" for k in undeclared]
+    return found + [f"{k}: declared in DEMO_VALUES but equal to the default" for k in sorted(set(declared) - differing)]
 
 def test_repo_params_equal_the_defaults_except_the_declared_demo_values(repo_root):
     found = demo_value_findings(flatten(Params()), flatten(load_params(repo_root / "params.yaml")), DEMO_VALUES)
@@ -82,11 +83,14 @@ def test_bad_overlay_leaves_params_untouched(tmp_path, repo_root):
 def test_gtx1080_recipe_overlay_carries_the_safe_train_config(tmp_path, repo_root):
     from hildanext.train.profiles import micro_steps, resolve_profile
     from hildanext.train.wsd import wsd_phases
-    params = merge_overlay(write(tmp_path, (repo_root / "params.yaml").read_text()), repo_root / "overlays" / "gtx1080.yaml")
+    path = write(tmp_path, (repo_root / "params.yaml").read_text())
+    params = merge_overlay(path, repo_root / "overlays" / "gtx1080.yaml")
     profile = resolve_profile(params.runtime)
     assert (params.model.base, params.tokenize.seq_len, params.runtime.dtype) == ("models/qwen3-0.6b", 1024, "float32")
-    assert micro_steps(params.wsd.batch_size, profile) == (1, 8) and micro_steps(params.sft.batch_size, profile) == (1, 8)
-    assert (profile.grad_ckpt, profile.max_vram_pct, profile.adapter, profile.sdpa_backend) == (True, 0.85, "lora", "auto")
-    assert (params.wsd.lr, params.wsd.lr_warmup_steps, params.sft.lr, params.sft.lr_warmup_steps) == (1e-4, 100, 1e-4, 100)
+    assert micro_steps(params.wsd.batch_size, profile) == (1, 8) == micro_steps(params.sft.batch_size, profile)
+    memory = (profile.grad_ckpt, profile.max_vram_pct, profile.adapter, profile.sdpa_backend)
+    assert memory == (True, 0.85, "lora", "auto")
+    lrs = (params.wsd.lr, params.wsd.lr_warmup_steps, params.sft.lr, params.sft.lr_warmup_steps)
+    assert lrs == (1e-4, 100, 1e-4, 100)
     assert [ph.block_size for ph in wsd_phases(params.wsd, params.tokenize.seq_len)] == [1, 4, 32, 64, 1024, 64, 32]
     assert [s.kind for s in params.data.sources] == ["dolma", "tinystories"]

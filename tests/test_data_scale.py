@@ -14,7 +14,8 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 def peak_rss_kb(workdir, docs: int) -> int:
     env = os.environ | {"ARROW_DEFAULT_MEMORY_POOL": "system"}
-    out = subprocess.run([sys.executable, "-c", DRIVER, str(docs)], cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    cmd = [sys.executable, "-c", DRIVER, str(docs)]
+    out = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     return int(out.stdout.split()[-1])
 

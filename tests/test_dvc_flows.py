@@ -11,10 +11,11 @@ from test_serve import free_port, probe, wait_until
 pytestmark = pytest.mark.slow
 NAME, TAU = "tau-queued", "0.6"
 NOT_PUSHED = ("models/wsd", "models/sft_ckpts")
-TRAINING = ("models/demo-base", "models/init", "models/wsd", "models/merged", "models/sft", "models/sft_ckpts", "data/processed", "data/tokenized", "data/sft")
+TRAINING = ("models/demo-base", "models/init", "models/wsd", "models/merged", "models/sft", "models/sft_ckpts",
+            "data/processed", "data/tokenized", "data/sft")
 @pytest.fixture(scope="module")
 def baseline(repo_root, tmp_path_factory) -> Path:
-    """The ci copy after one full `dvc repro`, its lock committed; the queue leaves it clean, push only adds a remote."""
+    """The ci copy after one `dvc repro`, its lock committed; the queue leaves it clean, push only adds a remote."""
     repo = ci_copy(repo_root, tmp_path_factory.mktemp("flows") / "repo").resolve()
     sh(["dvc", "repro"], repo)
     sh(["git", "add", "-A"], repo)
@@ -25,7 +26,8 @@ def baseline(repo_root, tmp_path_factory) -> Path:
 def queue_repo(baseline):
     """The baseline; afterwards every queue worker and stage started under it is stopped, killed if it lingers."""
     yield baseline
-    subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=baseline, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=baseline, env=env(), stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=120)
     deadline = time.monotonic() + 60
     while processes_under(baseline) and time.monotonic() < deadline:
         time.sleep(1)
@@ -47,14 +49,16 @@ def wait_for_task(repo: Path, name: str, timeout: float = 600) -> set[Path]:
             break
         time.sleep(5)
     if state != "Success":
-        logs = subprocess.run(["dvc", "queue", "logs", name], cwd=repo, env=env(), capture_output=True, text=True, timeout=120)
+        cmd = ["dvc", "queue", "logs", name]
+        logs = subprocess.run(cmd, cwd=repo, env=env(), capture_output=True, text=True, timeout=120)
         pytest.fail(f"queued experiment {name}: {state}\n{logs.stdout}\n{logs.stderr}")
     return strays
 
 def start_queue(repo: Path, log: Path) -> None:
     """`dvc queue start -j 1` into a file: the daemonized worker inherits stdout, so captured pipes would block."""
     with log.open("w") as out:
-        done = subprocess.run(["dvc", "queue", "start", "-j", "1"], cwd=repo, env=env(), stdout=out, stderr=subprocess.STDOUT, timeout=120)
+        cmd = ["dvc", "queue", "start", "-j", "1"]
+        done = subprocess.run(cmd, cwd=repo, env=env(), stdout=out, stderr=subprocess.STDOUT, timeout=120)
     assert done.returncode == 0 and "Started '1' new" in log.read_text(), log.read_text()
 
 def shown_experiment(repo: Path, name: str) -> dict:
@@ -74,7 +78,8 @@ def test_queued_experiment_logs_to_the_parent_store(queue_repo, tmp_path):
     assert not strays and sh(["git", "status", "--porcelain"], repo) == ""
     client = mlflow.MlflowClient(f"sqlite:///{repo}/mlflow.db")
     experiment = client.get_experiment_by_name("hildanext")
-    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id], f"tags.`dvc.exp_name` = '{NAME}'")}
+    found = client.search_runs([experiment.experiment_id], f"tags.`dvc.exp_name` = '{NAME}'")
+    runs = {r.info.run_name: r for r in found}
     assert experiment.artifact_location == (repo / "mlruns").as_uri() and sorted(runs) == ["bench", "export"]
     for run in runs.values():
         assert run.info.status == "FINISHED" and run.data.params["decode.tau_mask"] == TAU
@@ -83,10 +88,12 @@ def test_queued_experiment_logs_to_the_parent_store(queue_repo, tmp_path):
     assert runs["export"].data.metrics["tau_mask"] == float(TAU)
     assert not [p for p in (repo / ".dvc").rglob("*") if p.name in ("mlflow.db", "mlruns")]
     shown = shown_experiment(repo, NAME)
-    assert shown["executor"]["state"] == "success" and shown["params"]["params.yaml"]["data"]["decode"]["tau_mask"] == float(TAU)
+    assert shown["executor"]["state"] == "success"
+    assert shown["params"]["params.yaml"]["data"]["decode"]["tau_mask"] == float(TAU)
     bench = shown["metrics"]["metrics/bench.json"]["data"]
     assert bench["perplexity"]["bd_elbo_bound"] == pytest.approx(runs["bench"].data.metrics["perplexity/bd_elbo_bound"])
-    assert bench["settings"]["active"]["tokens_per_s"] == pytest.approx(runs["bench"].data.metrics["active/tokens_per_s"])
+    tokens_per_s = runs["bench"].data.metrics["active/tokens_per_s"]
+    assert bench["settings"]["active"]["tokens_per_s"] == pytest.approx(tokens_per_s)
 
 def cached_files(repo: Path, md5: str) -> set[str]:
     listing = json.loads((repo / ".dvc/cache/files/md5" / md5[:2] / md5[2:]).read_text())
@@ -98,7 +105,9 @@ def served(folder: Path, log: Path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "hildanext", "serve", "--port", str(port)], cwd=folder, env=env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        cmd = [sys.executable, "-m", "hildanext", "serve", "--port", str(port)]
+        proc = subprocess.Popen(cmd, cwd=folder, env=env(), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
         health = wait_until(lambda: probe(f"{url}/health") or proc.poll() is not None, timeout=180)
         assert isinstance(health, dict), log.read_text()
@@ -116,18 +125,21 @@ def test_push_then_pull_the_export_into_a_clone_and_serve_it(baseline, tmp_path)
     sh(["dvc", "remote", "add", "-d", "local", str(remote)], baseline)
     sh(["dvc", "push"], baseline)
     sh(["git", "commit", "-qm", "remote", ".dvc/config"], baseline)
-    dirs = {o["path"]: o["md5"] for stage in yaml.safe_load((baseline / "dvc.lock").read_text())["stages"].values() for o in stage.get("outs", []) if o["md5"].endswith(".dir")}
+    stages = yaml.safe_load((baseline / "dvc.lock").read_text())["stages"].values()
+    dirs = {o["path"]: o["md5"] for stage in stages for o in stage.get("outs", []) if o["md5"].endswith(".dir")}
     pushed = set().union(*(cached_files(baseline, md5) for path, md5 in dirs.items() if path not in NOT_PUSHED))
     held_back = set().union(*(cached_files(baseline, dirs[path]) for path in NOT_PUSHED)) - pushed
     assert {"models/export", "models/sft", *NOT_PUSHED} <= set(dirs) and held_back
     assert {p.parent.name + p.name for p in (remote / "files/md5").rglob("*") if p.is_file()} == pushed
     sh(["git", "clone", "-q", str(baseline), str(clone)], tmp_path)
     sh(["dvc", "pull", "models/export"], clone)
-    assert (clone / "models/export/hildanext.json").read_bytes() == (baseline / "models/export/hildanext.json").read_bytes()
+    meta = "models/export/hildanext.json"
+    assert (clone / meta).read_bytes() == (baseline / meta).read_bytes()
     assert not [path for path in TRAINING if (clone / path).exists()]
     with served(clone, tmp_path / "serve.log") as (url, health):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=120)
         out = client.completions.create(model="any", prompt="Once upon a time", max_tokens=16, seed=1)
-    assert (health["status"], health["model"], health["model_dir"]) == ("ok", "models/export", str(clone / "models/export"))
+    served_from = (health["status"], health["model"], health["model_dir"])
+    assert served_from == ("ok", "models/export", str(clone / "models/export"))
     assert out.model == "models/export" and out.choices[0].text and out.usage.completion_tokens > 0
     assert not [path for path in TRAINING if (clone / path).exists()] and not (clone / "mlflow.db").exists()

@@ -12,9 +12,12 @@ from hildanext.config import FetchDataParams
 from hildanext.data.fetch import download, fetch_data, fetch_dolma_shards, plan_shards, read_url_list, remote_size
 from hildanext.data.hub import FetchError
 WORDS = "the cat sat on a warm mat while lily found shiny red ball near old tree and smiled".split()
+FIRST_TWO = ["v1_5r2_sample-0000.json.gz", "v1_5r2_sample-0001.json.gz"]
 def make_shard(index: int, docs: int) -> bytes:
     rng = random.Random(index)
-    lines = [json.dumps({"id": f"doc-{index}-{n}", "text": " ".join(rng.choices(WORDS, k=200)), "source": "fake-dolma"}) for n in range(docs)]
+    records = [{"id": f"doc-{index}-{n}", "text": " ".join(rng.choices(WORDS, k=200)), "source": "fake-dolma"}
+               for n in range(docs)]
+    lines = [json.dumps(r) for r in records]
     return gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
 
 def range_start(header: str | None) -> int:
@@ -46,7 +49,8 @@ class ShardHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def shard_server():
     server = ThreadingHTTPServer(("127.0.0.1", 0), ShardHandler)
-    server.files = {f"/dolma-v1_6-8B-sample/v1_5r2_sample-{i:04d}.json.gz": make_shard(i, 10 + 10 * i) for i in range(3)}
+    server.files = {f"/dolma-v1_6-8B-sample/v1_5r2_sample-{i:04d}.json.gz": make_shard(i, 10 + 10 * i)
+                    for i in range(3)}
     server.requests, server.short, server.ignore_range = [], set(), set()
     server.base = f"http://127.0.0.1:{server.server_port}"
     server.urls = [server.base + path for path in server.files]
@@ -127,7 +131,7 @@ def test_url_list_file_and_byte_budget(shard_server, tmp_path, online):
     url_list.write_text("\n".join(shard_server.urls) + "\n\n")
     sizes = [len(body) for body in shard_server.files.values()]
     summary = fetch_dolma_shards(read_url_list(url_list), tmp_path / "dolma", shards=0, max_bytes=sizes[0] + sizes[1])
-    assert sorted(Path(f).name for f in summary["downloaded"]) == ["v1_5r2_sample-0000.json.gz", "v1_5r2_sample-0001.json.gz"]
+    assert sorted(Path(f).name for f in summary["downloaded"]) == FIRST_TWO
     assert summary["bytes"] == sizes[0] + sizes[1]
 
 def fake_hub(shard_server, calls: list):
@@ -145,9 +149,10 @@ def test_fetch_data_end_to_end_hub_mocked(shard_server, tmp_path, online, monkey
     monkeypatch.setattr(constants, "ENDPOINT", shard_server.base)
     p = FetchDataParams(dolma_shards=2)
     summary = fetch_data(p, tmp_path)
-    assert calls == [("allenai/dolma", p.dolma_url_list, "dataset", p.dolma_revision), ("roneneldan/TinyStories", p.tinystories_files[0], "dataset", p.tinystories_revision)]
+    assert calls == [("allenai/dolma", p.dolma_url_list, "dataset", p.dolma_revision),
+                     ("roneneldan/TinyStories", p.tinystories_files[0], "dataset", p.tinystories_revision)]
     raw = tmp_path / "data/raw"
-    assert sorted(f.name for f in (raw / "dolma").glob("*.json.gz")) == ["v1_5r2_sample-0000.json.gz", "v1_5r2_sample-0001.json.gz"]
+    assert sorted(f.name for f in (raw / "dolma").glob("*.json.gz")) == FIRST_TWO
     assert (raw / "tinystories" / p.tinystories_files[0]).exists() and len(summary["downloaded"]) == 3
     assert fetch_data(p, tmp_path, what=("dolma",))["downloaded"] == []
 

@@ -8,17 +8,20 @@ PINS = {"vendor/dinfer": ("https://github.com/inclusionAI/dInfer.git", "fce4e328
         "vendor/llada": ("https://github.com/ML-GSAI/LLaDA.git", "b7e6c3565f194352da44b38dd12b6970597309f3"),
         "vendor/smdm": ("https://github.com/ML-GSAI/SMDM.git", "583aa4716d17728dbb825aec6c24a121164d616a")}
 def test_required_top_level_layout():
-    for name in ("stages", "src/hildanext", "params.yaml", "dvc.yaml", "dvc.lock", "data", "models", "metrics", "docs", "tests", "benchmarks",
-                 "VERSIONS.md", "DESIGN.md", "README.md", "pyproject.toml", "Makefile", ".ci/run", ".dvc/config", "overlays/ci.yaml"):
+    for name in ("stages", "src/hildanext", "params.yaml", "dvc.yaml", "dvc.lock", "data", "models", "metrics", "docs",
+                 "tests", "benchmarks", "VERSIONS.md", "DESIGN.md", "README.md", "pyproject.toml", "Makefile",
+                 ".ci/run", ".dvc/config", "overlays/ci.yaml"):
         assert (REPO / name).exists(), name
 
 def test_vendor_gitlinks_are_pinned():
-    staged = subprocess.run(["git", "ls-files", "-s", "vendor"], cwd=REPO, capture_output=True, text=True).stdout.splitlines()
+    cmd = ["git", "ls-files", "-s", "vendor"]
+    staged = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True).stdout.splitlines()
     links = {line.split()[3]: (line.split()[0], line.split()[1]) for line in staged}
     assert links == {path: ("160000", sha) for path, (_, sha) in PINS.items()}
     modules = configparser.ConfigParser()
     modules.read(REPO / ".gitmodules")
-    assert {modules[s]["path"]: modules[s]["url"] for s in modules.sections()} == {p: url for p, (url, _) in PINS.items()}
+    urls = {modules[s]["path"]: modules[s]["url"] for s in modules.sections()}
+    assert urls == {p: url for p, (url, _) in PINS.items()}
 
 def test_nothing_imports_vendor_and_no_step_recurses_submodules():
     sources = [p for d in ("src", "stages", "tests", "benchmarks") for p in (REPO / d).rglob("*.py")]

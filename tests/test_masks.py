@@ -50,7 +50,8 @@ def test_bdlm_document_aligned_two_documents():
 
 def test_mdlm_and_causal_document_masks():
     mdlm = [[1, 1, 1, 0, 0, 0]] * 3 + [[0, 0, 0, 1, 1, 1]] * 3
-    causal = [[1, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 0, 0], [0, 0, 0, 1, 1, 0], [0, 0, 0, 1, 1, 1]]
+    causal = [[1, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0],
+              [0, 0, 0, 1, 0, 0], [0, 0, 0, 1, 1, 0], [0, 0, 0, 1, 1, 1]]
     assert torch.equal(mdlm_attention_mask(TWO_DOCS), as_bool(mdlm))
     assert torch.equal(causal_doc_mask(TWO_DOCS), as_bool(causal))
 
@@ -72,7 +73,8 @@ def test_block_size_length_is_mdlm(align):
 def test_batched_rows_equal_stacked_rows(align):
     rows = torch.tensor([[0, 0, 0, 1, 1, 1], [2, 2, 3, 3, 3, -1]])
     assert torch.equal(block_index(rows, 2, align), torch.stack([block_index(r, 2, align) for r in rows]))
-    assert torch.equal(bdlm_attention_mask(rows, 2, align), torch.stack([bdlm_attention_mask(r, 2, align) for r in rows]))
+    one_by_one = torch.stack([bdlm_attention_mask(r, 2, align) for r in rows])
+    assert torch.equal(bdlm_attention_mask(rows, 2, align), one_by_one)
     assert torch.equal(mdlm_attention_mask(rows), torch.stack([mdlm_attention_mask(r) for r in rows]))
     assert torch.equal(causal_doc_mask(rows), torch.stack([causal_doc_mask(r) for r in rows]))
 

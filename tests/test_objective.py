@@ -15,7 +15,8 @@ def gen(seed=0):
 def test_regular_ids_exclude_specials_and_spare_rows():
     tok = Tokenizer(models.WordLevel({f"w{i}": i for i in range(10)}, unk_token="w0"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", mask_token="<|mask|>")
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   mask_token="<|mask|>")
     fast.add_tokens(["<think>"])
     assert regular_token_ids(fast).tolist() == list(range(10))
 
@@ -45,7 +46,8 @@ def test_m2t_loss_is_weighted_ce_at_masked_positions(tiny_qwen3):
     _, masked = mask_tokens(x0, torch.full(x0.shape, 0.5), doc_ids >= 0, 120, gen(5))
     xt = torch.where(masked, 120, x0)
     with torch.no_grad():
-        logits = masked_logits(model, torch.cat([xt, x0], 1), bdlm_attention_mask(doc_ids, 4), torch.arange(8).repeat(2, 2))[:, :8]
+        mask = bdlm_attention_mask(doc_ids, 4)
+        logits = masked_logits(model, torch.cat([xt, x0], 1), mask, torch.arange(8).repeat(2, 2))[:, :8]
     ce = F.cross_entropy(logits[masked], x0[masked], reduction="sum")
     assert masked.sum() == out.masked > 0 and abs(out.loss_m2t - 2.0 * ce.item() / 16) < 1e-4
     assert abs(out.loss.item() - out.loss_m2t) < 1e-5 and out.loss_t2t == 0.0

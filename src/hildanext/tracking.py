@@ -40,7 +40,8 @@ class Tracker:
 
 def run_tags(stage: str) -> dict:
     env = {"dvc.exp_name": "DVC_EXP_NAME", "dvc.exp_baseline_rev": "DVC_EXP_BASELINE_REV", "dvc.stage": "DVC_STAGE"}
-    return {"hildanext.stage": stage, "git.commit": git_commit(Path.cwd())} | {k: os.environ.get(v, "") for k, v in env.items()}
+    dvc = {k: os.environ.get(v, "") for k, v in env.items()}
+    return {"hildanext.stage": stage, "git.commit": git_commit(Path.cwd())} | dvc
 
 @contextlib.contextmanager
 def stage_run(stage: str, params, root: Path | None = None, run_id: str | None = None):
