@@ -8,8 +8,9 @@ import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 from hildanext.config import DecodeParams, RuntimeParams
 from hildanext.decode.decoder import generate_ids
-from hildanext.decode.settings import ar_generate_ids, decode_settings, encode_prompt, load_decoder, stop_token_ids, suppressed_ids
-QWEN3_06B = {"vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True}
+from hildanext.decode.settings import (ar_generate_ids, decode_settings, encode_prompt, load_decoder, stop_token_ids,
+                                       suppressed_ids)
+from qwen3_shape import EOS_ID, FIRST_SPECIAL_ID, MASK_ID, QWEN3_06B, SPECIAL_IDS
 def demo_checks(model_dir: Path, device: str) -> dict:
     out = {}
     for mode in ("S", "Q"):
@@ -19,24 +20,29 @@ def demo_checks(model_dir: Path, device: str) -> dict:
             eos_id, stops = stop_token_ids(tokenizer)
             settings = decode_settings(DecodeParams(), mode) | {"max_new_tokens": 96}
             prompt = encode_prompt(tokenizer, "Once upon a time, a little fox")
-            result = generate_ids(model, prompt, mask_id=tokenizer.mask_token_id, eos_id=eos_id, stop_ids=stops, suppress_ids=suppressed_ids(tokenizer, model.config.vocab_size, [eos_id, *stops]), cache=cache, **settings)
-            runs[f"{where}_cache{int(cache)}"] = result
+            suppress = suppressed_ids(tokenizer, model.config.vocab_size, [eos_id, *stops])
+            ids = {"mask_id": tokenizer.mask_token_id, "eos_id": eos_id, "stop_ids": stops, "suppress_ids": suppress}
+            runs[f"{where}_cache{int(cache)}"] = generate_ids(model, prompt, cache=cache, **ids, **settings)
         ref = runs[f"{device}_cache1"]
-        out[mode] = {"text": tokenizer.decode(ref.ids, skip_special_tokens=True), "tpf": ref.stats.tpf, "edits": sum(len(r.edited) for r in ref.trace),
-                     "cached_equals_uncached": ref.ids == runs[f"{device}_cache0"].ids, "device_equals_cpu": ref.ids == runs["cpu_cache1"].ids}
+        out[mode] = {"text": tokenizer.decode(ref.ids, skip_special_tokens=True), "tpf": ref.stats.tpf,
+                     "edits": sum(len(r.edited) for r in ref.trace),
+                     "cached_equals_uncached": ref.ids == runs[f"{device}_cache0"].ids,
+                     "device_equals_cpu": ref.ids == runs["cpu_cache1"].ids}
     return out
 
 def speed(device: str, dtype: torch.dtype, prompt_len: int = 100, new: int = 128) -> dict:
     torch.manual_seed(0)
     with torch.device(device):
         model = Qwen3ForCausalLM(Qwen3Config(**QWEN3_06B, attn_implementation="sdpa")).to(dtype).eval()
-    prompt = torch.randint(0, 151000, (prompt_len,), generator=torch.Generator().manual_seed(1)).tolist()
-    common = {"eos_id": 151643, "suppress_ids": list(range(151643, 151936)), "max_new_tokens": new, "eos_early_stop": False}
+    prompt = torch.randint(0, FIRST_SPECIAL_ID, (prompt_len,), generator=torch.Generator().manual_seed(1)).tolist()
+    common = {"eos_id": EOS_ID, "suppress_ids": SPECIAL_IDS, "max_new_tokens": new, "eos_early_stop": False,
+              "mask_id": MASK_ID, "tau_mask": 0.5, "tau_edit": 0.0, "max_post_steps": 0}
     rows = {}
     for name, cache in (("bd_cached", True), ("bd_uncached", False)):
-        generate_ids(model, prompt, mask_id=151669, tau_mask=0.5, tau_edit=0.0, max_post_steps=0, cache=cache, **common | {"max_new_tokens": 32})
-        s = generate_ids(model, prompt, mask_id=151669, tau_mask=0.5, tau_edit=0.0, max_post_steps=0, cache=cache, **common).stats
-        rows[name] = {"tokens_per_s": s.tokens_per_s, "forwards": s.forwards, "ms_per_forward": 1000 * s.seconds / max(s.forwards, 1), "tpf": s.tpf}
+        generate_ids(model, prompt, cache=cache, **common | {"max_new_tokens": 32})
+        s = generate_ids(model, prompt, cache=cache, **common).stats
+        rows[name] = {"tokens_per_s": s.tokens_per_s, "forwards": s.forwards,
+                      "ms_per_forward": 1000 * s.seconds / max(s.forwards, 1), "tpf": s.tpf}
     ar = ar_generate_ids(model, prompt, eos_id=common["eos_id"], suppress_ids=None, max_new_tokens=new).stats
     rows["ar_hf_generate"] = {"tokens_per_s": ar.tokens_per_s, "ms_per_token": 1000 * ar.seconds / max(ar.tokens, 1)}
     return rows
@@ -47,7 +53,8 @@ def main():
     parser.add_argument("--out", type=Path, default=Path("metrics/bench_decode_device.json"))
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    report = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "torch": torch.__version__, "demo": demo_checks(args.model, device)}
+    name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
+    report = {"device": name, "torch": torch.__version__, "demo": demo_checks(args.model, device)}
     print(json.dumps(report["demo"]), flush=True)
     for dtype in (torch.float32, torch.bfloat16):
         report[f"qwen3_06b_random_{str(dtype)[6:]}"] = speed(device, dtype)

@@ -2,7 +2,8 @@
 # the decoder's time per forward against a bare model forward of the same shape (B query tokens over the same
 # cached prefix), cost per generated token at 128 vs 1024 new tokens (cached vs uncached), and on CUDA the
 # eager vs CUDA-graph block forward. --shape qwen3-0.6b uses random weights of that shape (TPF about 1).
-# Usage: python benchmarks/decode_speed.py [--model models/sft] [--ar-model models/demo-base] [--shape demo|qwen3-0.6b]
+# Usage: python benchmarks/decode_speed.py [--model models/sft] [--ar-model models/demo-base]
+#        [--shape demo|qwen3-0.6b]
 import argparse, json, platform, statistics, time
 from pathlib import Path
 import torch
@@ -12,7 +13,7 @@ from hildanext.decode.decoder import block_causal, cache_argument, generate_ids
 from hildanext.decode.settings import ar_generate_ids, load_decoder
 from hildanext.decode.kvcache import BlockKVCache
 from hildanext.model import attention_mask_4d, load_model
-QWEN3_06B = {"vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True}
+from qwen3_shape import EOS_ID, MASK_ID, QWEN3_06B, SPECIAL_IDS
 def sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -20,37 +21,45 @@ def sync(device) -> None:
 def bare_forward_ms(model, prefix: int, block: int, repeats: int = 20) -> float:
     cache, arg = BlockKVCache(prefix + block), cache_argument(model)
     ids = torch.randint(0, min(model.config.vocab_size, 1000) - 50, (1, prefix + block), device=model.device)
+    attn, device = model.config._attn_implementation, model.device
     with torch.inference_mode():
         cache.window(0, prefix)
-        prefill = attention_mask_4d(block_causal(0, prefix, block, model.device), model.config._attn_implementation, model.dtype)
-        model(input_ids=ids[:, :prefix], attention_mask=prefill, position_ids=torch.arange(prefix, device=model.device)[None], use_cache=False, **{arg: cache})
-        mask = attention_mask_4d(block_causal(prefix, prefix + block, block, model.device), model.config._attn_implementation, model.dtype)
+        prefill = attention_mask_4d(block_causal(0, prefix, block, device), attn, model.dtype)
+        model(input_ids=ids[:, :prefix], attention_mask=prefill, position_ids=torch.arange(prefix, device=device)[None],
+              use_cache=False, **{arg: cache})
+        mask = attention_mask_4d(block_causal(prefix, prefix + block, block, device), attn, model.dtype)
         times = []
         for _ in range(repeats):
             sync(model.device)
             start = time.perf_counter()
             cache.window(prefix, prefix + block)
-            model(input_ids=ids[:, prefix:], attention_mask=mask, position_ids=torch.arange(prefix, prefix + block, device=model.device)[None], use_cache=False, logits_to_keep=block, **{arg: cache})
+            positions = torch.arange(prefix, prefix + block, device=device)[None]
+            model(input_ids=ids[:, prefix:], attention_mask=mask, position_ids=positions, use_cache=False,
+                  logits_to_keep=block, **{arg: cache})
             sync(model.device)
             times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times)
 
 def decode_row(model, prompt, ids: dict, new: int, **flags) -> dict:
-    common = {"block_size": 32, "tau_mask": 0.5, "tau_edit": 0.0, "max_post_steps": 0, "eos_early_stop": False, "suppress_ids": ids["suppress"]}
-    generate_ids(model, prompt, mask_id=ids["mask"], eos_id=ids["eos"], max_new_tokens=32, **common, **flags)
+    common = {"block_size": 32, "tau_mask": 0.5, "tau_edit": 0.0, "max_post_steps": 0, "eos_early_stop": False,
+              "suppress_ids": ids["suppress"], "mask_id": ids["mask"], "eos_id": ids["eos"]}
+    generate_ids(model, prompt, max_new_tokens=32, **common, **flags)
     sync(model.device)
-    s = generate_ids(model, prompt, mask_id=ids["mask"], eos_id=ids["eos"], max_new_tokens=new, **common, **flags).stats
-    return {"tokens_per_s": s.tokens_per_s, "forwards_per_s": s.forwards / s.seconds, "ms_per_forward": 1000 * s.seconds / s.forwards, "ms_per_token": 1000 * s.seconds / max(s.tokens, 1), "tpf": s.tpf}
+    s = generate_ids(model, prompt, max_new_tokens=new, **common, **flags).stats
+    return {"tokens_per_s": s.tokens_per_s, "forwards_per_s": s.forwards / s.seconds,
+            "ms_per_forward": 1000 * s.seconds / s.forwards, "ms_per_token": 1000 * s.seconds / max(s.tokens, 1),
+            "tpf": s.tpf}
 
 def load(args):
     if args.shape == "qwen3-0.6b":
         torch.manual_seed(0)
         with torch.device(args.device):
             model = Qwen3ForCausalLM(Qwen3Config(**QWEN3_06B, attn_implementation="sdpa")).eval()
-        return model, model, {"mask": 151669, "eos": 151643, "suppress": list(range(151643, 151936))}
+        return model, model, {"mask": MASK_ID, "eos": EOS_ID, "suppress": SPECIAL_IDS}
     model, tokenizer = load_decoder(args.model, RuntimeParams(device=args.device))
     ar_model, _ = load_model(args.ar_model, RuntimeParams(device=args.device))
-    special = sorted(set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder) | set(range(len(tokenizer), model.config.vocab_size)))
+    spare = set(range(len(tokenizer), model.config.vocab_size))
+    special = sorted(set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder) | spare)
     return model, ar_model, {"mask": tokenizer.mask_token_id, "eos": tokenizer.eos_token_id, "suppress": special}
 
 def main():
@@ -70,10 +79,13 @@ def main():
     ar = ar_generate_ids(ar_model, prompt, eos_id=ids["eos"], suppress_ids=ids["suppress"], max_new_tokens=128).stats
     rows["ar_128"] = {"tokens_per_s": ar.tokens_per_s, "ms_per_token": 1000 * ar.seconds / max(ar.tokens, 1)}
     bare = bare_forward_ms(model, len(prompt) + 64, 32)
-    device = torch.cuda.get_device_name(0) if model.device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
-    report = {"device": device, "torch": torch.__version__, "shape": args.shape, "rows": rows, "bare_forward_ms_b32": bare,
-              "overhead_per_forward": rows["bd_cached_128"]["ms_per_forward"] / bare,
-              "cost_per_token_1024_vs_128": {k: rows[f"{k}_1024"]["ms_per_token"] / rows[f"{k}_128"]["ms_per_token"] for k in ("bd_cached", "bd_uncached")}}
+    cpu = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    device = torch.cuda.get_device_name(0) if model.device.type == "cuda" else cpu
+    growth = {k: rows[f"{k}_1024"]["ms_per_token"] / rows[f"{k}_128"]["ms_per_token"]
+              for k in ("bd_cached", "bd_uncached")}
+    report = {"device": device, "torch": torch.__version__, "shape": args.shape, "rows": rows,
+              "bare_forward_ms_b32": bare, "overhead_per_forward": rows["bd_cached_128"]["ms_per_forward"] / bare,
+              "cost_per_token_1024_vs_128": growth}
     print(json.dumps(report, indent=1))
     args.out.write_text(json.dumps(report, indent=1))
 

@@ -2,7 +2,8 @@
 # gradient checkpointing, fp32, memory-efficient SDPA, 8-bit AdamW, embedding frozen but the mask row; or LoRA)
 # on a Qwen3-0.6B-shaped model at seq_len 1024, with the memory fraction set to 6.8 GiB of whatever CUDA card
 # runs it; records torch.cuda.max_memory_allocated per variant and phase (BDLM block 32 = 2L input, MDLM = L).
-# Without CUDA it dry-runs a tiny config on CPU. Usage: python benchmarks/gpu_memory_proxy.py [--variants ...] [--out F]
+# Without CUDA it dry-runs a tiny config on CPU. Usage: python benchmarks/gpu_memory_proxy.py [--variants ...]
+# [--out F]
 import argparse, dataclasses, json, subprocess, sys, tempfile, time
 from pathlib import Path
 import torch
@@ -12,20 +13,24 @@ from hildanext.config import LoraParams, ObjectiveParams, RuntimeParams
 from hildanext.train.objective import diffusion_loss
 from hildanext.train.profiles import compute_context, make_optimizer, prepare_model, resolve_profile
 from hildanext.train.loop import LoopSpec, optimizer_step
-QWEN3_06B = {"vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True}
-TINY = QWEN3_06B | {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16}
-GIB, CAP, MASK_ID, SEQ = 2**30, 0.85 * 8 * 2**30, 151669, 1024
+from qwen3_shape import FIRST_SPECIAL_ID, MASK_ID, QWEN3_06B
+TINY = QWEN3_06B | {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                    "num_key_value_heads": 2, "head_dim": 16}
+GIB, CAP, SEQ = 2**30, 0.85 * 8 * 2**30, 1024
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 FULL = {"adapter": "none", "optimizer": "adamw", "train_embeddings": "all"}
-VARIANTS = {"gtx1080": {}, "full_mask_row": {"adapter": "none"}, "qlora": {"quantize": "4bit"}, "adamw_fp32": FULL, "adamw_fp32_uncapped": FULL | {"uncapped": True}}
+VARIANTS = {"gtx1080": {}, "full_mask_row": {"adapter": "none"}, "qlora": {"quantize": "4bit"}, "adamw_fp32": FULL,
+            "adamw_fp32_uncapped": FULL | {"uncapped": True}}
 TOKENIZER_DIR = "models/init"
 def build(variant: dict):
     knobs = {k: v for k, v in variant.items() if k in ("optimizer", "train_embeddings", "adapter")}
     profile = resolve_profile(RuntimeParams(profile="gtx1080", **knobs))
-    fraction = 1.0 if variant.get("uncapped") or DEVICE.type == "cpu" else CAP / torch.cuda.get_device_properties(0).total_memory
+    uncapped = variant.get("uncapped") or DEVICE.type == "cpu"
+    fraction = 1.0 if uncapped else CAP / torch.cuda.get_device_properties(0).total_memory
     profile = dataclasses.replace(profile, max_vram_pct=fraction)
+    shape = QWEN3_06B if DEVICE.type == "cuda" else TINY
     with DEVICE:
-        model = Qwen3ForCausalLM(Qwen3Config(**(QWEN3_06B if DEVICE.type == "cuda" else TINY), attn_implementation="sdpa")).train()
+        model = Qwen3ForCausalLM(Qwen3Config(**shape, attn_implementation="sdpa")).train()
     lora = LoraParams(quantize=variant.get("quantize", "none"))
     if lora.quantize == "4bit":
         model = quantized_copy(model, lora)
@@ -46,21 +51,27 @@ def peaks() -> dict:
     if DEVICE.type != "cuda":
         return {"max_allocated_gib": None}
     torch.cuda.synchronize()
-    return {"max_allocated_gib": torch.cuda.max_memory_allocated() / GIB, "max_reserved_gib": torch.cuda.max_memory_reserved() / GIB}
+    return {"max_allocated_gib": torch.cuda.max_memory_allocated() / GIB,
+            "max_reserved_gib": torch.cuda.max_memory_reserved() / GIB}
 
 def measure(name: str) -> dict:
     variant = VARIANTS[name]
     model, profile, optimizer = build(variant)
-    regular, out = torch.arange(151643), {"variant": name, "profile": dataclasses.asdict(profile), "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    regular = torch.arange(FIRST_SPECIAL_ID)
+    out = {"variant": name, "profile": dataclasses.asdict(profile), "trainable": trainable}
     for phase, block in (("bdlm_b32", 32), ("mdlm", None)):
         if DEVICE.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         def loss_at(net, batch, step, micro, block=block):
             gen = torch.Generator().manual_seed(step * 131 + micro)
             with compute_context(profile, DEVICE):
-                return diffusion_loss(net, batch, torch.zeros_like(batch), block, ObjectiveParams(), MASK_ID, regular, gen, noise=True)
-        spec = LoopSpec(2, lambda s, phase=phase, block=block: (phase, block or SEQ), lambda s: 1e-4, loss_at, lambda m, s: {}, grad_accum=8)
-        batches = [torch.randint(0, 151643, (1, SEQ), generator=torch.Generator().manual_seed(i)) for i in range(8)]
+                doc_ids = torch.zeros_like(batch)
+                return diffusion_loss(net, batch, doc_ids, block, ObjectiveParams(), MASK_ID, regular, gen, noise=True)
+        spec = LoopSpec(2, lambda s, phase=phase, block=block: (phase, block or SEQ), lambda s: 1e-4, loss_at,
+                        lambda m, s: {}, grad_accum=8)
+        batches = [torch.randint(0, FIRST_SPECIAL_ID, (1, SEQ), generator=torch.Generator().manual_seed(i))
+                   for i in range(8)]
         start = time.perf_counter()
         try:
             for step in range(2):
@@ -81,11 +92,14 @@ def main():
         print(json.dumps(measure(args.one)))
         return
     cuda = DEVICE.type == "cuda"
-    device = {"gpu": torch.cuda.get_device_name(0) if cuda else "cpu (tiny dry run)", "total_gib": torch.cuda.get_device_properties(0).total_memory / GIB if cuda else None, "cap_gib": CAP / GIB, "torch": torch.__version__, "arch_list": torch.cuda.get_arch_list()}
+    total = torch.cuda.get_device_properties(0).total_memory / GIB if cuda else None
+    device = {"gpu": torch.cuda.get_device_name(0) if cuda else "cpu (tiny dry run)", "total_gib": total,
+              "cap_gib": CAP / GIB, "torch": torch.__version__, "arch_list": torch.cuda.get_arch_list()}
     results = [device]
     for name in args.variants:
         run = subprocess.run([sys.executable, __file__, "--one", name], capture_output=True, text=True)
-        results.append(json.loads(run.stdout.strip().splitlines()[-1]) if run.returncode == 0 else {"variant": name, "error": run.stderr[-2000:]})
+        failed = {"variant": name, "error": run.stderr[-2000:]}
+        results.append(json.loads(run.stdout.strip().splitlines()[-1]) if run.returncode == 0 else failed)
         print(json.dumps(results[-1]), flush=True)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)

@@ -2,7 +2,8 @@
 # as config.json of Qwen/Qwen3-0.6B), computed on CPU from real tensors: parameter, gradient and optimizer
 # bytes of the profile's trainable set, plus the autograd-saved activations of one WSD micro-batch (checkpoint
 # inputs + one layer recomputed in backward) measured at short sequences, extrapolated linearly to seq_len 1024.
-# Usage: python benchmarks/gtx1080_memory.py [--seqs 64 128] [--target 1024] [--out metrics/bench_gtx1080_memory.json]
+# Usage: python benchmarks/gtx1080_memory.py [--seqs 64 128] [--target 1024]
+# [--out metrics/bench_gtx1080_memory.json]
 import argparse
 from pathlib import Path
 import numpy as np
@@ -12,7 +13,7 @@ from hildanext.config import ObjectiveParams, RuntimeParams
 from hildanext.files import write_json_atomic
 from hildanext.train.objective import diffusion_loss
 from hildanext.train.profiles import resolve_profile
-QWEN3_06B = {"vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True}
+from qwen3_shape import FIRST_SPECIAL_ID, MASK_ID, QWEN3_06B
 GIB = 2**30
 def saved_activation_bytes(model, seq_len: int) -> int:
     storages, total = set(), 0
@@ -23,19 +24,23 @@ def saved_activation_bytes(model, seq_len: int) -> int:
             storages.add(key)
             total += tensor.untyped_storage().nbytes()
         return tensor
-    x0 = torch.randint(0, 151000, (1, seq_len), generator=torch.Generator().manual_seed(0))
+    x0 = torch.randint(0, FIRST_SPECIAL_ID, (1, seq_len), generator=torch.Generator().manual_seed(0))
+    objective, regular, gen = ObjectiveParams(embed_noise_std=0.0), torch.arange(FIRST_SPECIAL_ID), torch.Generator()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = diffusion_loss(model, x0, torch.zeros_like(x0), 32, ObjectiveParams(embed_noise_std=0.0), 151669, torch.arange(151643), torch.Generator().manual_seed(1))
+        out = diffusion_loss(model, x0, torch.zeros_like(x0), 32, objective, MASK_ID, regular, gen.manual_seed(1))
     out.loss.backward()
     model.zero_grad(set_to_none=True)
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    return total - sum(p.untyped_storage().nbytes() for p in model.parameters() if p.untyped_storage().data_ptr() in weights & storages)
+    saved_weights = weights & storages
+    return total - sum(p.untyped_storage().nbytes() for p in model.parameters()
+                       if p.untyped_storage().data_ptr() in saved_weights)
 
 def state_bytes(model, profile) -> dict:
     params = sum(p.numel() for p in model.parameters())
     embedding = model.get_input_embeddings().weight.numel()
     optimizer_per_param = 2 if profile.optimizer == "adamw8bit" else 8
-    return {"params": params * 4, "grads": params * 4, "optimizer": params * optimizer_per_param, "embedding_params": embedding}
+    return {"params": params * 4, "grads": params * 4, "optimizer": params * optimizer_per_param,
+            "embedding_params": embedding}
 
 def main():
     parser = argparse.ArgumentParser()
@@ -55,9 +60,14 @@ def main():
     activations = slope * args.target + intercept
     states = state_bytes(model, profile)
     total = states["params"] + states["grads"] + states["optimizer"] + activations
-    report = {"label": "estimate (CPU, real tensors; no GPU)", "profile": profile.__dict__, "measured_activation_bytes": measured, "no_ckpt_bytes": full, "activation_bytes_at_target": activations, **states, "total_bytes": total, "cap_bytes": 0.85 * 8 * GIB}
+    report = {"label": "estimate (CPU, real tensors; no GPU)", "profile": profile.__dict__,
+              "measured_activation_bytes": measured, "no_ckpt_bytes": full, "activation_bytes_at_target": activations,
+              **states, "total_bytes": total, "cap_bytes": 0.85 * 8 * GIB}
     write_json_atomic(args.out, report)
-    print(f"gtx1080 profile, seq_len {args.target}, batch 1 (estimate): params {states['params'] / GIB:.2f} GiB, grads {states['grads'] / GIB:.2f} GiB, optimizer {states['optimizer'] / GIB:.2f} GiB, activations {activations / GIB:.2f} GiB -> total {total / GIB:.2f} GiB vs cap {0.85 * 8:.2f} GiB")
+    gib = {k: states[k] / GIB for k in ("params", "grads", "optimizer")}
+    print(f"gtx1080 profile, seq_len {args.target}, batch 1 (estimate): params {gib['params']:.2f} GiB, "
+          f"grads {gib['grads']:.2f} GiB, optimizer {gib['optimizer']:.2f} GiB, "
+          f"activations {activations / GIB:.2f} GiB -> total {total / GIB:.2f} GiB vs cap {0.85 * 8:.2f} GiB")
 
 if __name__ == "__main__":
     main()

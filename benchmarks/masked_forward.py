@@ -8,7 +8,7 @@ import torch
 import transformers
 from hildanext.config import RuntimeParams
 from hildanext.files import write_json_atomic
-from timing import timed
+from timing import markdown_table, timed
 from hildanext.model import causal_allowed, load_model, masked_logits
 @torch.no_grad()
 def measure(model_dir: Path, seq: int, repeats: int) -> dict:
@@ -19,7 +19,8 @@ def measure(model_dir: Path, seq: int, repeats: int) -> dict:
         if impl == "sdpa":
             row["plain_causal_s"] = timed(lambda m=model, x=x: m(input_ids=x, use_cache=False), repeats)
         row[f"{impl}_mask_s"] = timed(lambda m=model, x=x: masked_logits(m, x, causal_allowed(seq)), repeats)
-    return row | {"sdpa_ratio": row["sdpa_mask_s"] / row["plain_causal_s"], "eager_ratio": row["eager_mask_s"] / row["plain_causal_s"]}
+    return row | {"sdpa_ratio": row["sdpa_mask_s"] / row["plain_causal_s"],
+                  "eager_ratio": row["eager_mask_s"] / row["plain_causal_s"]}
 
 def main():
     parser = argparse.ArgumentParser()
@@ -29,11 +30,13 @@ def main():
     parser.add_argument("--out", type=Path, default=Path("metrics/bench_masked_forward.json"))
     args = parser.parse_args()
     rows = [measure(args.model, seq, args.repeats) for seq in args.seq]
-    machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, transformers {transformers.__version__}"
+    versions = f"torch {torch.__version__}, transformers {transformers.__version__}"
+    machine = f"{platform.machine()}, {torch.get_num_threads()} threads, {versions}"
     write_json_atomic(args.out, {"model": str(args.model), "machine": machine, "rows": rows})
-    print(f"{args.model} on {machine}\n\n| seq | plain causal (s) | sdpa+bool (s) | eager+float (s) | sdpa/plain | eager/plain |\n|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['seq']} | {r['plain_causal_s']:.4f} | {r['sdpa_mask_s']:.4f} | {r['eager_mask_s']:.4f} | {r['sdpa_ratio']:.2f} | {r['eager_ratio']:.2f} |")
+    header = ["seq", "plain causal (s)", "sdpa+bool (s)", "eager+float (s)", "sdpa/plain", "eager/plain"]
+    cells = [[r["seq"], f"{r['plain_causal_s']:.4f}", f"{r['sdpa_mask_s']:.4f}", f"{r['eager_mask_s']:.4f}",
+              f"{r['sdpa_ratio']:.2f}", f"{r['eager_ratio']:.2f}"] for r in rows]
+    print(f"{args.model} on {machine}\n\n{markdown_table(header, cells)}")
 
 if __name__ == "__main__":
     main()

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from hildanext.config import ObjectiveParams, RuntimeParams
 from hildanext.files import write_json_atomic
-from timing import timed
+from timing import markdown_table, timed
 from hildanext.model import load_model
 from hildanext.train.objective import diffusion_loss, regular_token_ids
 def bare_step(model, tokens: torch.Tensor) -> None:
@@ -35,13 +35,17 @@ def main():
     rows = []
     for block_size, tokens in ((1, torch.cat([x0, x0], 1)), (32, torch.cat([x0, x0], 1)), (None, x0)):
         bare = timed(lambda t=tokens: bare_step(model, t), args.repeats, statistics.median)
-        ours = timed(lambda b=block_size: diffusion_step(model, x0, doc_ids, b, params, tokenizer.mask_token_id, regular), args.repeats, statistics.median)
-        rows.append({"block_size": block_size or "mdlm", "input_len": tokens.shape[1], "bare_s": bare, "diffusion_s": ours, "overhead": ours / bare - 1})
+        inputs = (model, x0, doc_ids, block_size, params, tokenizer.mask_token_id, regular)
+        ours = timed(lambda a=inputs: diffusion_step(*a), args.repeats, statistics.median)
+        rows.append({"block_size": block_size or "mdlm", "input_len": tokens.shape[1], "bare_s": bare,
+                     "diffusion_s": ours, "overhead": ours / bare - 1})
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-    write_json_atomic(args.out, {"model": str(args.model), "seq": args.seq, "batch": args.batch, "machine": machine, "rows": rows})
-    print(f"{args.model}, batch {args.batch}, seq {args.seq}, {machine}\n\n| block | input len | bare fwd+bwd (s) | diffusion step (s) | overhead |\n|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['block_size']} | {r['input_len']} | {r['bare_s']:.4f} | {r['diffusion_s']:.4f} | {r['overhead']:+.0%} |")
+    report = {"model": str(args.model), "seq": args.seq, "batch": args.batch, "machine": machine, "rows": rows}
+    write_json_atomic(args.out, report)
+    header = ["block", "input len", "bare fwd+bwd (s)", "diffusion step (s)", "overhead"]
+    cells = [[r["block_size"], r["input_len"], f"{r['bare_s']:.4f}", f"{r['diffusion_s']:.4f}", f"{r['overhead']:+.0%}"]
+             for r in rows]
+    print(f"{args.model}, batch {args.batch}, seq {args.seq}, {machine}\n\n{markdown_table(header, cells)}")
 
 if __name__ == "__main__":
     main()
