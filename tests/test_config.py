@@ -67,8 +67,11 @@ def test_malformed_override_and_yaml(tmp_path):
 
 def test_overlay_merges_nested_keys_and_keeps_others(tmp_path, repo_root):
     path = write(tmp_path, (repo_root / "params.yaml").read_text())
+    overlay = yaml.safe_load((repo_root / "overlays" / "ci.yaml").read_text())
+    before = load_params(path)
     params = merge_overlay(path, repo_root / "overlays" / "ci.yaml")
-    assert params.model.demo.steps == 20 and params.model.demo.lr == 0.003
+    assert "lr" not in overlay["model"]["demo"] and before.model.demo.steps != overlay["model"]["demo"]["steps"]
+    assert params.model.demo.steps == overlay["model"]["demo"]["steps"] and params.model.demo.lr == before.model.demo.lr
     assert load_params(path) == params
 
 def test_bad_overlay_leaves_params_untouched(tmp_path, repo_root):
@@ -92,5 +95,7 @@ def test_gtx1080_recipe_overlay_carries_the_safe_train_config(tmp_path, repo_roo
     assert memory == (True, 0.85, "lora", "auto")
     lrs = (params.wsd.lr, params.wsd.lr_warmup_steps, params.sft.lr, params.sft.lr_warmup_steps)
     assert lrs == (1e-4, 100, 1e-4, 100)
+    recipe, defaults = flatten(params), flatten(Params())
+    assert {key: recipe[key] for key in DEMO_VALUES} == {key: defaults[key] for key in DEMO_VALUES}
     assert [ph.block_size for ph in wsd_phases(params.wsd, params.tokenize.seq_len)] == [1, 4, 32, 64, 1024, 64, 32]
     assert [s.kind for s in params.data.sources] == ["dolma", "tinystories"]
