@@ -327,7 +327,8 @@ def validate(raw: dict, source: str) -> Params:
     except ValidationError as e:
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
-        what = "unknown key" if err["type"] in ("extra_forbidden", "unexpected_keyword_argument") else f"{err['msg']} (got {err['input']!r})"
+        unknown = err["type"] in ("extra_forbidden", "unexpected_keyword_argument")
+        what = "unknown key" if unknown else f"{err['msg']} (got {err['input']!r})"
         raise ParamsError(f"{source}: {key}: {what}") from None
 
 def load_params(path: str | Path = "params.yaml", overrides=()) -> Params:
