@@ -1,5 +1,5 @@
 # Worker for tests/test_ddp.py: two optimizer steps of the shared training loop (train.optimizer_step,
-# ShardLoader.next_step, the DDP-wrapped SupervisedLM from train.distributed) on packed shards; rank 0 saves
+# ShardLoader.next_step, the DDP-wrapped SupervisedLM from train.setup.distributed) on packed shards; rank 0 saves
 # the resulting weights. Run alone with ACCUM micro-batches, or under `torchrun --nproc_per_node 2`.
 # Usage: python tests/ddp_worker.py OUT SHARDS ACCUM
 import sys
@@ -10,7 +10,7 @@ from hildanext.config import ObjectiveParams
 from hildanext.data.loader import PackedShards, ShardLoader
 from hildanext.train.objective import diffusion_loss
 from hildanext.train.loop import LoopSpec, optimizer_step
-from hildanext.train.loop import distributed
+from hildanext.train.setup import distributed
 def main(out: Path, shards: Path, accum: int) -> None:
     model = make_tiny_qwen3(vocab_size=128).train()
     dist, net = distributed(model)

@@ -93,7 +93,7 @@ def test_fp16_autocast_trains_fp32_master_weights_with_a_grad_scaler(tiny_qwen3)
     assert make_scaler(PROFILES["cpu"], device) is None
 
 def test_restore_brings_back_the_loss_scale(tmp_path):
-    from hildanext.train.loop import restore
+    from hildanext.train.setup import restore
     lin = torch.nn.Linear(2, 2)
     optimizer, scaler, loaded = torch.optim.AdamW(lin.parameters()), torch.amp.GradScaler("cpu"), []
     torch.save(optimizer.state_dict(), tmp_path / "optimizer.pt")

@@ -13,12 +13,12 @@ from hildanext.config import SftDataParams, load_params
 from hildanext.data.chat import Chat, chat_messages, demo_chats, iter_chats, read_chat_jsonl
 from hildanext.data.demo_corpus import demo_stories
 from hildanext.data.loader import ShardLoader
-from hildanext.data.sft_data import SftPacker, SftShards, assistant_spans, encode_chats, sft_data_stage, split_of
+from hildanext.data.sft_data import SftPacker, SftShards, assistant_spans, encode_chats, split_of
 from hildanext.data.sources import DataError
 from hildanext.data.demo_tokenizer import train_demo_tokenizer
 from hildanext.files import sha256_file
 from hildanext.train.masks import block_index
-from hildanext.pipeline import run_stage
+from hildanext.pipeline import run_stage, sft_data
 REPO = Path(__file__).resolve().parents[1]
 SYSTEM, USERS = "You answer briefly.", ("What is 6 times 7?", "Name two colours.", "Say hi in French.")
 ANSWERS = ("42 is the answer: 6 × 7 = 42.", "- red\n- blue", "Bonjour ! Café? 😀")
@@ -93,10 +93,11 @@ def test_bad_records_are_skipped_and_counted_by_reason(tmp_path):
     assert [c.messages for c in chats] == expected and dict(skips) == expected_skips
     assert chat_messages({"messages": [{"role": "user", "content": " q\r\n"}, {"role": "assistant", "content": "a "}]}) == ({"role": "user", "content": "q"}, {"role": "assistant", "content": "a"})
 
-def test_missing_file_or_empty_glob_is_one_clear_error(tmp_path):
+def test_missing_file_or_empty_glob_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     for entry, expected in (("nowhere.jsonl", f"{tmp_path}/nowhere.jsonl: no such file"), ("none/*.jsonl", "'none/*.jsonl' matches no file")):
         with pytest.raises(DataError) as err:
-            list(iter_chats(SftDataParams(sources=("demo", entry)), tmp_path, Counter()))
+            list(iter_chats(SftDataParams(sources=("demo", entry)), Counter()))
         assert expected in str(err.value) and "\n" not in str(err.value)
 
 def test_demo_set_is_deterministic_and_derived_from_demo_stories():
@@ -151,8 +152,13 @@ def sft_root(tmp_path_factory, qwen3_tokenizer_dir):
     root = tmp_path_factory.mktemp("sft")
     shutil.copytree(qwen3_tokenizer_dir, root / "models/init")
     chats = write_stage_chats(root / "chats.jsonl") + [c.messages for c in demo_chats(40, 7)]
-    overrides = ["sft.data.sources=[chats.jsonl, demo]", "sft.data.demo_examples=40", "sft.data.seq_len=128", "sft.block_size=16", "sft.data.eval_fraction=0.2"]
-    return root, chats, sft_data_stage(load_params(REPO / "params.yaml", overrides), root, None)
+    overrides = ["sft.data.sources=[chats.jsonl, demo]", "sft.data.demo_examples=40", "sft.data.seq_len=128", "wsd.decay_to=16", "sft.data.eval_fraction=0.2"]
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        return root, chats, sft_data.run(load_params(REPO / "params.yaml", overrides), None)
+    finally:
+        os.chdir(cwd)
 
 def documents(shards: SftShards, tokenizer) -> list[tuple[str, str]]:
     """(full text, supervised text) of every document, rebuilt from the packed arrays."""
@@ -202,4 +208,4 @@ def test_prepare_sft_through_pipeline_and_cli(workdir, demo_tokenizer):
     assert metrics["train/examples"] + metrics["eval/examples"] + metrics.get("skipped/too_long", 0) == 30 and (workdir / "data/sft/manifest.json").exists()
     cli = [str(Path(sys.executable).parent / "hildanext"), "prepare-sft", "--set", "sft.data.seq_len=100"]
     out = subprocess.run(cli, cwd=workdir, env=os.environ | {"PYTHONPATH": str(REPO / "src")}, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 2 and out.stderr.strip() == "hildanext: error: sft.data.seq_len 100 is not a multiple of sft.block_size 32"
+    assert out.returncode == 2 and out.stderr.strip() == "hildanext: error: sft.data.seq_len 100 is not a multiple of wsd.decay_to 32"

@@ -8,7 +8,8 @@ from hildanext.train import loop as train
 from hildanext.config import ParamsError, WsdParams, merge_overlay
 from hildanext.pipeline import run_stage
 from hildanext.train.loop import TrainingError
-from hildanext.train.wsd import lr_at, phase_of, wsd_phases
+from hildanext.train.schedule import train_lr
+from hildanext.train.wsd import phase_of, wsd_phases
 def test_schedule_gives_the_configured_block_size_at_each_step():
     p = WsdParams(warmup_blocks=(1, 4, 0), warmup_steps=(2, 3, 1), stable_steps=2, decay_to=8, decay_steps=(1,))
     phases = wsd_phases(p, 32)
@@ -22,9 +23,9 @@ def test_schedule_gives_the_configured_block_size_at_each_step():
 
 def test_lr_warmup_then_constant_or_decay():
     p = WsdParams(lr=1e-3, lr_warmup_steps=4)
-    assert [round(lr_at(s, p, 20), 6) for s in (0, 3, 4, 19)] == [0.00025, 0.001, 0.001, 0.001]
+    assert [round(train_lr(s, p, 20), 6) for s in (0, 3, 4, 19)] == [0.00025, 0.001, 0.001, 0.001]
     cosine = WsdParams(lr=1e-3, lr_warmup_steps=0, lr_decay="cosine", min_lr_ratio=0.1)
-    assert lr_at(0, cosine, 10) == pytest.approx(1e-3) and lr_at(10, cosine, 10) == pytest.approx(1e-4)
+    assert train_lr(0, cosine, 10) == pytest.approx(1e-3) and train_lr(10, cosine, 10) == pytest.approx(1e-4)
 
 @pytest.fixture(scope="module")
 def demo_inputs(tmp_path_factory, repo_root):

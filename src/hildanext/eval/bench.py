@@ -1,22 +1,16 @@
-# The bench stage (`hildanext bench`): on bench.model (default models/sft) against the AR base. It measures
-# an ELBO bound on perplexity over the tokenized eval split (M2T only, 1/t-weighted, fixed Monte Carlo seed)
+# Bench measures of a block-diffusion model against its AR base: an ELBO bound on perplexity over the tokenized eval split (M2T only, 1/t-weighted, fixed Monte Carlo seed)
 # beside the AR perplexity, generations from held-out openings (active decode setting, S, Q, AR: TPF,
 # tokens/s, distinct-2, repetition, stop share, speed vs AR) and micro HumanEval pass@1 per setting.
-# Writes metrics/bench.json and metrics/bench_settings.csv. Entry points: elbo_nll, ar_nll, text_metrics, bench_stage.
-import csv, math
+# Entry points: elbo_nll, ar_nll, text_metrics, openings, run_setting, bench_settings (pipeline/bench.py runs it).
 from dataclasses import replace
-from pathlib import Path
-import pyarrow.parquet as pq
 import torch
-from hildanext.eval import codeeval
-from hildanext.config import ObjectiveParams, Params
+from hildanext.config import BenchParams, ObjectiveParams
 from hildanext.data.loader import PackedShards
-from hildanext.decode.engines import Request, make_engine
-from hildanext.files import write_json_atomic
+from hildanext.decode.engines import Request
+from hildanext.eval import codeeval
+from hildanext.model import masked_logits
 from hildanext.train.masks import causal_doc_mask
-from hildanext.model import base_folder, masked_logits
-from hildanext.train.objective import diffusion_loss, regular_token_ids
-from hildanext.train.loop import peak_memory_mb
+from hildanext.train.objective import diffusion_loss
 @torch.no_grad()
 def elbo_nll(model, shards: PackedShards, rows: int, block_size: int, mask_id: int, regular, samples: int, seed: int) -> float:
     """Nats per token of the block-diffusion NELBO (an upper bound on the NLL), averaged over MC samples."""
@@ -51,8 +45,8 @@ def text_metrics(completions) -> dict:
     return {"tpf": tokens / max(sum(s.forwards for s in stats), 1), "tokens_per_s": tokens / max(seconds, 1e-9), "distinct_2": len(set(bigrams)) / max(len(bigrams), 1),
             "repetition_4": sum(repeats) / max(len(repeats), 1), "stop_share": sum(c.finish_reason == "stop" for c in completions) / max(len(completions), 1)}
 
-def openings(root: Path, tokenizer, count: int, length: int) -> list[str]:
-    texts = pq.read_table(root / "data/processed/eval.parquet", columns=["text"]).column("text").to_pylist()
+def openings(texts: list[str], tokenizer, count: int, length: int) -> list[str]:
+    """The first `count` held-out texts with at least `length` tokens, cut to their first `length` tokens."""
     heads = [tokenizer(t, add_special_tokens=False)["input_ids"][:length] for t in texts[: count * 2]]
     return [tokenizer.decode(h) for h in heads if len(h) == length][:count]
 
@@ -64,42 +58,11 @@ def run_setting(engine, prompts: list[str], request: Request, code: bool) -> dic
         row |= {"pass_at_1": float(report["pass@1"]), "code_isolation": report["isolation"]}
     return row
 
-def bench_settings(params: Params, root: Path) -> tuple[dict, dict, object]:
-    b = params.bench
-    engine = make_engine(b.engine, root / b.model, params)
-    ar = make_engine("ar", Path(b.ar_model) if b.ar_model else base_folder(params, root), params)
-    prompts = openings(root, engine.tokenizer, b.openings, b.opening_tokens)
+def bench_settings(engine, ar, prompts: list[str], b: BenchParams) -> dict:
+    """One row of text metrics (and pass@1 when b.code) per setting: active, S, Q and the AR baseline."""
     base = Request("", max_new_tokens=b.max_new_tokens, seed=b.seed)
-    requests = {"active": replace(base, mode=None), "S": replace(base, mode="S"), "Q": replace(base, mode="Q"), "ar": replace(base, mode=None)}
-    rows = {name: run_setting(ar if name == "ar" else engine, prompts, req, b.code) for name, req in requests.items()}
+    modes = {"active": None, "S": "S", "Q": "Q", "ar": None}
+    rows = {name: run_setting(ar if name == "ar" else engine, prompts, replace(base, mode=mode), b.code) for name, mode in modes.items()}
     for row in rows.values():
         row["speed_vs_ar"] = row["tokens_per_s"] / max(rows["ar"]["tokens_per_s"], 1e-9)
-    return rows, {"prompts": len(prompts)}, (engine, ar)
-
-def bench_stage(params: Params, root: Path, tracker) -> dict:
-    b = params.bench
-    rows, info, (engine, ar) = bench_settings(params, root)
-    shards = PackedShards(root / "data/tokenized", "eval", root / "models/init")
-    count = min(len(shards), b.eval_rows)
-    bd = elbo_nll(engine.model, shards, count, params.decode.block_size, engine.tokenizer.mask_token_id, regular_token_ids(engine.tokenizer), b.mc_samples, b.mc_seed)
-    plain = ar_nll(ar.model, shards, count)
-    perplexity = {"bd_elbo_bound": math.exp(bd), "ar": math.exp(plain), "ratio": math.exp(bd - plain), "rows": count, "mc_samples": b.mc_samples}
-    report = {"model": b.model, "engine": engine.name, "device": str(engine.model.device), "peak_mem_mb": peak_memory_mb(), "perplexity": perplexity, "settings": rows, "harness_self_test": codeeval.harness_self_test()["ok"] if b.code else None} | info
-    write_json_atomic(root / "metrics/bench.json", report)
-    write_settings_csv(root / "metrics/bench_settings.csv", rows)
-    log_tables(rows)
-    return {f"perplexity/{k}": v for k, v in perplexity.items()} | {f"{name}/{k}": v for name, row in rows.items() for k, v in row.items() if isinstance(v, float)}
-
-def write_settings_csv(path: Path, rows: dict) -> None:
-    keys = sorted({k for row in rows.values() for k, v in row.items() if isinstance(v, float)})
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, ["setting", *keys])
-        writer.writeheader()
-        writer.writerows({"setting": name} | {k: row.get(k) for k in keys} for name, row in rows.items())
-    tmp.replace(path)
-
-def log_tables(rows: dict) -> None:
-    import mlflow
-    if mlflow.active_run():
-        mlflow.log_table({"setting": list(rows), **{k: [row.get(k) for row in rows.values()] for k in ("tpf", "tokens_per_s", "distinct_2", "repetition_4", "stop_share", "speed_vs_ar")}}, "bench_settings.json")
+    return rows
