@@ -5,6 +5,7 @@
 from pathlib import Path
 from hildanext.config import Params, ParamsError, as_dict
 from hildanext.data.sft_data import SftShards
+from hildanext.model import check_model_folder
 from hildanext.pipeline import paths, training
 from hildanext.train import sft
 from hildanext.train.adapters import merged_model
@@ -27,6 +28,7 @@ def held_out(tokenizer_dir: Path) -> SftShards:
 
 def run(params: Params, tracker) -> dict:
     block, tokenizer_dir = params.wsd.decay_to, Path(params.sft.data.tokenizer)
+    check_model_folder(paths.MERGED)
     train_shards, eval_shards = SftShards(paths.SFT_DATA, "train", tokenizer_dir), held_out(tokenizer_dir)
     if train_shards.manifest["block_size"] != block:
         raise ParamsError(f"params.yaml: wsd.decay_to {block} differs from data/sft's block size "

@@ -5,6 +5,7 @@
 from pathlib import Path
 from hildanext.config import Params, as_dict
 from hildanext.data.loader import PackedShards
+from hildanext.model import check_model_folder
 from hildanext.pipeline import paths, training
 from hildanext.train import wsd
 from hildanext.train.adapters import merged_model
@@ -20,6 +21,7 @@ def resume_run_id(params: Params) -> str | None:
     return training.resume_run_id(job(params), params, paths.TOKENIZED / "manifest.json")
 
 def run(params: Params, tracker) -> dict:
+    check_model_folder(paths.INIT)
     shards = tuple(PackedShards(paths.TOKENIZED, split, paths.INIT) for split in ("train", "eval"))
     phases = wsd.wsd_phases(params.wsd, shards[0].seq_len)
     train = training.start(job(params), params.wsd, params, shards[0])

@@ -10,7 +10,6 @@ import torch
 from hildanext.config import LoraParams, Params, ParamsError, TrainParams
 from hildanext.data.loader import ShardLoader
 from hildanext.files import sha256_file
-from hildanext.model import check_model_folder
 from hildanext.train import adapters, checkpoints, evaluate, loop, masks, objective, profiles, schedule
 from hildanext.train.adapters import training_model
 from hildanext.train.checkpoints import Checkpoints, params_hash, resumable
@@ -109,7 +108,6 @@ def restore(latest: Path | None, state: dict, optimizer, loader, scaler=None) ->
 
 def start_training(job: TrainJob, p: TrainParams, params: Params, shards, run_id: str = "") -> TrainRun:
     """run_id: the tracked MLflow run ("" when untracked, e.g. rank > 0: no CSV and no clearing)."""
-    check_model_folder(job.base_dir)
     profile = resolve_profile(params.runtime)
     check_device(profile)
     check_precision(params.runtime, profile)
