@@ -20,14 +20,14 @@ def test_every_default_appears_in_repo_params(repo_root):
     assert set(flatten(yaml.safe_load((repo_root / "params.yaml").read_text()))) == set(flatten(Params()))
 
 def test_set_overrides_dotted_keys_with_types(tmp_path):
-    path = write(tmp_path, "model:\n  demo:\n    steps: 5\n")
-    params = load_params(path, ["model.demo.steps=7", "runtime.dtype=bfloat16", "model.demo.lr=1e-4"])
-    assert (params.model.demo.steps, params.runtime.dtype, params.model.demo.lr) == (7, "bfloat16", 1e-4)
+    path = write(tmp_path, "demo_base:\n  steps: 5\n")
+    params = load_params(path, ["demo_base.steps=7", "runtime.dtype=bfloat16", "demo_base.lr=1e-4"])
+    assert (params.demo_base.steps, params.runtime.dtype, params.demo_base.lr) == (7, "bfloat16", 1e-4)
 
 @pytest.mark.parametrize("text, overrides, expected", [
-    ("model:\n  demo:\n    stepz: 5\n", [], "model.demo.stepz: unknown key"),
-    ("model:\n  demo:\n    steps: many\n", [], "model.demo.steps: Input should be a valid integer"),
-    ("model:\n  demo:\n    steps: 0\n", [], "model.demo.steps: Input should be greater than or equal to 1"),
+    ("demo_base:\n  stepz: 5\n", [], "demo_base.stepz: unknown key"),
+    ("demo_base:\n  steps: many\n", [], "demo_base.steps: Input should be a valid integer"),
+    ("demo_base:\n  steps: 0\n", [], "demo_base.steps: Input should be greater than or equal to 1"),
     ("runtime:\n  dtype: float8\n", [], "runtime.dtype: Input should be 'float32', 'bfloat16' or 'float16'"),
     ("model:\n  revision: main\n", [], "model.revision: String should match pattern"),
     ("", ["colour.lr=1"], "colour: unknown key"),
@@ -51,7 +51,7 @@ def test_malformed_override_and_yaml(tmp_path):
 def test_overlay_merges_nested_keys_and_keeps_others(tmp_path, repo_root):
     path = write(tmp_path, (repo_root / "params.yaml").read_text())
     params = merge_overlay(path, repo_root / "overlays" / "ci.yaml")
-    assert params.model.demo.steps == 20 and params.model.demo.lr == 0.003
+    assert params.demo_base.steps == 20 and params.demo_base.lr == 0.003
     assert load_params(path) == params
 
 def test_bad_overlay_leaves_params_untouched(tmp_path, repo_root):
@@ -73,4 +73,4 @@ def test_gtx1080_recipe_overlay_carries_the_safe_train_config(tmp_path, repo_roo
     assert (profile.grad_ckpt, profile.max_vram_pct, profile.adapter, profile.sdpa_backend) == (True, 0.85, "lora", "auto")
     assert (params.wsd.lr, params.wsd.lr_warmup_steps, params.sft.lr, params.sft.lr_warmup_steps) == (1e-4, 100, 1e-4, 100)
     assert [ph.block_size for ph in wsd_phases(params.wsd, params.tokenize.seq_len)] == [1, 4, 32, 64, 1024, 64, 32]
-    assert [s.kind for s in params.data.sources] == ["dolma", "tinystories"]
+    assert [s.kind for s in params.prepare.sources] == ["dolma", "tinystories"]

@@ -80,8 +80,8 @@ def test_prepare_stage_on_real_format_files_with_set(workdir):
     raw.mkdir()
     dolma_good, dolma_skips = write_dolma(raw / "v1_5r2_sample-0000.json.gz", MAX_LINE)
     story_good, story_skips = write_tinystories_txt(raw / "TinyStoriesV2-GPT4-valid.txt")
-    sources = 'data.sources=["dolma:raw/*.json.gz", "tinystories:raw/*.txt"]'
-    run_stage("prepare", "params.yaml", [sources, f"data.max_line_bytes={MAX_LINE}", "data.eval_fraction=0.3"])
+    sources = 'prepare.sources=["dolma:raw/*.json.gz", "tinystories:raw/*.txt"]'
+    run_stage("prepare", "params.yaml", [sources, f"prepare.max_line_bytes={MAX_LINE}", "prepare.eval_fraction=0.3"])
     manifest = json.loads((workdir / "data/processed/manifest.json").read_text())
     texts = [t for split in ("train", "eval") for t in pq.read_table(workdir / f"data/processed/{split}.parquet").column("text").to_pylist()]
     assert sorted(texts) == sorted(dolma_good + story_good)

@@ -34,7 +34,7 @@ def rebuild(shards: PackedShards, tokenizer) -> list[str]:
 def test_doc_ids_round_trip_to_prepared_documents(workdir, qwen3_tokenizer_dir, which):
     from transformers import AutoTokenizer
     tok_dir = tokenizer_dir(workdir, qwen3_tokenizer_dir, which)
-    run_stage("prepare", "params.yaml", ["data.demo_stories=300", "data.eval_fraction=0.1"])
+    run_stage("prepare", "params.yaml", ["prepare.demo_stories=300", "prepare.eval_fraction=0.1"])
     run_stage("tokenize", "params.yaml", ["tokenize.seq_len=64", "tokenize.batch_docs=37"])
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     for split in ("train", "eval"):
@@ -53,7 +53,7 @@ def test_doc_ids_round_trip_to_prepared_documents(workdir, qwen3_tokenizer_dir, 
 def test_long_document_continues_into_next_row_and_output_is_deterministic(workdir, qwen3_tokenizer_dir):
     tokenizer_dir(workdir, qwen3_tokenizer_dir, "qwen3")
     (workdir / "long.jsonl").write_text(json.dumps({"text": "word " * 300}) + "\n" + json.dumps({"text": "A short second document here."}) + "\n")
-    overrides = ["data.sources=long.jsonl", "data.eval_fraction=0", "tokenize.seq_len=32"]
+    overrides = ["prepare.sources=long.jsonl", "prepare.eval_fraction=0", "tokenize.seq_len=32"]
     run_stage("prepare", "params.yaml", overrides)
     run_stage("tokenize", "params.yaml", overrides)
     shards = PackedShards(workdir / "data/tokenized", "train")
@@ -65,7 +65,7 @@ def test_long_document_continues_into_next_row_and_output_is_deterministic(workd
 
 def test_shards_from_another_tokenizer_are_refused(workdir, qwen3_tokenizer_dir):
     tokenizer_dir(workdir, qwen3_tokenizer_dir, "qwen3")
-    run_stage("prepare", "params.yaml", ["data.demo_stories=40"])
+    run_stage("prepare", "params.yaml", ["prepare.demo_stories=40"])
     run_stage("tokenize", "params.yaml", [])
     other = workdir / "models/demo-tok"
     train_demo_tokenizer(demo_stories(100, 1), 400).save_pretrained(other)
@@ -75,7 +75,7 @@ def test_shards_from_another_tokenizer_are_refused(workdir, qwen3_tokenizer_dir)
 
 def test_loader_is_deterministic_and_resumes_exactly(workdir, qwen3_tokenizer_dir):
     tokenizer_dir(workdir, qwen3_tokenizer_dir, "qwen3")
-    run_stage("prepare", "params.yaml", ["data.demo_stories=200", "data.eval_fraction=0"])
+    run_stage("prepare", "params.yaml", ["prepare.demo_stories=200", "prepare.eval_fraction=0"])
     run_stage("tokenize", "params.yaml", ["tokenize.seq_len=32"])
     shards = PackedShards(workdir / "data/tokenized", "train")
     loader = ShardLoader(shards, 4, seed=7)

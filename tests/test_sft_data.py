@@ -152,7 +152,7 @@ def sft_root(tmp_path_factory, qwen3_tokenizer_dir):
     root = tmp_path_factory.mktemp("sft")
     shutil.copytree(qwen3_tokenizer_dir, root / "models/init")
     chats = write_stage_chats(root / "chats.jsonl") + [c.messages for c in demo_chats(40, 7)]
-    overrides = ["sft.data.sources=[chats.jsonl, demo]", "sft.data.demo_examples=40", "sft.data.seq_len=128", "wsd.decay_to=16", "sft.data.eval_fraction=0.2"]
+    overrides = ["sft_data.sources=[chats.jsonl, demo]", "sft_data.demo_examples=40", "sft_data.seq_len=128", "wsd.decay_to=16", "sft_data.eval_fraction=0.2"]
     cwd = os.getcwd()
     os.chdir(root)
     try:
@@ -204,8 +204,8 @@ def test_reader_batches_resume_exactly_and_refuse_another_tokenizer(sft_root, de
 
 def test_prepare_sft_through_pipeline_and_cli(workdir, demo_tokenizer):
     demo_tokenizer.save_pretrained(workdir / "models/init")
-    metrics = run_stage("sft_data", "params.yaml", ["sft.data.demo_examples=30", "sft.data.seq_len=256"])
+    metrics = run_stage("sft_data", "params.yaml", ["sft_data.demo_examples=30", "sft_data.seq_len=256"])
     assert metrics["train/examples"] + metrics["eval/examples"] + metrics.get("skipped/too_long", 0) == 30 and (workdir / "data/sft/manifest.json").exists()
-    cli = [str(Path(sys.executable).parent / "hildanext"), "prepare-sft", "--set", "sft.data.seq_len=100"]
+    cli = [str(Path(sys.executable).parent / "hildanext"), "prepare-sft", "--set", "sft_data.seq_len=100"]
     out = subprocess.run(cli, cwd=workdir, env=os.environ | {"PYTHONPATH": str(REPO / "src")}, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 2 and out.stderr.strip() == "hildanext: error: sft.data.seq_len 100 is not a multiple of wsd.decay_to 32"
+    assert out.returncode == 2 and out.stderr.strip() == "hildanext: error: sft_data.seq_len 100 is not a multiple of wsd.decay_to 32"

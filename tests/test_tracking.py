@@ -22,7 +22,7 @@ def test_stage_run_logs_params_tags_and_stepped_metrics(tmp_path, monkeypatch):
     df = runs(tmp_path)
     parent = df[df["tags.mlflow.runName"] == "demo_base"].iloc[0]
     child = df[df["tags.mlflow.runName"] == "warmup"].iloc[0]
-    assert parent["params.model.demo.steps"] == "600" and parent["params.runtime.log_every"] == "3"
+    assert parent["params.demo_base.steps"] == "600" and parent["params.runtime.log_every"] == "3"
     assert (parent["tags.dvc.exp_name"], parent["tags.dvc.exp_baseline_rev"], parent["tags.hildanext.stage"]) == ("brave-exp", "abc123", "demo_base")
     assert child["tags.mlflow.parentRunId"] == parent["run_id"] and child["params.block_size"] == "4"
     history = mlflow.tracking.MlflowClient().get_metric_history(parent["run_id"], "loss")

@@ -10,7 +10,7 @@ from hildanext.config import ParamsError
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="hildanext: Qwen3 -> LLaDA2.1-style block-diffusion LM, as a DVC pipeline.")
 PARAMS = typer.Option(Path("params.yaml"), "--params", help="params file")
-SET = typer.Option([], "--set", help="override a dotted key, e.g. --set model.demo.steps=50 (repeatable)")
+SET = typer.Option([], "--set", help="override a dotted key, e.g. --set demo_base.steps=50 (repeatable)")
 ONLY = typer.Option([], "--only", help="dolma or tinystories (repeatable; default both)")
 MODEL_DIR = typer.Option(None, "--model", help="model folder; default: the first of models/sft, models/merged, models/init that exists")
 def one_line_errors(fn):
@@ -42,10 +42,10 @@ def stage_command(stage: str, help_text: str, alias: str | None = None) -> None:
 STAGE_HELP = {
     "demo_base": ("Build the offline demo base (tokenizer + tiny Qwen3 pretrained AR) in models/demo-base.", None),
     "init": ("Add <|mask|> to model.base and write models/init.", "init-model"),
-    "prepare": ("Stream data.sources into normalised, deduplicated train/eval documents (data/processed).",
+    "prepare": ("Stream prepare.sources into normalised, deduplicated train/eval documents (data/processed).",
                 "prepare-data"),
     "tokenize": ("Tokenize and pack data/processed into seq_len rows with document ids (data/tokenized).", None),
-    "sft_data": ("Render sft.data.sources chats (OpenAI messages JSONL or demo) with the chat template into packed "
+    "sft_data": ("Render sft_data.sources chats (OpenAI messages JSONL or demo) with the chat template into packed "
                  "rows with assistant-only supervision (data/sft).", "prepare-sft"),
     "wsd": ("WSD conversion (warmup, stable, decay) with M2T+T2T from models/init and data/tokenized into models/wsd; "
             "resumes when params match.", "convert-wsd"),
@@ -66,13 +66,13 @@ def fetch_model(params: Path = PARAMS, set_: list[str] = SET):
     from hildanext.data.hub import fetch_model as fetch
     typer.echo(f"fetched into {fetch(load_params(params, set_).model)}")
 
-@app.command("fetch-data", help="Download Dolma v1_6-sample shards and TinyStories files (data.fetch) into data/raw "
+@app.command("fetch-data", help="Download Dolma v1_6-sample shards and TinyStories files (prepare.fetch) into data/raw "
              "(needs the network).")
 @one_line_errors
 def fetch_data(params: Path = PARAMS, set_: list[str] = SET, only: list[str] = ONLY):
     from hildanext.config import load_params
     from hildanext.data.fetch import fetch_data as fetch
-    summary = fetch(load_params(params, set_).data.fetch, Path("."), tuple(only) or ("dolma", "tinystories"))
+    summary = fetch(load_params(params, set_).prepare.fetch, Path("."), tuple(only) or ("dolma", "tinystories"))
     done, skipped, size = len(summary["downloaded"]), len(summary["skipped"]), summary["bytes"]
     typer.echo(f"fetch-data: {done} downloaded, {skipped} already complete, {size} bytes into {summary['dest']}")
 

@@ -40,7 +40,6 @@ class ModelParams:
     revision: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")] = "c1899de289a04d12100db370d81485cdf75e47ca"
     local_dir: str = "models/qwen3-0.6b"
     mask_token: str = "<|mask|>"
-    demo: DemoParams = dataclasses.field(default_factory=DemoParams)
 
 SOURCE_KINDS = ("auto", "demo", "dolma", "tinystories", "jsonl", "txt", "parquet")
 @dataclass(config=STRICT)
@@ -157,7 +156,6 @@ class SftDataParams:
 
 @dataclass(config=STRICT)
 class SftParams(TrainParams):
-    data: SftDataParams = dataclasses.field(default_factory=SftDataParams)
     mask_range: tuple[Rate, Rate] = (0.3, 0.8)
     loss_weight: Literal["inv_t", "none"] = "inv_t"
     complementary: bool = False
@@ -273,8 +271,10 @@ class BenchParams:
 @dataclass(config=STRICT)
 class Params:
     model: ModelParams = dataclasses.field(default_factory=ModelParams)
-    data: DataParams = dataclasses.field(default_factory=DataParams)
+    demo_base: DemoParams = dataclasses.field(default_factory=DemoParams)
+    prepare: DataParams = dataclasses.field(default_factory=DataParams)
     tokenize: TokenizeParams = dataclasses.field(default_factory=TokenizeParams)
+    sft_data: SftDataParams = dataclasses.field(default_factory=SftDataParams)
     objective: ObjectiveParams = dataclasses.field(default_factory=ObjectiveParams)
     wsd: WsdParams = dataclasses.field(default_factory=WsdParams)
     merge: MergeParams = dataclasses.field(default_factory=MergeParams)

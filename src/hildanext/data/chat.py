@@ -2,7 +2,7 @@
 # built-in instruction set derived from the demo story corpus, as Chat(messages, source). Bad records are
 # skipped and counted by reason; a missing file or an empty glob raises DataError naming it.
 # Entry points: chat_messages(record, reserved), read_chat_jsonl(path, skips, reserved), demo_chats(n, seed),
-# iter_chats(p, skips, reserved) (every sft.data.sources entry in order; "demo" = the built-in set).
+# iter_chats(p, skips, reserved) (every sft_data.sources entry in order; "demo" = the built-in set).
 import glob, json, random, re
 from collections import Counter
 from pathlib import Path
@@ -104,10 +104,10 @@ def source_paths(entry: str) -> list[Path]:
     if re.search(r"[*?[]", entry):
         found = sorted(Path(m) for m in glob.glob(entry, recursive=True))
         if not found:
-            raise DataError(f"sft.data.sources: {entry!r} matches no file")
+            raise DataError(f"sft_data.sources: {entry!r} matches no file")
         return found
     if not Path(entry).is_file():
-        raise DataError(f"sft.data.sources: {Path(entry).absolute()}: no such file")
+        raise DataError(f"sft_data.sources: {Path(entry).absolute()}: no such file")
     return [Path(entry)]
 
 def iter_chats(p: SftDataParams, skips: Counter, reserved=frozenset()) -> Iterator[Chat]:

@@ -1,4 +1,4 @@
-# Explicit downloads of the raw corpora into data/raw (params data.fetch); never run by `dvc repro`.
+# Explicit downloads of the raw corpora into data/raw (params prepare.fetch); never run by `dvc repro`.
 # Dolma v1_6-sample: the URL list comes from the allenai/dolma dataset repo, the shards over resumable plain HTTP
 # (<name>.part files, Range requests, size checks). TinyStories: hf_hub_download. Offline it fails fast in one line.
 # Entry points: fetch_data(p, root, what) -> summary; fetch_dolma_shards(urls, out_dir, shards, max_bytes) -> summary;

@@ -110,7 +110,7 @@ class SftPacker:
 
 def load_chat_tokenizer(path: Path):
     if not (path / "tokenizer.json").is_file():
-        raise DataError(f"{path}: no tokenizer.json (sft.data.tokenizer); run the init stage first")
+        raise DataError(f"{path}: no tokenizer.json (sft_data.tokenizer); run the init stage first")
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if not tokenizer.chat_template or tokenizer.convert_tokens_to_ids(PAD) in (None, tokenizer.unk_token_id):
         raise DataError(f"{path}: the SFT tokenizer needs a chat template and the {PAD} token")

@@ -10,7 +10,7 @@ from hildanext.model import model_meta, save_model
 from hildanext.pipeline import paths
 from hildanext.train.demo import build_demo_base
 def run(params: Params, tracker) -> dict:
-    p, out, metrics_file = params.model.demo, paths.DEMO_BASE, paths.metrics("demo_base")
+    p, out, metrics_file = params.demo_base, paths.DEMO_BASE, paths.metrics("demo_base")
     if params.model.base != "demo":
         skipped = {"format": "hildanext/1", "stage": "demo_base", "skipped": f"model.base is {params.model.base!r}"}
         write_json_atomic(out / "hildanext.json", skipped)

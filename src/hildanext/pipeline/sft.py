@@ -27,7 +27,7 @@ def held_out(tokenizer_dir: Path) -> SftShards:
     return shards
 
 def run(params: Params, tracker) -> dict:
-    block, tokenizer_dir = params.wsd.decay_to, Path(params.sft.data.tokenizer)
+    block, tokenizer_dir = params.wsd.decay_to, Path(params.sft_data.tokenizer)
     check_model_folder(paths.MERGED)
     train_shards, eval_shards = SftShards(paths.SFT_DATA, "train", tokenizer_dir), held_out(tokenizer_dir)
     if train_shards.manifest["block_size"] != block:

@@ -1,6 +1,6 @@
-# The sft_data stage (`hildanext sft-data`): chats from sft.data.sources (JSON Lines or the demo set) ->
+# The sft_data stage (`hildanext sft-data`): chats from sft_data.sources (JSON Lines or the demo set) ->
 # data/sft packed rows with assistant-only supervision, padded to the trained block size wsd.decay_to and
-# checked against sft.data.tokenizer (models/init). Entry point: run(params, tracker).
+# checked against sft_data.tokenizer (models/init). Entry point: run(params, tracker).
 from collections import Counter
 from pathlib import Path
 from hildanext.config import Params
@@ -10,15 +10,15 @@ from hildanext.data.sources import DataError
 from hildanext.files import atomic_dir, sha256_file, write_json_atomic
 from hildanext.pipeline import paths
 def run(params: Params, tracker) -> dict:
-    p, block, tokenizer_dir = params.sft.data, params.wsd.decay_to, Path(params.sft.data.tokenizer)
+    p, block, tokenizer_dir = params.sft_data, params.wsd.decay_to, Path(params.sft_data.tokenizer)
     if p.seq_len % block:
-        raise DataError(f"sft.data.seq_len {p.seq_len} is not a multiple of wsd.decay_to {block}")
+        raise DataError(f"sft_data.seq_len {p.seq_len} is not a multiple of wsd.decay_to {block}")
     tokenizer, skips = load_chat_tokenizer(tokenizer_dir), Counter()
     chats = iter_chats(p, skips, frozenset(tokenizer.get_added_vocab()))
     with atomic_dir(paths.SFT_DATA) as tmp:
         splits = pack_chats(p, block, chats, tokenizer, tmp, skips)
         if not splits["train"]["examples"]:
-            raise DataError(f"sft.data.sources {list(p.sources)}: no usable conversation (skipped: {dict(skips)})")
+            raise DataError(f"sft_data.sources {list(p.sources)}: no usable conversation (skipped: {dict(skips)})")
         sha = sha256_file(tokenizer_dir / "tokenizer.json")
         write_json_atomic(tmp / "manifest.json", sft_manifest(tokenizer, sha, p.seq_len, block, splits, skips))
     return {f"{s}/{k}": v for s in SPLITS for k, v in splits[s].items()} | {f"skipped/{k}": v for k, v in skips.items()}
