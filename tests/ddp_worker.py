@@ -16,8 +16,10 @@ def main(out: Path, shards: Path, accum: int) -> None:
     dist, net = distributed(model)
     def loss_at(_, batch, step, micro):
         gen = torch.Generator().manual_seed(step * 131 + micro)
-        return diffusion_loss(net, batch["input_ids"], batch["doc_ids"], 4, ObjectiveParams(embed_noise_std=0.0), 120, torch.arange(100), gen)
-    spec = LoopSpec(2, lambda s: ("p", 4), lambda s: 0.01, loss_at, lambda m, s: {}, accum, 1e9, rank=dist.process_index, world=dist.num_processes)
+        return diffusion_loss(net, batch["input_ids"], batch["doc_ids"], 4, ObjectiveParams(embed_noise_std=0.0), 120,
+                              torch.arange(100), gen)
+    spec = LoopSpec(2, lambda s: ("p", 4), lambda s: 0.01, loss_at, lambda m, s: {}, accum, 1e9,
+                    rank=dist.process_index, world=dist.num_processes)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     loader = ShardLoader(PackedShards(shards, "train"), 2, seed=3)
     for step in range(2):

@@ -27,7 +27,9 @@ def test_truncated_gzip_keeps_complete_lines(tmp_path):
     assert 50 < len(expected) < 400 and [d.text for d in docs] == expected
     assert found.get("truncated_stream") == 1 and set(found) <= {"truncated_stream", "invalid_json"}
 
-@pytest.mark.parametrize("writer, name, kind", [(write_tinystories_txt, "TinyStoriesV2-GPT4-valid.txt", "tinystories"), (write_parquet, "train-00000-of-00004.parquet", "tinystories"), (write_jsonl_zst, "local.jsonl.zst", "auto")])
+@pytest.mark.parametrize("writer, name, kind", [(write_tinystories_txt, "TinyStoriesV2-GPT4-valid.txt", "tinystories"),
+                                                (write_parquet, "train-00000-of-00004.parquet", "tinystories"),
+                                                (write_jsonl_zst, "local.jsonl.zst", "auto")])
 def test_other_formats(tmp_path, writer, name, kind):
     good, skips = writer(tmp_path / name)
     docs, found = run(params(SourceParams(kind=kind, paths=(str(tmp_path / name),))))
@@ -37,7 +39,8 @@ def test_unopenable_files_and_empty_globs_stop_with_their_name(tmp_path):
     (tmp_path / "broken.parquet").write_bytes(b"not parquet")
     (tmp_path / "fake.jsonl.gz").write_bytes(b"not gzip at all")
     (tmp_path / "notes.docx").write_text("x")
-    cases = {"broken.parquet": "cannot open as parquet", "fake.jsonl.gz": "cannot read", "notes.docx": "unknown file type", "missing/*.txt": "matches no file"}
+    cases = {"broken.parquet": "cannot open as parquet", "fake.jsonl.gz": "cannot read",
+             "notes.docx": "unknown file type", "missing/*.txt": "matches no file"}
     for pattern, message in cases.items():
         with pytest.raises(DataError, match=message) as err:
             run(params(SourceParams(paths=(str(tmp_path / pattern),))))
@@ -46,7 +49,8 @@ def test_unopenable_files_and_empty_globs_stop_with_their_name(tmp_path):
 def test_generic_sources_by_string_and_oversized_txt_line(tmp_path):
     (tmp_path / "a.jsonl").write_text('{"text": "A long enough first document."}\n{"text": "A long enough second document."}\n')
     (tmp_path / "b.txt").write_text("One plain text file as one document.\n" + "y" * MAX_LINE + "\n")
-    p = DataParams(sources=(str(tmp_path / "a.jsonl"), f"txt:{tmp_path / 'b.txt'}"), max_line_bytes=MAX_LINE, eval_fraction=0.0)
+    p = DataParams(sources=(str(tmp_path / "a.jsonl"), f"txt:{tmp_path / 'b.txt'}"), max_line_bytes=MAX_LINE,
+                   eval_fraction=0.0)
     docs, found = run(p)
     assert [d.text for d in docs] == ["A long enough first document.", "A long enough second document."] and found == {"oversized_line": 1}
 

@@ -16,13 +16,15 @@ def write_shards(root: Path) -> Path:
     rng = np.random.default_rng(0)
     packer.add(rng.integers(0, 100, 16 * 24).astype(np.uint32), np.repeat(np.arange(48, dtype=np.int32), 8))
     packer.close(0)
-    (root / "manifest.json").write_text(json.dumps({"seq_len": 16, "splits": {"train": {"rows": packer.rows}}, "tokenizer_sha256": "-", "vocab_size": 128}))
+    (root / "manifest.json").write_text(json.dumps({"seq_len": 16, "splits": {"train": {"rows": packer.rows}},
+                                                    "tokenizer_sha256": "-", "vocab_size": 128}))
     return root
 
 def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path):
     shards = write_shards(tmp_path / "shards")
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(WORKER.parent)}
-    single = subprocess.run([sys.executable, str(WORKER), str(tmp_path / "one.pt"), str(shards), "2"], env=env, capture_output=True, text=True, timeout=300)
+    single = subprocess.run([sys.executable, str(WORKER), str(tmp_path / "one.pt"), str(shards), "2"], env=env,
+                            capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     launch = [torchrun, "--standalone", "--nproc_per_node", "2", str(WORKER), str(tmp_path / "two.pt"), str(shards), "1"]

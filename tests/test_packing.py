@@ -61,7 +61,8 @@ def test_long_document_continues_into_next_row_and_output_is_deterministic(workd
     assert (doc_ids[:-1, -1] == doc_ids[1:, 0]).sum() >= 9 and doc_ids[-1, -1] == -1 and set(np.unique(doc_ids)) == {-1, 0, 1}
     first = sha256_file(workdir / "data/tokenized/train.input_ids.bin"), sha256_file(workdir / "data/tokenized/train.doc_ids.bin")
     run_stage("tokenize", "params.yaml", overrides)
-    assert first == (sha256_file(workdir / "data/tokenized/train.input_ids.bin"), sha256_file(workdir / "data/tokenized/train.doc_ids.bin"))
+    assert first == (sha256_file(workdir / "data/tokenized/train.input_ids.bin"),
+                     sha256_file(workdir / "data/tokenized/train.doc_ids.bin"))
 
 def test_shards_from_another_tokenizer_are_refused(workdir, qwen3_tokenizer_dir):
     tokenizer_dir(workdir, qwen3_tokenizer_dir, "qwen3")

@@ -65,7 +65,8 @@ def test_sdpa_backend_is_a_function_of_capability_and_setting():
 def test_precision_refusals_name_the_key():
     with pytest.raises(ParamsError, match="runtime.dtype: float16 weights are for inference only"):
         check_precision(RuntimeParams(dtype="float16"), PROFILES["cpu"])
-    with pytest.raises(ParamsError, match="runtime.autocast: bf16 needs fp32 master weights, but runtime.dtype is bfloat16"):
+    with pytest.raises(ParamsError,
+                       match="runtime.autocast: bf16 needs fp32 master weights, but runtime.dtype is bfloat16"):
         check_precision(RuntimeParams(dtype="bfloat16", profile="ampere"), PROFILES["ampere"])
     check_precision(RuntimeParams(autocast="fp16"), resolve_profile(RuntimeParams(autocast="fp16")))
 
@@ -80,14 +81,16 @@ def test_fp16_autocast_trains_fp32_master_weights_with_a_grad_scaler(tiny_qwen3)
             out = net(input_ids=batch, labels=batch)
         dtypes.append(out.logits.dtype)
         return out
-    spec = LoopSpec(4, lambda s: ("p", 4), lambda s: 1e-3, loss_at, lambda m, s: {}, scaler=make_scaler(profile, device))
+    spec = LoopSpec(4, lambda s: ("p", 4), lambda s: 1e-3, loss_at, lambda m, s: {},
+                    scaler=make_scaler(profile, device))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     for step in range(4):
         optimizer_step(model, optimizer, spec, step, [ids])
     assert set(dtypes) == {torch.float16} and all(p.dtype == torch.float32 for p in model.parameters())
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
     trained, scale = {k: v.clone() for k, v in model.state_dict().items()}, spec.scaler.get_scale()
-    spec.loss_at = lambda net, batch, step, micro: type("Out", (), {"loss": loss_at(net, batch, step, micro).loss * 6e4})()
+    spec.loss_at = lambda net, batch, step, micro: type("Out", (),
+                                                        {"loss": loss_at(net, batch, step, micro).loss * 6e4})()
     optimizer_step(model, optimizer, spec, 4, [ids])
     assert spec.scaler.get_scale() == scale / 2 and all(torch.equal(trained[k], v) for k, v in model.state_dict().items())
     assert make_scaler(PROFILES["cpu"], device) is None

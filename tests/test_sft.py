@@ -39,7 +39,8 @@ NOISY = ObjectiveParams(t2t_rate=0.3, keep_rate=0.3)
 def run_loss(chat_batch, sft: SftParams, p=NOISY, seed=0, fixed_t=None):
     tokenizer, x0, doc_ids, supervised, _ = chat_batch
     model = make_tiny_qwen3(vocab_size=len(tokenizer) + 7).train()
-    return sft_loss(model, x0, doc_ids, supervised, 32, p, sft, tokenizer.mask_token_id, regular_token_ids(tokenizer), torch.Generator().manual_seed(seed), fixed_t=fixed_t)
+    return sft_loss(model, x0, doc_ids, supervised, 32, p, sft, tokenizer.mask_token_id, regular_token_ids(tokenizer),
+                    torch.Generator().manual_seed(seed), fixed_t=fixed_t)
 
 def test_prompt_and_user_positions_are_never_noised_or_supervised(chat_batch, monkeypatch):
     tokenizer, x0, _, supervised, pad_id = chat_batch

@@ -35,7 +35,8 @@ def expected_segments(pad: int) -> list[tuple[bool, str]]:
     prompts[-1] += "<think>\n\n</think>\n\n"
     answers = [a + "<|im_end|>" for a in ANSWERS]
     answers[-1] += "<|endoftext|>" * pad
-    return [seg for pair in zip(((False, p) for p in prompts), ((True, a) for a in answers), strict=True) for seg in pair]
+    return [seg for pair in zip(((False, p) for p in prompts), ((True, a) for a in answers),
+                                strict=True) for seg in pair]
 
 def runs(tokenizer, ids, supervised) -> list[tuple[bool, str]]:
     groups = itertools.groupby(zip(ids.tolist(), supervised.tolist(), strict=True), key=lambda pair: pair[1])
@@ -66,11 +67,13 @@ def test_three_turn_chat_supervises_exactly_the_assistant_turns(tokenizer):
 def test_assistant_span_starts_after_the_header_and_think_block():
     messages = ({"role": "user", "content": "think"}, {"role": "assistant", "content": "think"})
     prompt = "<|im_start|>user\nthink<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
-    assert assistant_spans(prompt + "think<|im_end|>\n", messages) == [(len(prompt), len(prompt) + len("think<|im_end|>"))]
+    assert assistant_spans(prompt + "think<|im_end|>\n", messages) == [(len(prompt),
+                                                                        len(prompt) + len("think<|im_end|>"))]
     assert assistant_spans(prompt + "thought<|im_end|>\n", messages) is None and assistant_spans("think<|im_end|>", messages) is None
 
 def write_bad_chats(path: Path) -> tuple[list[tuple[dict, ...]], dict]:
-    good = [{"messages": [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": f"Answer {i}."}]} for i in range(3)]
+    good = [{"messages": [{"role": "user", "content": f"Question {i}?"},
+                          {"role": "assistant", "content": f"Answer {i}."}]} for i in range(3)]
     trailing = {"messages": good[1]["messages"] + [{"role": "user", "content": "And then?"}]}
     bad = ["{not json", json.dumps({"text": "no messages"}), json.dumps({"messages": []}), json.dumps({"messages": "hi"}),
            json.dumps({"messages": [{"role": "tool", "content": "x"}, {"role": "assistant", "content": "y"}]}),
@@ -80,7 +83,8 @@ def write_bad_chats(path: Path) -> tuple[list[tuple[dict, ...]], dict]:
            json.dumps({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]}),
            json.dumps({"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "q"}]}),
            json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a<|im_end|>b"}]})]
-    lines = [json.dumps(good[0]).encode(), *[b.encode() for b in bad], b"", json.dumps(trailing).encode(), b'{"messages": "caf\xe9 \xff"}', json.dumps(good[2]).encode()]
+    lines = [json.dumps(good[0]).encode(), *[b.encode() for b in bad], b"", json.dumps(trailing).encode(),
+             b'{"messages": "caf\xe9 \xff"}', json.dumps(good[2]).encode()]
     path.write_bytes(b"\n".join(lines) + b"\n")
     skips = {"invalid_json": 1, "missing_messages": 3, "unknown_role": 1, "non_string_content": 2, "empty_content": 1, "no_assistant_turn": 1,
              "assistant_before_user": 1, "reserved_token": 1, "non_utf8": 1}
@@ -95,7 +99,8 @@ def test_bad_records_are_skipped_and_counted_by_reason(tmp_path):
 
 def test_missing_file_or_empty_glob_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for entry, expected in (("nowhere.jsonl", f"{tmp_path}/nowhere.jsonl: no such file"), ("none/*.jsonl", "'none/*.jsonl' matches no file")):
+    for entry, expected in (("nowhere.jsonl", f"{tmp_path}/nowhere.jsonl: no such file"),
+                            ("none/*.jsonl", "'none/*.jsonl' matches no file")):
         with pytest.raises(DataError) as err:
             list(iter_chats(SftDataParams(sources=("demo", entry)), Counter()))
         assert expected in str(err.value) and "\n" not in str(err.value)
@@ -127,8 +132,10 @@ def test_packing_keeps_conversations_whole_and_block_aligned(tmp_path):
     for d in range(6):
         row, cols = np.nonzero(doc_ids == d)
         k = int(ids[row[0], cols[0]]) // 100 - 1
-        assert len(set(row)) == 1 and cols[0] % 8 == 0 and np.array_equal(cols, np.arange(cols[0], cols[0] + lengths[k]))
-        assert np.array_equal(ids[row[0], cols], examples[k]) and np.array_equal(supervised[row[0], cols], np.arange(lengths[k]) % (k + 2) == 0)
+        assert len(set(row)) == 1 and cols[0] % 8 == 0 and np.array_equal(cols,
+                                                                          np.arange(cols[0], cols[0] + lengths[k]))
+        assert np.array_equal(ids[row[0], cols], examples[k]) and np.array_equal(supervised[row[0], cols],
+                                                                                 np.arange(lengths[k]) % (k + 2) == 0)
     assert np.all(ids[doc_ids < 0] == 0) and not supervised[doc_ids < 0].any()
     as_tensor = torch.from_numpy(doc_ids.astype(np.int64))
     assert torch.equal(block_index(as_tensor, 8, "row"), block_index(as_tensor, 8, "document"))
@@ -140,7 +147,8 @@ def test_split_is_deterministic_and_disjoint():
     assert splits != [split_of(c, SftDataParams(eval_fraction=0.25, split_seed=2)) for c in chats]
 
 def write_stage_chats(path: Path) -> list[tuple[dict, ...]]:
-    chats = [({"role": "user", "content": f"Tell me fact {i}."}, {"role": "assistant", "content": f"Fact {i}: cats sleep {i} hours."}) for i in range(30)]
+    chats = [({"role": "user", "content": f"Tell me fact {i}."},
+              {"role": "assistant", "content": f"Fact {i}: cats sleep {i} hours."}) for i in range(30)]
     chats.append(({"role": "system", "content": "Be kind."}, *three_turn_chat()[1:]))
     long = ({"role": "user", "content": "Long?"}, {"role": "assistant", "content": "word " * 300 + "end"})
     lines = [json.dumps({"messages": list(c)}) for c in (*chats, chats[0], long)] + ["{broken"]
@@ -152,7 +160,8 @@ def sft_root(tmp_path_factory, qwen3_tokenizer_dir):
     root = tmp_path_factory.mktemp("sft")
     shutil.copytree(qwen3_tokenizer_dir, root / "models/init")
     chats = write_stage_chats(root / "chats.jsonl") + [c.messages for c in demo_chats(40, 7)]
-    overrides = ["sft_data.sources=[chats.jsonl, demo]", "sft_data.demo_examples=40", "sft_data.seq_len=128", "wsd.decay_to=16", "sft_data.eval_fraction=0.2"]
+    overrides = ["sft_data.sources=[chats.jsonl, demo]", "sft_data.demo_examples=40", "sft_data.seq_len=128",
+                 "wsd.decay_to=16", "sft_data.eval_fraction=0.2"]
     cwd = os.getcwd()
     os.chdir(root)
     try:
@@ -182,7 +191,8 @@ def test_stage_writes_manifest_and_reader_round_trips(sft_root):
     found = {}
     for split in ("train", "eval"):
         shards = SftShards(root / "data/sft", split, root / "models/init")
-        assert np.array_equal(shards.columns["supervised"], np.fromfile(root / f"data/sft/{split}.supervised.bin", np.uint8).reshape(-1, 128))
+        assert np.array_equal(shards.columns["supervised"],
+                              np.fromfile(root / f"data/sft/{split}.supervised.bin", np.uint8).reshape(-1, 128))
         docs = documents(shards, tokenizer)
         assert len(docs) == manifest["splits"][split]["examples"] and manifest["splits"][split]["rows"] == len(shards)
         found[split] = {re.sub(r"(<\|endoftext\|>)+$", "", full): sup.replace("<|endoftext|>", "") for full, sup in docs}
@@ -207,5 +217,6 @@ def test_prepare_sft_through_pipeline_and_cli(workdir, demo_tokenizer):
     metrics = run_stage("sft_data", "params.yaml", ["sft_data.demo_examples=30", "sft_data.seq_len=256"])
     assert metrics["train/examples"] + metrics["eval/examples"] + metrics.get("skipped/too_long", 0) == 30 and (workdir / "data/sft/manifest.json").exists()
     cli = [str(Path(sys.executable).parent / "hildanext"), "prepare-sft", "--set", "sft_data.seq_len=100"]
-    out = subprocess.run(cli, cwd=workdir, env=os.environ | {"PYTHONPATH": str(REPO / "src")}, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(cli, cwd=workdir, env=os.environ | {"PYTHONPATH": str(REPO / "src")}, capture_output=True,
+                         text=True, timeout=300)
     assert out.returncode == 2 and out.stderr.strip() == "hildanext: error: sft_data.seq_len 100 is not a multiple of wsd.decay_to 32"

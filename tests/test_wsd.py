@@ -68,7 +68,8 @@ def test_wsd_stage_writes_checkpoints_final_and_metrics(wsd_dir):
     report = json.loads((wsd_dir / "metrics/wsd.json").read_text())
     names = sorted(p.name for p in (wsd_dir / "models/wsd").iterdir())
     assert names[-1] == "final" and len(names) <= 1 + 2 + 1 and report["steps"] == 18
-    assert set(metrics) == {"final/eval/b32/loss_m2t", "final/eval/b32/loss_t2t", "final/eval/b32/acc_m2t", "final/acc_m2t_mask0.5", "final/unigram_acc"}
+    assert set(metrics) == {"final/eval/b32/loss_m2t", "final/eval/b32/loss_t2t", "final/eval/b32/acc_m2t",
+                            "final/acc_m2t_mask0.5", "final/unigram_acc"}
     meta = json.loads((wsd_dir / "models/wsd/final/hildanext.json").read_text())
     assert meta["block_size"] == 32 and meta["stage"] == "wsd" and meta["mask_id"] is not None
     assert sorted(losses(wsd_dir)) == [0, 2, 5, 8, 10, 11, 14, 15, 17]
@@ -133,7 +134,8 @@ def test_demo_preset_conversion_beats_unigram_baseline(workdir):
     assert float(rows[-1]["loss_m2t"]) < float(rows[0]["loss_m2t"]) / 2
 
 def test_profile_knobs_run_on_cpu(wsd_dir):
-    overrides = ["runtime.micro_batch=2", "runtime.grad_ckpt=true", "runtime.train_embeddings=mask_row", "wsd.stable_steps=0"]
+    overrides = ["runtime.micro_batch=2", "runtime.grad_ckpt=true", "runtime.train_embeddings=mask_row",
+                 "wsd.stable_steps=0"]
     run_stage("wsd", "params.yaml", overrides)
     import mlflow
     mlflow.set_tracking_uri(f"sqlite:///{wsd_dir}/mlflow.db")
@@ -143,7 +145,8 @@ def test_profile_knobs_run_on_cpu(wsd_dir):
 
 def test_lora_training_touches_only_adapters_and_the_mask_row_and_merges(wsd_dir):
     from safetensors.torch import load_file
-    run_stage("wsd", "params.yaml", ["runtime.adapter=lora", "lora.r=4", "lora.target_modules=[q_proj, v_proj]", "wsd.stable_steps=0", "wsd.lr=0.01"])
+    run_stage("wsd", "params.yaml", ["runtime.adapter=lora", "lora.r=4", "lora.target_modules=[q_proj, v_proj]",
+                                     "wsd.stable_steps=0", "wsd.lr=0.01"])
     ckpts = sorted((wsd_dir / "models/wsd").glob("ckpt-*"))
     assert ckpts and all((c / "adapter_config.json").exists() and not (c / "model.safetensors").exists() for c in ckpts)
     init, final = (load_file(wsd_dir / f"models/{name}/model.safetensors") for name in ("init", "wsd/final"))

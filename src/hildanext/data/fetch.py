@@ -32,7 +32,8 @@ def origin(url: str) -> str:
 def hub_file(repo_id: str, filename: str, revision: str, local_dir: Path, hint: str) -> Path:
     from huggingface_hub import hf_hub_download
     try:
-        return Path(hf_hub_download(repo_id=repo_id, filename=filename, repo_type="dataset", revision=revision, local_dir=local_dir, etag_timeout=10))
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename, repo_type="dataset", revision=revision,
+                                    local_dir=local_dir, etag_timeout=10))
     except Exception as e:
         raise FetchError(f"fetch-data: cannot download {repo_id}/{filename}@{revision[:12]} ({type(e).__name__}); {hint}") from None
 
@@ -42,7 +43,8 @@ def read_url_list(path: Path) -> list[str]:
 
 def remote_size(url: str, timeout: float = 30.0) -> int:
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=USER_AGENT, method="HEAD"), timeout=timeout) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=USER_AGENT, method="HEAD"),
+                                    timeout=timeout) as response:
             length = response.headers.get("Content-Length")
     except (OSError, http.client.HTTPException) as e:
         raise FetchError(f"fetch-data: HEAD {url} failed ({one_line(e)})") from None

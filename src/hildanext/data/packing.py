@@ -39,14 +39,17 @@ def pack_split(source: Path, tokenizer, out: Path, split: str, seq_len: int, bat
     docs, tokens, by_source = 0, 0, Counter()
     for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_docs, columns=["text", "source"]):
         ids, doc_ids = encode_batch(tokenizer, batch.column(0).to_pylist(), sep_id, docs)
-        for name, count in zip(batch.column(1).to_pylist(), np.bincount(doc_ids - docs, minlength=batch.num_rows).tolist(), strict=True):
+        for name, count in zip(batch.column(1).to_pylist(),
+                               np.bincount(doc_ids - docs, minlength=batch.num_rows).tolist(), strict=True):
             by_source[f"tokens/{name}"] += count
         packer.add(ids, doc_ids)
         docs, tokens = docs + batch.num_rows, tokens + len(ids)
     pad = packer.close(tokenizer.pad_token_id)
-    return {"docs": docs, "tokens": tokens, "rows": packer.rows, "pad_tokens": pad, "padding_share": pad / max(1, packer.rows * seq_len)} | dict(by_source)
+    return {"docs": docs, "tokens": tokens, "rows": packer.rows, "pad_tokens": pad,
+            "padding_share": pad / max(1, packer.rows * seq_len)} | dict(by_source)
 
 def shard_manifest(tokenizer, tokenizer_sha256: str, seq_len: int, splits: dict) -> dict:
-    ids = {"sep_id": tokenizer.convert_tokens_to_ids(SEPARATOR), "pad_id": tokenizer.pad_token_id, "mask_id": tokenizer.mask_token_id}
+    ids = {"sep_id": tokenizer.convert_tokens_to_ids(SEPARATOR), "pad_id": tokenizer.pad_token_id,
+           "mask_id": tokenizer.mask_token_id}
     head = {"format": "hildanext-shards/1", "seq_len": seq_len, "tokenizer_sha256": tokenizer_sha256}
     return head | {"vocab_size": len(tokenizer), **ids, "splits": splits}

@@ -132,9 +132,11 @@ def pack_chats(p: SftDataParams, block_size: int, chats, tokenizer, out: Path, s
 def sft_manifest(tokenizer, tokenizer_sha256: str, seq_len: int, block_size: int, splits: dict, skips: Counter) -> dict:
     ids = {"pad_id": tokenizer.convert_tokens_to_ids(PAD), "turn_end_id": tokenizer.convert_tokens_to_ids(TURN_END),
            "mask_id": tokenizer.mask_token_id}
-    head = {"format": "hildanext-sft/1", "seq_len": seq_len, "block_size": block_size, "tokenizer_sha256": tokenizer_sha256}
+    head = {"format": "hildanext-sft/1", "seq_len": seq_len, "block_size": block_size,
+            "tokenizer_sha256": tokenizer_sha256}
     supervised = "assistant content + <|im_end|> + <|endoftext|> block padding"
-    return head | {"vocab_size": len(tokenizer), **ids, "splits": splits, "skipped": dict(skips), "supervised": supervised}
+    return head | {"vocab_size": len(tokenizer), **ids, "splits": splits, "skipped": dict(skips),
+                   "supervised": supervised}
 
 class SftShards(PackedShards):
     """data/sft rows; batches from ShardLoader carry input_ids, doc_ids (int64) and supervised (bool)."""

@@ -12,7 +12,8 @@ from hildanext.model import masked_logits
 from hildanext.train.masks import causal_doc_mask
 from hildanext.train.objective import diffusion_loss
 @torch.no_grad()
-def elbo_nll(model, shards: PackedShards, rows: int, block_size: int, mask_id: int, regular, samples: int, seed: int) -> float:
+def elbo_nll(model, shards: PackedShards, rows: int, block_size: int, mask_id: int, regular, samples: int,
+             seed: int) -> float:
     """Nats per token of the block-diffusion NELBO (an upper bound on the NLL), averaged over MC samples."""
     p, gen, total, tokens = ObjectiveParams(t2t_rate=0.0, keep_rate=0.0, embed_noise_std=0.0), torch.Generator().manual_seed(seed), 0.0, 0
     for _ in range(samples):
@@ -29,7 +30,8 @@ def ar_nll(model, shards: PackedShards, rows: int) -> float:
         x0, doc_ids = shards[i : min(i + 8, rows)]
         logits = masked_logits(model, x0.to(model.device), causal_doc_mask(doc_ids)).float()
         valid = ((doc_ids[:, 1:] == doc_ids[:, :-1]) & (doc_ids[:, 1:] >= 0)).to(logits.device)
-        ce = torch.nn.functional.cross_entropy(logits[:, :-1][valid], x0[:, 1:].to(logits.device)[valid], reduction="sum")
+        ce = torch.nn.functional.cross_entropy(logits[:, :-1][valid], x0[:, 1:].to(logits.device)[valid],
+                                               reduction="sum")
         total, count = total + float(ce), count + int(valid.sum())
     return total / max(count, 1)
 
@@ -54,7 +56,8 @@ def run_setting(engine, prompts: list[str], request: Request, code: bool) -> dic
     done = [engine.complete(replace(request, prompt=p)) for p in prompts]
     row = text_metrics(done)
     if code:
-        report = codeeval.evaluate(codeeval.complete_tasks(engine, codeeval.code_request(request.mode, request.max_new_tokens)))
+        report = codeeval.evaluate(codeeval.complete_tasks(engine,
+                                                           codeeval.code_request(request.mode, request.max_new_tokens)))
         row |= {"pass_at_1": float(report["pass@1"]), "code_isolation": report["isolation"]}
     return row
 

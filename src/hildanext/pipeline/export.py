@@ -22,7 +22,8 @@ def export_card(bench: dict, params: Params, out: Path) -> str:
     fields |= {"device": bench["device"], "out": out}
     fields |= {k: getattr(d, k) for k in ("tau_mask", "tau_edit", "block_size", "max_post_steps", "temperature")}
     s_mode, q_mode = d.presets.S_MODE, d.presets.Q_MODE
-    fields |= {"s_mask": s_mode.tau_mask, "s_edit": s_mode.tau_edit, "q_mask": q_mode.tau_mask, "q_edit": q_mode.tau_edit}
+    fields |= {"s_mask": s_mode.tau_mask, "s_edit": s_mode.tau_edit, "q_mask": q_mode.tau_mask,
+               "q_edit": q_mode.tau_edit}
     return resources.files("hildanext").joinpath("assets/export_card.md").read_text().format(**fields)
 
 def trained_block_size(folder: Path) -> int:

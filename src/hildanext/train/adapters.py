@@ -20,7 +20,8 @@ def training_model(base_dir: Path, latest: Path | None, params: Params, profile)
         model, tokenizer = load_base(base_dir, params.runtime, params.lora, profile.adapter)
     prepare_model(model, profile)
     if lora:
-        model = resume_lora(model, latest) if latest is not None else attach_lora(model, params.lora, tokenizer.mask_token_id)
+        model = resume_lora(model, latest) if latest is not None else attach_lora(model, params.lora,
+                                                                                  tokenizer.mask_token_id)
     return model, tokenizer
 
 def is_peft(model) -> bool:
@@ -34,12 +35,14 @@ def load_base(path: Path, runtime: RuntimeParams, p: LoraParams, adapter: str = 
     from peft import prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
     quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32)
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, quantization_config=quant, attn_implementation=runtime.attn_implementation)
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, quantization_config=quant,
+                                                 attn_implementation=runtime.attn_implementation)
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False), AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 def attach_lora(model, p: LoraParams, mask_id: int):
     from peft import LoraConfig, get_peft_model
-    config = LoraConfig(r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, target_modules=list(p.target_modules), trainable_token_indices={"embed_tokens": [mask_id]})
+    config = LoraConfig(r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, target_modules=list(p.target_modules),
+                        trainable_token_indices={"embed_tokens": [mask_id]})
     return get_peft_model(model, config)
 
 def resume_lora(model, checkpoint: Path):

@@ -56,7 +56,8 @@ def step_metrics(outs, grad_norm: float, lr: float, block_size: int, seconds: fl
     keys = ("loss", "loss_m2t", "loss_t2t", "acc_m2t") + (("loss_mtf",) if outs[0].loss_mtf is not None else ())
     means = {key: sum(float(torch.as_tensor(getattr(o, key)).detach()) for o in outs) / len(outs) for key in keys}
     tokens = sum(o.tokens for o in outs)
-    return means | {"block_size": block_size, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens / max(seconds, 1e-9), "peak_mem_mb": peak_memory_mb()}
+    return means | {"block_size": block_size, "lr": lr, "grad_norm": grad_norm,
+                    "tokens_per_s": tokens / max(seconds, 1e-9), "peak_mem_mb": peak_memory_mb()}
 
 def append_csv(path: Path, row: dict) -> None:
     new = not path.exists()
@@ -80,7 +81,8 @@ def log_step(metrics: dict, step: int, parent_id: str, csv_path: Path, phase: st
     import mlflow
     mlflow.log_metrics(metrics, step=step)
     stamp = int(time.time() * 1000)
-    mlflow.MlflowClient().log_batch(parent_id, metrics=[mlflow.entities.Metric(k, v, stamp, step) for k, v in metrics.items()])
+    mlflow.MlflowClient().log_batch(parent_id,
+                                    metrics=[mlflow.entities.Metric(k, v, stamp, step) for k, v in metrics.items()])
     append_csv(csv_path, {"step": step, "phase": phase} | metrics)
 
 def phase_steps(spec: LoopSpec, start: int) -> tuple[str, int, int]:
@@ -90,24 +92,28 @@ def phase_steps(spec: LoopSpec, start: int) -> tuple[str, int, int]:
         end += 1
     return name, block_size, end
 
-def run_phase(model, tokenizer, optimizer, loader, spec: LoopSpec, ckpts: Checkpoints, state: dict, csv_path: Path) -> dict:
+def run_phase(model, tokenizer, optimizer, loader, spec: LoopSpec, ckpts: Checkpoints, state: dict,
+              csv_path: Path) -> dict:
     import mlflow
     name, block_size, end = phase_steps(spec, state["step"])
     while state["step"] < end:
         step, started = state["step"], time.perf_counter()
-        outs, grad_norm = optimizer_step(model, optimizer, spec, step, loader.next_step(spec.grad_accum, spec.rank, spec.world))
+        outs, grad_norm = optimizer_step(model, optimizer, spec, step,
+                                         loader.next_step(spec.grad_accum, spec.rank, spec.world))
         state = state | {"step": step + 1, "loader": loader.state()} | ({"scaler": spec.scaler.state_dict()} if spec.scaler else {})
         if spec.rank:
             continue
         if step % spec.log_every == 0 or step + 1 == end:
-            log_step(step_metrics(outs, grad_norm, spec.lr_at(step), block_size, time.perf_counter() - started), step, state["run_id"], csv_path, name)
+            log_step(step_metrics(outs, grad_norm, spec.lr_at(step), block_size, time.perf_counter() - started), step,
+                     state["run_id"], csv_path, name)
         if state["step"] % spec.checkpoint_every == 0 or state["step"] == end:
             state = state | {"phase": name, "eval": spec.eval_at(model, step)}
             mlflow.log_metrics(state["eval"], step=step)
             ckpts.save(model, tokenizer, optimizer, state)
     return state
 
-def train_loop(model, tokenizer, optimizer, loader, spec: LoopSpec, ckpts: Checkpoints, state: dict, csv_path: Path, tracker) -> dict:
+def train_loop(model, tokenizer, optimizer, loader, spec: LoopSpec, ckpts: Checkpoints, state: dict, csv_path: Path,
+               tracker) -> dict:
     model.train()
     while state["step"] < spec.total_steps:
         name, block_size, _ = phase_steps(spec, state["step"])

@@ -70,14 +70,16 @@ def device_capability(device: torch.device) -> tuple[int, int] | None:
 
 def make_optimizer(model, profile: Profile, lr: float, betas, weight_decay: float, mask_id: int):
     if hasattr(model, "peft_config"):
-        return optimizer_class(profile)([p for p in model.parameters() if p.requires_grad], lr=lr, betas=betas, weight_decay=weight_decay)
+        return optimizer_class(profile)([p for p in model.parameters() if p.requires_grad], lr=lr, betas=betas,
+                                        weight_decay=weight_decay)
     embedding = model.get_input_embeddings().weight
     if profile.train_embeddings == "mask_row":
         keep = torch.zeros(embedding.shape[0], 1, device=embedding.device, dtype=embedding.dtype)
         keep[mask_id] = 1
         embedding.register_hook(lambda grad: grad * keep)
     others = [p for p in model.parameters() if p is not embedding and p.requires_grad]
-    groups = [{"params": others, "weight_decay": weight_decay}, {"params": [embedding], "weight_decay": 0.0 if profile.train_embeddings == "mask_row" else weight_decay}]
+    groups = [{"params": others, "weight_decay": weight_decay},
+              {"params": [embedding], "weight_decay": 0.0 if profile.train_embeddings == "mask_row" else weight_decay}]
     return optimizer_class(profile)(groups, lr=lr, betas=betas)
 
 def optimizer_class(profile: Profile):
