@@ -47,12 +47,14 @@ def test_unopenable_files_and_empty_globs_stop_with_their_name(tmp_path):
         assert pattern.split("/")[0] in str(err.value)
 
 def test_generic_sources_by_string_and_oversized_txt_line(tmp_path):
-    (tmp_path / "a.jsonl").write_text('{"text": "A long enough first document."}\n{"text": "A long enough second document."}\n')
+    (tmp_path / "a.jsonl").write_text('{"text": "A long enough first document."}\n'
+                                      '{"text": "A long enough second document."}\n')
     (tmp_path / "b.txt").write_text("One plain text file as one document.\n" + "y" * MAX_LINE + "\n")
     p = DataParams(sources=(str(tmp_path / "a.jsonl"), f"txt:{tmp_path / 'b.txt'}"), max_line_bytes=MAX_LINE,
                    eval_fraction=0.0)
     docs, found = run(p)
-    assert [d.text for d in docs] == ["A long enough first document.", "A long enough second document."] and found == {"oversized_line": 1}
+    assert ([d.text for d in docs] == ["A long enough first document.", "A long enough second document."]
+            and found == {"oversized_line": 1})
 
 def stream(name: str):
     return (Doc(f"{name}{i}", "abcd" * 10, name) for i in range(100))
@@ -87,7 +89,8 @@ def test_prepare_stage_on_real_format_files_with_set(workdir):
     sources = 'prepare.sources=["dolma:raw/*.json.gz", "tinystories:raw/*.txt"]'
     run_stage("prepare", "params.yaml", [sources, f"prepare.max_line_bytes={MAX_LINE}", "prepare.eval_fraction=0.3"])
     manifest = json.loads((workdir / "data/processed/manifest.json").read_text())
-    texts = [t for split in ("train", "eval") for t in pq.read_table(workdir / f"data/processed/{split}.parquet").column("text").to_pylist()]
+    tables = [pq.read_table(workdir / f"data/processed/{split}.parquet") for split in ("train", "eval")]
+    texts = [t for table in tables for t in table.column("text").to_pylist()]
     assert sorted(texts) == sorted(dolma_good + story_good)
     assert manifest["skipped"] == dict(Counter(dolma_skips) + Counter(story_skips))
     assert sum(c["docs"] for c in manifest["splits"].values()) == 6 and manifest["splits"]["eval"]["docs"] >= 1

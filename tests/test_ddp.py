@@ -27,10 +27,12 @@ def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    launch = [torchrun, "--standalone", "--nproc_per_node", "2", str(WORKER), str(tmp_path / "two.pt"), str(shards), "1"]
+    launch = [torchrun, "--standalone", "--nproc_per_node", "2", str(WORKER), str(tmp_path / "two.pt"), str(shards),
+              "1"]
     double = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
     assert double.returncode == 0, double.stderr[-3000:]
-    one, two, start = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt"), make_tiny_qwen3(vocab_size=128).state_dict()
+    one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
+    start = make_tiny_qwen3(vocab_size=128).state_dict()
     assert set(one) == set(two) == set(start)
     for name in one:
         torch.testing.assert_close(one[name], two[name], atol=2e-6, rtol=1e-5, msg=name)

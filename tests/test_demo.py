@@ -17,7 +17,8 @@ def test_demo_corpus_is_deterministic_and_marked(tmp_path):
     assert demo_stories(50, 7) == demo_stories(50, 7) != demo_stories(50, 8)
     write_demo_corpus(tmp_path / "a.jsonl", 20, 7)
     rows = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
-    assert len(rows) == 20 and {r["source"] for r in rows} == {"demo-synthetic"} and rows[3]["text"] == demo_stories(20, 7)[3]
+    assert (len(rows) == 20 and {r["source"] for r in rows} == {"demo-synthetic"}
+            and rows[3]["text"] == demo_stories(20, 7)[3])
 
 def test_demo_tokenizer_mirrors_qwen3_layout(tmp_path):
     stories = demo_stories(200, 1)

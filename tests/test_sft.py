@@ -59,7 +59,8 @@ def test_prompt_and_user_positions_are_never_noised_or_supervised(chat_batch, mo
 def test_m2t_weighting_matches_a_hand_computation(chat_batch, monkeypatch, weight):
     _, x0, _, supervised, _ = chat_batch
     calls = recorded(monkeypatch)
-    out = run_loss(chat_batch, SftParams(mtf=False, loss_weight=weight), ObjectiveParams(t2t_rate=0.0, keep_rate=0.0), fixed_t=0.4)
+    clean = ObjectiveParams(t2t_rate=0.0, keep_rate=0.0)
+    out = run_loss(chat_batch, SftParams(mtf=False, loss_weight=weight), clean, fixed_t=0.4)
     select = calls[0]["select"]
     ce = F.cross_entropy(calls[0]["logits"], x0[select], reduction="none")
     expected = ce.sum() / 0.4 / supervised.sum() if weight == "inv_t" else ce.mean()

@@ -15,7 +15,8 @@ def test_schedule_gives_the_configured_block_size_at_each_step():
     phases = wsd_phases(p, 32)
     sizes = [phase_of(phases, s).block_size for s in range(11)]
     assert [ph.name for ph in phases] == ["warmup-1", "warmup-4", "warmup-32", "stable-32", "decay-16", "decay-8"]
-    assert sizes == [1, 1, 4, 4, 4, 32, 32, 32, 16, 8, 8] and [ph.mdlm for ph in phases] == [False, False, True, True, False, False]
+    assert (sizes == [1, 1, 4, 4, 4, 32, 32, 32, 16, 8, 8]
+            and [ph.mdlm for ph in phases] == [False, False, True, True, False, False])
     with pytest.raises(ParamsError, match="block size 12 does not divide tokenize.seq_len 32"):
         wsd_phases(WsdParams(warmup_blocks=(12,)), 32)
     with pytest.raises(ParamsError, match="wsd.warmup_steps: give 1 or 4 values, got 2"):
@@ -58,7 +59,9 @@ def interrupt_at(monkeypatch, stop_step, error=KeyboardInterrupt):
     real = train.optimizer_step
     def stopping(model, optimizer, spec, step, batches):
         if step == stop_step:
-            raise error("interrupted by the test") if error is KeyboardInterrupt else error(f"loss is nan at step {step}")
+            if error is KeyboardInterrupt:
+                raise error("interrupted by the test")
+            raise error(f"loss is nan at step {step}")
         return real(model, optimizer, spec, step, batches)
     monkeypatch.setattr(train, "optimizer_step", stopping)
     return real
@@ -79,7 +82,8 @@ def test_wsd_stage_writes_checkpoints_final_and_metrics(wsd_dir):
     assert merged["k"] == len(merge["chosen"]) <= 2 and {s["phase"] for s in states.values()} == {"decay-32"}
     assert merge["best_single_loss_m2t"] == min(s["eval"]["eval/b32/loss_m2t"] for s in states.values())
     assert json.loads((wsd_dir / "models/merged/hildanext.json").read_text())["stage"] == "merge"
-    assert [p["name"] for p in report["phases"]] == ["warmup-1", "warmup-4", "warmup-32", "warmup-64", "stable-64", "decay-32"]
+    phases = ["warmup-1", "warmup-4", "warmup-32", "warmup-64", "stable-64", "decay-32"]
+    assert [p["name"] for p in report["phases"]] == phases
 
 @pytest.mark.parametrize("extra", [[], ["runtime.adapter=lora", "lora.r=4"]], ids=["full", "lora"])
 def test_resume_continues_the_same_trajectory_and_run(wsd_dir, tmp_path_factory, monkeypatch, extra):
@@ -102,7 +106,8 @@ def test_resume_continues_the_same_trajectory_and_run(wsd_dir, tmp_path_factory,
     runs = mlflow.search_runs(experiment_names=["hildanext"])
     top = runs[runs["tags.mlflow.parentRunId"].isna() & (runs["tags.mlflow.runName"] == "wsd")]
     assert len(top) == 1 and top["status"].iloc[0] == "FINISHED"
-    assert set(runs["tags.mlflow.runName"]) >= {"warmup-1", "warmup-4", "warmup-32", "warmup-64", "stable-64", "decay-32"}
+    phases = {"warmup-1", "warmup-4", "warmup-32", "warmup-64", "stable-64", "decay-32"}
+    assert set(runs["tags.mlflow.runName"]) >= phases
 
 def test_changed_params_refuse_to_resume(wsd_dir, monkeypatch, capsys):
     real = interrupt_at(monkeypatch, 7)
@@ -140,7 +145,8 @@ def test_profile_knobs_run_on_cpu(wsd_dir):
     import mlflow
     mlflow.set_tracking_uri(f"sqlite:///{wsd_dir}/mlflow.db")
     run = mlflow.search_runs(experiment_names=["hildanext"], filter_string="tags.`hildanext.stage` = 'wsd'").iloc[0]
-    assert (run["params.resolved.micro_batch"], run["params.resolved.grad_ckpt"], run["params.resolved.train_embeddings"]) == ("2", "True", "mask_row")
+    resolved = tuple(run[f"params.resolved.{k}"] for k in ("micro_batch", "grad_ckpt", "train_embeddings"))
+    assert resolved == ("2", "True", "mask_row")
     assert json.loads((wsd_dir / "metrics/wsd.json").read_text())["steps"] == 15
 
 def test_lora_training_touches_only_adapters_and_the_mask_row_and_merges(wsd_dir):
@@ -153,7 +159,8 @@ def test_lora_training_touches_only_adapters_and_the_mask_row_and_merges(wsd_dir
     mask_id = json.loads((wsd_dir / "models/init/hildanext.json").read_text())["mask_id"]
     embed = "model.embed_tokens.weight"
     changed = {k for k in init if not torch.equal(init[k], final[k])}
-    assert changed == {embed} | {f"model.layers.{i}.self_attn.{m}.weight" for i in range(2) for m in ("q_proj", "v_proj")}
+    assert (changed == {embed}
+            | {f"model.layers.{i}.self_attn.{m}.weight" for i in range(2) for m in ("q_proj", "v_proj")})
     rows = (init[embed] != final[embed]).any(dim=1).nonzero().flatten().tolist()
     assert rows == [mask_id]
     merged = run_stage("merge", "params.yaml", ["runtime.adapter=lora", "merge.top_k=2"])

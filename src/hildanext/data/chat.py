@@ -84,7 +84,8 @@ def demo_turns(kind: str, story: str, other: str, parts: dict) -> list[tuple[str
     if kind == "continue" and rest:
         return [("user", f"Continue this story: {opening}."), ("assistant", rest)]
     title = f"{name} and the {thing.title()}" if thing else f"The Story of {name}"
-    follow = {"another": [("user", "Tell me another one."), ("assistant", other)], "title": [("user", "Give it a title."), ("assistant", title)],
+    follow = {"another": [("user", "Tell me another one."), ("assistant", other)],
+              "title": [("user", "Give it a title."), ("assistant", title)],
               "who": [("user", "Who is the main character?"), ("assistant", f"The main character is {name}.")]}
     system = [("system", SYSTEM_PROMPT)] if kind == "story_with_system" else []
     return system + [ask, ("assistant", story)] + follow.get(kind, [])

@@ -35,7 +35,8 @@ def hub_file(repo_id: str, filename: str, revision: str, local_dir: Path, hint: 
         return Path(hf_hub_download(repo_id=repo_id, filename=filename, repo_type="dataset", revision=revision,
                                     local_dir=local_dir, etag_timeout=10))
     except Exception as e:
-        raise FetchError(f"fetch-data: cannot download {repo_id}/{filename}@{revision[:12]} ({type(e).__name__}); {hint}") from None
+        raise FetchError(f"fetch-data: cannot download {repo_id}/{filename}@{revision[:12]} ({type(e).__name__}); "
+                         f"{hint}") from None
 
 def read_url_list(path: Path) -> list[str]:
     lines = (line.strip() for line in Path(path).read_text().splitlines())
@@ -66,7 +67,8 @@ def receive(url: str, part: Path, have: int, timeout: float) -> int:
     with urllib.request.urlopen(request, timeout=timeout) as response:
         resumed = response.status == 206
         if resumed and not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
-            raise FetchError(f"fetch-data: {url} answered Range bytes={have}- with {response.headers.get('Content-Range')}")
+            raise FetchError(f"fetch-data: {url} answered Range bytes={have}- with "
+                             f"{response.headers.get('Content-Range')}")
         received = 0
         with open(part, "ab" if resumed else "wb") as sink:
             while chunk := response.read(CHUNK):
@@ -87,10 +89,12 @@ def download(url: str, out: Path, expected_size: int, timeout: float = 60.0) -> 
         if have < expected_size:
             receive(url, part, have, timeout)
     except (OSError, http.client.HTTPException) as e:
-        raise FetchError(f"fetch-data: downloading {out.name} from {url} failed ({one_line(e)}); rerun to resume from {part.name}") from None
+        raise FetchError(f"fetch-data: downloading {out.name} from {url} failed ({one_line(e)}); rerun to resume from "
+                         f"{part.name}") from None
     size = part.stat().st_size if part.exists() else 0
     if size != expected_size:
-        raise FetchError(f"fetch-data: {out.name}: got {size} bytes, expected {expected_size} (Content-Length of {url}); rerun to resume from {part.name}")
+        raise FetchError(f"fetch-data: {out.name}: got {size} bytes, expected {expected_size} (Content-Length of "
+                         f"{url}); rerun to resume from {part.name}")
     os.replace(part, out)
     return "downloaded"
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 SPLITS, SEPARATOR = ("train", "eval"), "<|endoftext|>"
 class RowPacker:
     def __init__(self, out: Path, split: str, seq_len: int):
-        self.ids_file, self.docs_file = open(out / f"{split}.input_ids.bin", "wb"), open(out / f"{split}.doc_ids.bin", "wb")
+        self.ids_file, self.docs_file = (open(out / f"{split}.{name}.bin", "wb") for name in ("input_ids", "doc_ids"))
         self.seq_len, self.rows, self.carry = seq_len, 0, (np.zeros(0, np.uint32), np.zeros(0, np.int32))
     def add(self, ids: np.ndarray, doc_ids: np.ndarray) -> None:
         ids, doc_ids = np.concatenate([self.carry[0], ids]), np.concatenate([self.carry[1], doc_ids])

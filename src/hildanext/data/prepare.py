@@ -18,7 +18,8 @@ def normalise(text: str) -> str:
 def filtered(docs: Iterator[Doc], p: DataParams, seen: set, skips: Counter) -> Iterator[Doc]:
     for doc in docs:
         text = normalise(doc.text)
-        reason = "empty_text" if not text else "too_short" if len(text) < p.min_chars else "too_long" if len(text) > p.max_chars else None
+        reason = ("empty_text" if not text else "too_short" if len(text) < p.min_chars
+                  else "too_long" if len(text) > p.max_chars else None)
         digest = hashlib.blake2b(text.encode(), digest_size=8).digest() if p.dedup and not reason else None
         if digest is not None and digest in seen:
             reason = "duplicate"

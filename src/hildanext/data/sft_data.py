@@ -35,12 +35,14 @@ def supervise(encoding, spans, block_size: int, pad_id: int) -> tuple[np.ndarray
     supervised = np.zeros(len(ids), bool)
     for start, end in spans:
         supervised |= (offsets[:, 0] >= start) & (offsets[:, 1] <= end)
-        if np.any((offsets[:, 0] < start) & (offsets[:, 1] > start)) or np.any((offsets[:, 0] < end) & (offsets[:, 1] > end)):
+        straddles = [np.any((offsets[:, 0] < edge) & (offsets[:, 1] > edge)) for edge in (start, end)]
+        if any(straddles):
             return None
     pad = (-len(ids)) % block_size
     return np.concatenate([ids, np.full(pad, pad_id, np.uint32)]), np.concatenate([supervised, np.ones(pad, bool)])
 
-def encode_chats(tokenizer, chats: list[Chat], block_size: int, pad_id: int, skips: Counter) -> list[tuple[Chat, np.ndarray, np.ndarray]]:
+def encode_chats(tokenizer, chats: list[Chat], block_size: int, pad_id: int,
+                 skips: Counter) -> list[tuple[Chat, np.ndarray, np.ndarray]]:
     """(chat, ids, supervised) per chat; the text is cut after the last assistant <|im_end|> (no trailing newline)."""
     kept, texts = [], []
     for chat in chats:
@@ -51,7 +53,8 @@ def encode_chats(tokenizer, chats: list[Chat], block_size: int, pad_id: int, ski
         kept.append((chat, spans))
         texts.append(text[: spans[-1][1]])
     out = []
-    for (chat, spans), encoding in zip(kept, tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False), strict=True):
+    encodings = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+    for (chat, spans), encoding in zip(kept, encodings, strict=True):
         if (encoded := supervise(encoding, spans, block_size, pad_id)) is None:
             skips["token_straddles_span"] += 1
             continue
@@ -106,7 +109,8 @@ class SftPacker:
             self.write(row)
         for f in self.files.values():
             f.close()
-        return dict(self.stats) | {"padding_share": (self.stats["block_pad"] + self.stats["tail_pad"]) / max(1, self.stats["rows"] * self.seq_len)}
+        pads, rows = self.stats["block_pad"] + self.stats["tail_pad"], self.stats["rows"]
+        return dict(self.stats) | {"padding_share": pads / max(1, rows * self.seq_len)}
 
 def load_chat_tokenizer(path: Path):
     if not (path / "tokenizer.json").is_file():

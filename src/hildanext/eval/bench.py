@@ -1,7 +1,8 @@
-# Bench measures of a block-diffusion model against its AR base: an ELBO bound on perplexity over the tokenized eval split (M2T only, 1/t-weighted, fixed Monte Carlo seed)
-# beside the AR perplexity, generations from held-out openings (active decode setting, S, Q, AR: TPF,
-# tokens/s, distinct-2, repetition, stop share, speed vs AR) and micro HumanEval pass@1 per setting.
-# Entry points: elbo_nll, ar_nll, text_metrics, openings, run_setting, bench_settings (pipeline/bench.py runs it).
+# Bench measures of a block-diffusion model against its AR base: an ELBO bound on perplexity over packed eval
+# rows (M2T only, 1/t-weighted, fixed Monte Carlo seed) beside the AR perplexity, generations from held-out
+# openings (active decode setting, S, Q, AR: TPF, tokens/s, distinct-2, repetition, stop share, speed vs AR)
+# and micro HumanEval pass@1 per setting. Entry points: elbo_nll, ar_nll, text_metrics, openings, run_setting,
+# bench_settings (pipeline/bench.py runs the stage).
 from dataclasses import replace
 import torch
 from hildanext.config import BenchParams, ObjectiveParams
@@ -15,7 +16,8 @@ from hildanext.train.objective import diffusion_loss
 def elbo_nll(model, shards: PackedShards, rows: int, block_size: int, mask_id: int, regular, samples: int,
              seed: int) -> float:
     """Nats per token of the block-diffusion NELBO (an upper bound on the NLL), averaged over MC samples."""
-    p, gen, total, tokens = ObjectiveParams(t2t_rate=0.0, keep_rate=0.0, embed_noise_std=0.0), torch.Generator().manual_seed(seed), 0.0, 0
+    p, gen = ObjectiveParams(t2t_rate=0.0, keep_rate=0.0, embed_noise_std=0.0), torch.Generator().manual_seed(seed)
+    total, tokens = 0.0, 0
     for _ in range(samples):
         for i in range(0, rows, 8):
             out = diffusion_loss(model, *shards[i : min(i + 8, rows)], block_size, p, mask_id, regular, gen)
@@ -44,8 +46,10 @@ def text_metrics(completions) -> dict:
     bigrams = [g for c in completions for g in ngrams(c.ids, 2)]
     repeats = [1 - len(set(grams)) / len(grams) for c in completions if (grams := ngrams(c.ids, 4))]
     seconds, tokens = sum(s.seconds for s in stats), sum(s.tokens for s in stats)
-    return {"tpf": tokens / max(sum(s.forwards for s in stats), 1), "tokens_per_s": tokens / max(seconds, 1e-9), "distinct_2": len(set(bigrams)) / max(len(bigrams), 1),
-            "repetition_4": sum(repeats) / max(len(repeats), 1), "stop_share": sum(c.finish_reason == "stop" for c in completions) / max(len(completions), 1)}
+    stops = sum(c.finish_reason == "stop" for c in completions)
+    return {"tpf": tokens / max(sum(s.forwards for s in stats), 1), "tokens_per_s": tokens / max(seconds, 1e-9),
+            "distinct_2": len(set(bigrams)) / max(len(bigrams), 1), "repetition_4": sum(repeats) / max(len(repeats), 1),
+            "stop_share": stops / max(len(completions), 1)}
 
 def openings(texts: list[str], tokenizer, count: int, length: int) -> list[str]:
     """The first `count` held-out texts with at least `length` tokens, cut to their first `length` tokens."""
@@ -65,7 +69,8 @@ def bench_settings(engine, ar, prompts: list[str], b: BenchParams) -> dict:
     """One row of text metrics (and pass@1 when b.code) per setting: active, S, Q and the AR baseline."""
     base = Request("", max_new_tokens=b.max_new_tokens, seed=b.seed)
     modes = {"active": None, "S": "S", "Q": "Q", "ar": None}
-    rows = {name: run_setting(ar if name == "ar" else engine, prompts, replace(base, mode=mode), b.code) for name, mode in modes.items()}
+    rows = {name: run_setting(ar if name == "ar" else engine, prompts, replace(base, mode=mode), b.code)
+            for name, mode in modes.items()}
     for row in rows.values():
         row["speed_vs_ar"] = row["tokens_per_s"] / max(rows["ar"]["tokens_per_s"], 1e-9)
     return rows

@@ -100,7 +100,8 @@ def run_phase(model, tokenizer, optimizer, loader, spec: LoopSpec, ckpts: Checkp
         step, started = state["step"], time.perf_counter()
         outs, grad_norm = optimizer_step(model, optimizer, spec, step,
                                          loader.next_step(spec.grad_accum, spec.rank, spec.world))
-        state = state | {"step": step + 1, "loader": loader.state()} | ({"scaler": spec.scaler.state_dict()} if spec.scaler else {})
+        state = (state | {"step": step + 1, "loader": loader.state()}
+                 | ({"scaler": spec.scaler.state_dict()} if spec.scaler else {}))
         if spec.rank:
             continue
         if step % spec.log_every == 0 or step + 1 == end:
@@ -124,5 +125,6 @@ def train_loop(model, tokenizer, optimizer, loader, spec: LoopSpec, ckpts: Check
                 state = run_phase(model, tokenizer, optimizer, loader, spec, ckpts, state, csv_path)
             except TrainingError as e:
                 last = ckpts.latest()
-                raise TrainingError(f"{e} (phase {name}); stopped, the last good checkpoint is {last or 'none'}") from None
+                raise TrainingError(f"{e} (phase {name}); stopped, the last good checkpoint is "
+                                    f"{last or 'none'}") from None
     return state

@@ -107,7 +107,7 @@ def stream_losses(logits, x0, n: Noised, weights, m2t_norm) -> tuple[torch.Tenso
     select = n.select
     targets, device = x0[select].to(logits.device), logits.device
     ce = F.cross_entropy(logits, targets, reduction="none")
-    on_masked, on_sub, on_kept = n.masked[select].to(device), n.substituted[select].to(device), n.kept[select].to(device)
+    on_masked, on_sub, on_kept = (mask[select].to(device) for mask in (n.masked, n.substituted, n.kept))
     loss_m2t = (ce * weights[select].to(device) * on_masked).sum() / max(int(m2t_norm), 1)
     loss_t2t = (ce * on_sub).sum() / on_sub.sum().clamp(min=1)
     loss_keep = (ce * on_kept).sum() / on_kept.sum().clamp(min=1)
@@ -119,7 +119,8 @@ def diffusion_loss(model, x0, doc_ids, block_size: int | None, p: ObjectiveParam
     """The CPT objective (WSD): per-block t ~ U[eps, 1] over every real token, M2T weighted 1/t + T2T + KEEP."""
     net = as_supervised(model)
     maskable = doc_ids >= 0
-    t = sample_t(doc_ids, block_size or x0.shape[1], p, align, gen) if fixed_t is None else torch.full(x0.shape, float(fixed_t))
+    t = (sample_t(doc_ids, block_size or x0.shape[1], p, align, gen) if fixed_t is None
+         else torch.full(x0.shape, float(fixed_t)))
     xt, masked = mask_tokens(x0, t, maskable, mask_id, gen)
     n = noise_tokens(x0, xt, masked, maskable, p, regular_ids, gen)
     lm = getattr(net, "module", net).lm
@@ -153,7 +154,8 @@ def sft_loss(model, x0, doc_ids, supervised, block_size: int, p: ObjectiveParams
     t = example_t(doc_ids, *s.mask_range, gen) if fixed_t is None else torch.full(x0.shape, float(fixed_t))
     masked = (torch.rand(x0.shape, generator=gen) < t) & supervised
     if s.complementary:
-        x0, doc_ids, t, masked = torch.cat([x0, x0]), torch.cat([doc_ids, doc_ids]), torch.cat([t, 1 - t]), torch.cat([masked, supervised & ~masked])
+        x0, doc_ids, t = torch.cat([x0, x0]), torch.cat([doc_ids, doc_ids]), torch.cat([t, 1 - t])
+        masked = torch.cat([masked, supervised & ~masked])
         supervised = torch.cat([supervised, supervised])
     n = noise_tokens(x0, torch.where(masked, mask_id, x0), masked, supervised, p, regular_ids, gen)
     logits = forward_selected(net, x0, n.xt, doc_ids, n.select, block_size, align)
@@ -164,4 +166,5 @@ def sft_loss(model, x0, doc_ids, supervised, block_size: int, p: ObjectiveParams
     if loss_mtf is not None:
         loss = loss + s.mtf_weight * loss_mtf
     mtf_value = (loss_mtf.item() if loss_mtf is not None else 0.0) if s.mtf else None
-    return LossOutput(loss, loss_m2t.item(), loss_t2t.item(), acc.item(), int(masked.sum()), int(supervised.sum()), mtf_value)
+    counts = int(masked.sum()), int(supervised.sum())
+    return LossOutput(loss, loss_m2t.item(), loss_t2t.item(), acc.item(), *counts, mtf_value)
