@@ -9,7 +9,7 @@ import torch
 from conftest import make_tiny_qwen3
 from hildanext.data.packing import RowPacker
 pytestmark = pytest.mark.slow
-WORKER = Path(__file__).parent / "ddp_worker.py"
+WORKER, SRC = Path(__file__).parent / "ddp_worker.py", Path(__file__).resolve().parents[1] / "src"
 def write_shards(root: Path) -> Path:
     root.mkdir()
     packer = RowPacker(root, "train", 16)
@@ -22,7 +22,7 @@ def write_shards(root: Path) -> Path:
 
 def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path):
     shards = write_shards(tmp_path / "shards")
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(WORKER.parent)}
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(WORKER.parent), str(SRC)])}
     single = subprocess.run([sys.executable, str(WORKER), str(tmp_path / "one.pt"), str(shards), "2"], env=env,
                             capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr
