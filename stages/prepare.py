@@ -1,5 +1,5 @@
-# DVC stage prepare: raw sources (data.sources; the demo corpus by default) -> data/processed/{train,eval}.parquet.
-# Same library call as `hildanext prepare-data`: hildanext.pipeline.run_stage("prepare").
+# DVC stage prepare: raw sources (prepare.sources; the demo corpus by default) -> data/processed/{train,eval}.parquet.
+# Same library call as `hildanext prepare`: hildanext.pipeline.run_stage("prepare").
 # Run: python -P stages/prepare.py (-P: stages/ must not shadow stdlib modules such as tokenize).
 from hildanext.pipeline import run_stage
 if __name__ == "__main__":

@@ -68,11 +68,14 @@ def test_bench_stage_on_the_ci_overlay(tmp_path, repo_root, monkeypatch):
     metrics = run_stage("bench", "params.yaml", ["bench.code=true"])
     report = json.loads((tmp_path / "metrics/bench.json").read_text())
     assert set(report["settings"]) == {"active", "S", "Q", "ar"} and report["harness_self_test"] is True
-    assert report["perplexity"]["bd_elbo_bound"] > 1 and report["perplexity"]["ar"] > 1 and "perplexity/ratio" in metrics
+    assert (report["perplexity"]["bd_elbo_bound"] > 1 and report["perplexity"]["ar"] > 1
+            and "perplexity/ratio" in metrics)
     assert all(0 <= row["pass_at_1"] <= 1 and row["tpf"] > 0 for row in report["settings"].values())
     assert (tmp_path / "metrics/bench_settings.csv").read_text().startswith("setting,")
     run_stage("export")
     meta = json.loads((tmp_path / "models/export/hildanext.json").read_text())
-    assert meta["stage"] == "export" and meta["decode"]["tau_mask"] == 0.5 and meta["bench"]["perplexity"] == report["perplexity"]
+    assert (meta["stage"] == "export" and meta["decode"]["tau_mask"] == 0.5
+            and meta["bench"]["perplexity"] == report["perplexity"])
     card = (tmp_path / "models/export/README.md").read_text()
-    assert "| S |" in card and "hildanext generate --model models/export" in card and (tmp_path / "models/export/model.safetensors").exists()
+    assert ("| S |" in card and "hildanext generate --model models/export" in card
+            and (tmp_path / "models/export/model.safetensors").exists())

@@ -59,9 +59,9 @@ def test_fetch_data_offline_fails_with_one_line(workdir):
     assert "data/raw/dolma" in lines[0] and "data/raw/tinystories" in lines[0]
 
 @pytest.mark.parametrize("args, expected", [
-    (["prepare-data", "--set", "data.sources=nowhere/*.jsonl"],
-     "data.sources[0].paths: 'nowhere/*.jsonl' matches no file"),
-    (["init-model", "--set", "model.demo.steps=zero"], "model.demo.steps: Input should be a valid integer"),
+    (["prepare-data", "--set", "prepare.sources=nowhere/*.jsonl"],
+     "prepare.sources[0].paths: 'nowhere/*.jsonl' matches no file"),
+    (["init-model", "--set", "demo_base.steps=zero"], "demo_base.steps: Input should be a valid integer"),
     (["init-model", "--set", "model.base=models/nowhere"], "model.base: "),
     (["demo-base", "--set", "runtime.colour=red"], "runtime.colour: unknown key"),
 ])

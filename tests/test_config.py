@@ -37,14 +37,14 @@ def test_demo_value_check_reports_undeclared_and_stale_keys():
     assert demo_value_findings(defaults, repo, {"b": "x", "c": "y"}) == []
 
 def test_set_overrides_dotted_keys_with_types(tmp_path):
-    path = write(tmp_path, "model:\n  demo:\n    steps: 5\n")
-    params = load_params(path, ["model.demo.steps=7", "runtime.dtype=bfloat16", "model.demo.lr=1e-4"])
-    assert (params.model.demo.steps, params.runtime.dtype, params.model.demo.lr) == (7, "bfloat16", 1e-4)
+    path = write(tmp_path, "demo_base:\n  steps: 5\n")
+    params = load_params(path, ["demo_base.steps=7", "runtime.dtype=bfloat16", "demo_base.lr=1e-4"])
+    assert (params.demo_base.steps, params.runtime.dtype, params.demo_base.lr) == (7, "bfloat16", 1e-4)
 
 @pytest.mark.parametrize("text, overrides, expected", [
-    ("model:\n  demo:\n    stepz: 5\n", [], "model.demo.stepz: unknown key"),
-    ("model:\n  demo:\n    steps: many\n", [], "model.demo.steps: Input should be a valid integer"),
-    ("model:\n  demo:\n    steps: 0\n", [], "model.demo.steps: Input should be greater than or equal to 1"),
+    ("demo_base:\n  stepz: 5\n", [], "demo_base.stepz: unknown key"),
+    ("demo_base:\n  steps: many\n", [], "demo_base.steps: Input should be a valid integer"),
+    ("demo_base:\n  steps: 0\n", [], "demo_base.steps: Input should be greater than or equal to 1"),
     ("runtime:\n  dtype: float8\n", [], "runtime.dtype: Input should be 'float32', 'bfloat16' or 'float16'"),
     ("model:\n  revision: main\n", [], "model.revision: String should match pattern"),
     ("", ["colour.lr=1"], "colour: unknown key"),
@@ -70,8 +70,8 @@ def test_overlay_merges_nested_keys_and_keeps_others(tmp_path, repo_root):
     overlay = yaml.safe_load((repo_root / "overlays" / "ci.yaml").read_text())
     before = load_params(path)
     params = merge_overlay(path, repo_root / "overlays" / "ci.yaml")
-    assert "lr" not in overlay["model"]["demo"] and before.model.demo.steps != overlay["model"]["demo"]["steps"]
-    assert params.model.demo.steps == overlay["model"]["demo"]["steps"] and params.model.demo.lr == before.model.demo.lr
+    assert "lr" not in overlay["demo_base"] and before.demo_base.steps != overlay["demo_base"]["steps"]
+    assert params.demo_base.steps == overlay["demo_base"]["steps"] and params.demo_base.lr == before.demo_base.lr
     assert load_params(path) == params
 
 def test_bad_overlay_leaves_params_untouched(tmp_path, repo_root):
@@ -98,4 +98,4 @@ def test_gtx1080_recipe_overlay_carries_the_safe_train_config(tmp_path, repo_roo
     recipe, defaults = flatten(params), flatten(Params())
     assert {key: recipe[key] for key in DEMO_VALUES} == {key: defaults[key] for key in DEMO_VALUES}
     assert [ph.block_size for ph in wsd_phases(params.wsd, params.tokenize.seq_len)] == [1, 4, 32, 64, 1024, 64, 32]
-    assert [s.kind for s in params.data.sources] == ["dolma", "tinystories"]
+    assert [s.kind for s in params.prepare.sources] == ["dolma", "tinystories"]

@@ -8,7 +8,7 @@ pytestmark = pytest.mark.slow
 DRIVER = """
 import resource, sys
 from hildanext.pipeline import run_stage
-run_stage("prepare", "params.yaml", [f"data.demo_stories={sys.argv[1]}", "data.eval_fraction=0.01"])
+run_stage("prepare", "params.yaml", [f"prepare.demo_stories={sys.argv[1]}", "prepare.eval_fraction=0.01"])
 run_stage("tokenize", "params.yaml", ["tokenize.batch_docs=1000"])
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """

@@ -27,7 +27,9 @@ def test_truncated_gzip_keeps_complete_lines(tmp_path):
     assert 50 < len(expected) < 400 and [d.text for d in docs] == expected
     assert found.get("truncated_stream") == 1 and set(found) <= {"truncated_stream", "invalid_json"}
 
-@pytest.mark.parametrize("writer, name, kind", [(write_tinystories_txt, "TinyStoriesV2-GPT4-valid.txt", "tinystories"), (write_parquet, "train-00000-of-00004.parquet", "tinystories"), (write_jsonl_zst, "local.jsonl.zst", "auto")])
+@pytest.mark.parametrize("writer, name, kind", [(write_tinystories_txt, "TinyStoriesV2-GPT4-valid.txt", "tinystories"),
+                                                (write_parquet, "train-00000-of-00004.parquet", "tinystories"),
+                                                (write_jsonl_zst, "local.jsonl.zst", "auto")])
 def test_other_formats(tmp_path, writer, name, kind):
     good, skips = writer(tmp_path / name)
     docs, found = run(params(SourceParams(kind=kind, paths=(str(tmp_path / name),))))
@@ -37,18 +39,22 @@ def test_unopenable_files_and_empty_globs_stop_with_their_name(tmp_path):
     (tmp_path / "broken.parquet").write_bytes(b"not parquet")
     (tmp_path / "fake.jsonl.gz").write_bytes(b"not gzip at all")
     (tmp_path / "notes.docx").write_text("x")
-    cases = {"broken.parquet": "cannot open as parquet", "fake.jsonl.gz": "cannot read", "notes.docx": "unknown file type", "missing/*.txt": "matches no file"}
+    cases = {"broken.parquet": "cannot open as parquet", "fake.jsonl.gz": "cannot read",
+             "notes.docx": "unknown file type", "missing/*.txt": "matches no file"}
     for pattern, message in cases.items():
         with pytest.raises(DataError, match=message) as err:
             run(params(SourceParams(paths=(str(tmp_path / pattern),))))
         assert pattern.split("/")[0] in str(err.value)
 
 def test_generic_sources_by_string_and_oversized_txt_line(tmp_path):
-    (tmp_path / "a.jsonl").write_text('{"text": "A long enough first document."}\n{"text": "A long enough second document."}\n')
+    (tmp_path / "a.jsonl").write_text('{"text": "A long enough first document."}\n'
+                                      '{"text": "A long enough second document."}\n')
     (tmp_path / "b.txt").write_text("One plain text file as one document.\n" + "y" * MAX_LINE + "\n")
-    p = DataParams(sources=(str(tmp_path / "a.jsonl"), f"txt:{tmp_path / 'b.txt'}"), max_line_bytes=MAX_LINE, eval_fraction=0.0)
+    p = DataParams(sources=(str(tmp_path / "a.jsonl"), f"txt:{tmp_path / 'b.txt'}"), max_line_bytes=MAX_LINE,
+                   eval_fraction=0.0)
     docs, found = run(p)
-    assert [d.text for d in docs] == ["A long enough first document.", "A long enough second document."] and found == {"oversized_line": 1}
+    assert ([d.text for d in docs] == ["A long enough first document.", "A long enough second document."]
+            and found == {"oversized_line": 1})
 
 def stream(name: str):
     return (Doc(f"{name}{i}", "abcd" * 10, name) for i in range(100))
@@ -80,10 +86,11 @@ def test_prepare_stage_on_real_format_files_with_set(workdir):
     raw.mkdir()
     dolma_good, dolma_skips = write_dolma(raw / "v1_5r2_sample-0000.json.gz", MAX_LINE)
     story_good, story_skips = write_tinystories_txt(raw / "TinyStoriesV2-GPT4-valid.txt")
-    sources = 'data.sources=["dolma:raw/*.json.gz", "tinystories:raw/*.txt"]'
-    run_stage("prepare", "params.yaml", [sources, f"data.max_line_bytes={MAX_LINE}", "data.eval_fraction=0.3"])
+    sources = 'prepare.sources=["dolma:raw/*.json.gz", "tinystories:raw/*.txt"]'
+    run_stage("prepare", "params.yaml", [sources, f"prepare.max_line_bytes={MAX_LINE}", "prepare.eval_fraction=0.3"])
     manifest = json.loads((workdir / "data/processed/manifest.json").read_text())
-    texts = [t for split in ("train", "eval") for t in pq.read_table(workdir / f"data/processed/{split}.parquet").column("text").to_pylist()]
+    tables = [pq.read_table(workdir / f"data/processed/{split}.parquet") for split in ("train", "eval")]
+    texts = [t for table in tables for t in table.column("text").to_pylist()]
     assert sorted(texts) == sorted(dolma_good + story_good)
     assert manifest["skipped"] == dict(Counter(dolma_skips) + Counter(story_skips))
     assert sum(c["docs"] for c in manifest["splits"].values()) == 6 and manifest["splits"]["eval"]["docs"] >= 1

@@ -11,12 +11,14 @@ from hildanext.train.demo import build_demo_base, pack_corpus
 from hildanext.files import sha256_file
 from hildanext.model import causal_allowed, load_model, masked_logits
 from hildanext.pipeline import run_stage
-TINY = DemoParams(stories=200, vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, num_kv_heads=1, head_dim=16, seq_len=32, batch_size=4, steps=12, warmup_steps=2)
+TINY = DemoParams(stories=200, vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
+                  num_kv_heads=1, head_dim=16, seq_len=32, batch_size=4, steps=12, warmup_steps=2)
 def test_demo_corpus_is_deterministic_and_marked(tmp_path):
     assert demo_stories(50, 7) == demo_stories(50, 7) != demo_stories(50, 8)
     write_demo_corpus(tmp_path / "a.jsonl", 20, 7)
     rows = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
-    assert len(rows) == 20 and {r["source"] for r in rows} == {"demo-synthetic"} and rows[3]["text"] == demo_stories(20, 7)[3]
+    assert (len(rows) == 20 and {r["source"] for r in rows} == {"demo-synthetic"}
+            and rows[3]["text"] == demo_stories(20, 7)[3])
 
 def test_demo_tokenizer_mirrors_qwen3_layout(tmp_path):
     stories = demo_stories(200, 1)
@@ -27,7 +29,8 @@ def test_demo_tokenizer_mirrors_qwen3_layout(tmp_path):
     specials = tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"])
     assert specials == list(range(len(tok) - 5, len(tok))) and tok.mask_token is None
     assert tok.decode(tok(stories[0])["input_ids"]) == stories[0]
-    chat = tok.apply_chat_template([{"role": "user", "content": "Tell a story."}], tokenize=False, add_generation_prompt=True, enable_thinking=False)
+    chat = tok.apply_chat_template([{"role": "user", "content": "Tell a story."}], tokenize=False,
+                                   add_generation_prompt=True, enable_thinking=False)
     assert chat == "<|im_start|>user\nTell a story.<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
     config = demo_qwen3_config(tok, TINY)
     assert config.vocab_size % 64 == 0 and config.vocab_size > len(tok) and config.tie_word_embeddings

@@ -49,8 +49,7 @@ def wsd_losses(block_size, noise):
 
 def sft_losses(complementary):
     x0, doc_ids, supervised = rows()
-    s = SftParams(block_size=4, mask_range=(0.3, 0.8), loss_weight="inv_t", complementary=complementary, mtf=True,
-                  mtf_weight=1.0)
+    s = SftParams(mask_range=(0.3, 0.8), loss_weight="inv_t", complementary=complementary, mtf=True, mtf_weight=1.0)
     def loss_fn(model):
         gen = torch.Generator().manual_seed(9)
         return sft_loss(model, x0, doc_ids, supervised, 4, OBJECTIVE, s, MASK_ID, REGULAR, gen)

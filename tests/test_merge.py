@@ -6,12 +6,13 @@ import pytest
 import torch
 from conftest import make_tiny_qwen3
 from hildanext.train.merge import MergeError, average_state_dicts, final_phase_candidates
-from hildanext.train.loop import Checkpoints
+from hildanext.train.checkpoints import Checkpoints
 KEY = "eval/b32/loss_m2t"
 def fake_checkpoint(root, step, phase, loss=None):
     path = root / f"ckpt-{step:07d}"
     path.mkdir(parents=True)
-    (path / "trainer_state.json").write_text(json.dumps({"step": step, "phase": phase, "eval": {KEY: loss} if loss is not None else {}}))
+    (path / "trainer_state.json").write_text(json.dumps({"step": step, "phase": phase,
+                                                         "eval": {KEY: loss} if loss is not None else {}}))
     return path
 
 def test_average_is_the_elementwise_mean(tmp_path):

@@ -34,7 +34,7 @@ def rebuild(shards: PackedShards, tokenizer) -> list[str]:
 def test_doc_ids_round_trip_to_prepared_documents(workdir, qwen3_tokenizer_dir, which):
     from transformers import AutoTokenizer
     tok_dir = tokenizer_dir(workdir, qwen3_tokenizer_dir, which)
-    run_stage("prepare", "params.yaml", ["data.demo_stories=300", "data.eval_fraction=0.1"])
+    run_stage("prepare", "params.yaml", ["prepare.demo_stories=300", "prepare.eval_fraction=0.1"])
     run_stage("tokenize", "params.yaml", ["tokenize.seq_len=64", "tokenize.batch_docs=37"])
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     for split in ("train", "eval"):
@@ -42,40 +42,47 @@ def test_doc_ids_round_trip_to_prepared_documents(workdir, qwen3_tokenizer_dir, 
         prepared = pq.read_table(workdir / f"data/processed/{split}.parquet").column("text").to_pylist()
         assert rebuild(shards, tokenizer) == prepared
         flat = np.asarray(shards.doc_ids).reshape(-1)
-        assert shards.ids.shape[1] == 64 and np.all(np.diff(flat[flat >= 0]) >= 0) and np.all(flat[np.argmax(flat < 0):] == -1)
+        assert (shards.ids.shape[1] == 64 and np.all(np.diff(flat[flat >= 0]) >= 0)
+                and np.all(flat[np.argmax(flat < 0):] == -1))
     metrics = json.loads((workdir / "metrics/data.json").read_text())
     assert metrics["splits"]["train"]["docs"] + metrics["splits"]["eval"]["docs"] == 300
-    assert metrics["splits"]["train"]["tokens"] + metrics["splits"]["train"]["pad_tokens"] == 64 * metrics["splits"]["train"]["rows"]
+    assert (metrics["splits"]["train"]["tokens"]
+            + metrics["splits"]["train"]["pad_tokens"] == 64 * metrics["splits"]["train"]["rows"])
     assert metrics["splits"]["train"]["tokens/demo"] == metrics["splits"]["train"]["tokens"]
     manifest = json.loads((workdir / "data/tokenized/manifest.json").read_text())
-    assert manifest["tokenizer_sha256"] == sha256_file(tok_dir / "tokenizer.json") and manifest["vocab_size"] == len(tokenizer)
+    assert (manifest["tokenizer_sha256"] == sha256_file(tok_dir / "tokenizer.json")
+            and manifest["vocab_size"] == len(tokenizer))
 
 def test_long_document_continues_into_next_row_and_output_is_deterministic(workdir, qwen3_tokenizer_dir):
     tokenizer_dir(workdir, qwen3_tokenizer_dir, "qwen3")
-    (workdir / "long.jsonl").write_text(json.dumps({"text": "word " * 300}) + "\n" + json.dumps({"text": "A short second document here."}) + "\n")
-    overrides = ["data.sources=long.jsonl", "data.eval_fraction=0", "tokenize.seq_len=32"]
+    docs = [{"text": "word " * 300}, {"text": "A short second document here."}]
+    (workdir / "long.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    overrides = ["prepare.sources=long.jsonl", "prepare.eval_fraction=0", "tokenize.seq_len=32"]
     run_stage("prepare", "params.yaml", overrides)
     run_stage("tokenize", "params.yaml", overrides)
     shards = PackedShards(workdir / "data/tokenized", "train")
     doc_ids = np.asarray(shards.doc_ids)
-    assert (doc_ids[:-1, -1] == doc_ids[1:, 0]).sum() >= 9 and doc_ids[-1, -1] == -1 and set(np.unique(doc_ids)) == {-1, 0, 1}
-    first = sha256_file(workdir / "data/tokenized/train.input_ids.bin"), sha256_file(workdir / "data/tokenized/train.doc_ids.bin")
+    assert ((doc_ids[:-1, -1] == doc_ids[1:, 0]).sum() >= 9 and doc_ids[-1, -1] == -1
+            and set(np.unique(doc_ids)) == {-1, 0, 1})
+    first = tuple(sha256_file(workdir / f"data/tokenized/train.{name}.bin") for name in ("input_ids", "doc_ids"))
     run_stage("tokenize", "params.yaml", overrides)
-    assert first == (sha256_file(workdir / "data/tokenized/train.input_ids.bin"), sha256_file(workdir / "data/tokenized/train.doc_ids.bin"))
+    assert first == (sha256_file(workdir / "data/tokenized/train.input_ids.bin"),
+                     sha256_file(workdir / "data/tokenized/train.doc_ids.bin"))
 
 def test_shards_from_another_tokenizer_are_refused(workdir, qwen3_tokenizer_dir):
     tokenizer_dir(workdir, qwen3_tokenizer_dir, "qwen3")
-    run_stage("prepare", "params.yaml", ["data.demo_stories=40"])
+    run_stage("prepare", "params.yaml", ["prepare.demo_stories=40"])
     run_stage("tokenize", "params.yaml", [])
     other = workdir / "models/demo-tok"
     train_demo_tokenizer(demo_stories(100, 1), 400).save_pretrained(other)
     with pytest.raises(DataError) as err:
         PackedShards(workdir / "data/tokenized", "train", other)
-    assert "re-run the tokenize stage" in str(err.value) and "vocab 151669" in str(err.value) and "\n" not in str(err.value)
+    assert ("re-run the tokenize stage" in str(err.value) and "vocab 151669" in str(err.value)
+            and "\n" not in str(err.value))
 
 def test_loader_is_deterministic_and_resumes_exactly(workdir, qwen3_tokenizer_dir):
     tokenizer_dir(workdir, qwen3_tokenizer_dir, "qwen3")
-    run_stage("prepare", "params.yaml", ["data.demo_stories=200", "data.eval_fraction=0"])
+    run_stage("prepare", "params.yaml", ["prepare.demo_stories=200", "prepare.eval_fraction=0"])
     run_stage("tokenize", "params.yaml", ["tokenize.seq_len=32"])
     shards = PackedShards(workdir / "data/tokenized", "train")
     loader = ShardLoader(shards, 4, seed=7)

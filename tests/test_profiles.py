@@ -7,12 +7,14 @@ import pytest
 import torch
 from torch.nn.attention import SDPBackend
 from hildanext.config import ParamsError, RuntimeParams, SftParams, WsdParams
-from hildanext.train.profiles import PROFILES, check_device, check_precision, compute_context, make_optimizer, make_scaler, micro_steps, resolve_profile, sdpa_backends
+from hildanext.train.profiles import (PROFILES, check_device, check_precision, compute_context, make_optimizer,
+                                      make_scaler, micro_steps, resolve_profile, sdpa_backends)
 from hildanext.train.loop import LoopSpec, optimizer_step
 def test_precedence_explicit_over_profile_over_default():
     assert resolve_profile(RuntimeParams()) == PROFILES["cpu"]
     gtx = resolve_profile(RuntimeParams(profile="gtx1080"))
-    assert (gtx.micro_batch, gtx.grad_ckpt, gtx.max_vram_pct, gtx.autocast, gtx.sdpa_backend, gtx.adapter) == (1, True, 0.85, "none", "auto", "lora")
+    knobs = (gtx.micro_batch, gtx.grad_ckpt, gtx.max_vram_pct, gtx.autocast, gtx.sdpa_backend, gtx.adapter)
+    assert knobs == (1, True, 0.85, "none", "auto", "lora")
     mixed = resolve_profile(RuntimeParams(profile="gtx1080", micro_batch=2, grad_ckpt=False, adapter="none"))
     assert (mixed.micro_batch, mixed.grad_ckpt, mixed.max_vram_pct, mixed.adapter) == (2, False, 0.85, "none")
     assert resolve_profile(RuntimeParams(profile="ampere")).autocast == "bf16"
@@ -53,7 +55,8 @@ def test_safe_train_config_values():
     gtx = resolve_profile(RuntimeParams(profile="gtx1080"))
     assert micro_steps(WsdParams().batch_size, gtx) == (1, 8) and micro_steps(SftParams().batch_size, gtx) == (1, 8)
     assert (gtx.grad_ckpt, gtx.max_vram_pct, RuntimeParams(profile="gtx1080").dtype) == (True, 0.85, "float32")
-    assert (WsdParams().lr, WsdParams().lr_warmup_steps, SftParams().lr, SftParams().lr_warmup_steps) == (1e-4, 100, 1e-4, 100)
+    wsd, sft = WsdParams(), SftParams()
+    assert (wsd.lr, wsd.lr_warmup_steps, sft.lr, sft.lr_warmup_steps) == (1e-4, 100, 1e-4, 100)
 
 def test_sdpa_backend_is_a_function_of_capability_and_setting():
     assert sdpa_backends("auto", (6, 1)) is None and sdpa_backends("auto", (9, 0)) is None
@@ -65,7 +68,8 @@ def test_sdpa_backend_is_a_function_of_capability_and_setting():
 def test_precision_refusals_name_the_key():
     with pytest.raises(ParamsError, match="runtime.dtype: float16 weights are for inference only"):
         check_precision(RuntimeParams(dtype="float16"), PROFILES["cpu"])
-    with pytest.raises(ParamsError, match="runtime.autocast: bf16 needs fp32 master weights, but runtime.dtype is bfloat16"):
+    with pytest.raises(ParamsError,
+                       match="runtime.autocast: bf16 needs fp32 master weights, but runtime.dtype is bfloat16"):
         check_precision(RuntimeParams(dtype="bfloat16", profile="ampere"), PROFILES["ampere"])
     check_precision(RuntimeParams(autocast="fp16"), resolve_profile(RuntimeParams(autocast="fp16")))
 
@@ -80,20 +84,23 @@ def test_fp16_autocast_trains_fp32_master_weights_with_a_grad_scaler(tiny_qwen3)
             out = net(input_ids=batch, labels=batch)
         dtypes.append(out.logits.dtype)
         return out
-    spec = LoopSpec(4, lambda s: ("p", 4), lambda s: 1e-3, loss_at, lambda m, s: {}, scaler=make_scaler(profile, device))
+    spec = LoopSpec(4, lambda s: ("p", 4), lambda s: 1e-3, loss_at, lambda m, s: {},
+                    scaler=make_scaler(profile, device))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     for step in range(4):
         optimizer_step(model, optimizer, spec, step, [ids])
     assert set(dtypes) == {torch.float16} and all(p.dtype == torch.float32 for p in model.parameters())
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
     trained, scale = {k: v.clone() for k, v in model.state_dict().items()}, spec.scaler.get_scale()
-    spec.loss_at = lambda net, batch, step, micro: type("Out", (), {"loss": loss_at(net, batch, step, micro).loss * 6e4})()
+    spec.loss_at = lambda net, batch, step, micro: type("Out", (),
+                                                        {"loss": loss_at(net, batch, step, micro).loss * 6e4})()
     optimizer_step(model, optimizer, spec, 4, [ids])
-    assert spec.scaler.get_scale() == scale / 2 and all(torch.equal(trained[k], v) for k, v in model.state_dict().items())
+    assert (spec.scaler.get_scale() == scale / 2
+            and all(torch.equal(trained[k], v) for k, v in model.state_dict().items()))
     assert make_scaler(PROFILES["cpu"], device) is None
 
 def test_restore_brings_back_the_loss_scale(tmp_path):
-    from hildanext.train.loop import restore
+    from hildanext.train.setup import restore
     lin = torch.nn.Linear(2, 2)
     optimizer, scaler, loaded = torch.optim.AdamW(lin.parameters()), torch.amp.GradScaler("cpu"), []
     torch.save(optimizer.state_dict(), tmp_path / "optimizer.pt")

@@ -39,7 +39,8 @@ NOISY = ObjectiveParams(t2t_rate=0.3, keep_rate=0.3)
 def run_loss(chat_batch, sft: SftParams, p=NOISY, seed=0, fixed_t=None):
     tokenizer, x0, doc_ids, supervised, _ = chat_batch
     model = make_tiny_qwen3(vocab_size=len(tokenizer) + 7).train()
-    return sft_loss(model, x0, doc_ids, supervised, 32, p, sft, tokenizer.mask_token_id, regular_token_ids(tokenizer), torch.Generator().manual_seed(seed), fixed_t=fixed_t)
+    return sft_loss(model, x0, doc_ids, supervised, 32, p, sft, tokenizer.mask_token_id, regular_token_ids(tokenizer),
+                    torch.Generator().manual_seed(seed), fixed_t=fixed_t)
 
 def test_prompt_and_user_positions_are_never_noised_or_supervised(chat_batch, monkeypatch):
     tokenizer, x0, _, supervised, pad_id = chat_batch
@@ -58,7 +59,8 @@ def test_prompt_and_user_positions_are_never_noised_or_supervised(chat_batch, mo
 def test_m2t_weighting_matches_a_hand_computation(chat_batch, monkeypatch, weight):
     _, x0, _, supervised, _ = chat_batch
     calls = recorded(monkeypatch)
-    out = run_loss(chat_batch, SftParams(mtf=False, loss_weight=weight), ObjectiveParams(t2t_rate=0.0, keep_rate=0.0), fixed_t=0.4)
+    clean = ObjectiveParams(t2t_rate=0.0, keep_rate=0.0)
+    out = run_loss(chat_batch, SftParams(mtf=False, loss_weight=weight), clean, fixed_t=0.4)
     select = calls[0]["select"]
     ce = F.cross_entropy(calls[0]["logits"], x0[select], reduction="none")
     expected = ce.sum() / 0.4 / supervised.sum() if weight == "inv_t" else ce.mean()

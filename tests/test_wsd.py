@@ -8,13 +8,15 @@ from hildanext.train import loop as train
 from hildanext.config import ParamsError, WsdParams, merge_overlay
 from hildanext.pipeline import run_stage
 from hildanext.train.loop import TrainingError
-from hildanext.train.wsd import lr_at, phase_of, wsd_phases
+from hildanext.train.schedule import train_lr
+from hildanext.train.wsd import phase_of, wsd_phases
 def test_schedule_gives_the_configured_block_size_at_each_step():
     p = WsdParams(warmup_blocks=(1, 4, 0), warmup_steps=(2, 3, 1), stable_steps=2, decay_to=8, decay_steps=(1,))
     phases = wsd_phases(p, 32)
     sizes = [phase_of(phases, s).block_size for s in range(11)]
     assert [ph.name for ph in phases] == ["warmup-1", "warmup-4", "warmup-32", "stable-32", "decay-16", "decay-8"]
-    assert sizes == [1, 1, 4, 4, 4, 32, 32, 32, 16, 8, 8] and [ph.mdlm for ph in phases] == [False, False, True, True, False, False]
+    assert (sizes == [1, 1, 4, 4, 4, 32, 32, 32, 16, 8, 8]
+            and [ph.mdlm for ph in phases] == [False, False, True, True, False, False])
     with pytest.raises(ParamsError, match="block size 12 does not divide tokenize.seq_len 32"):
         wsd_phases(WsdParams(warmup_blocks=(12,)), 32)
     with pytest.raises(ParamsError, match="wsd.warmup_steps: give 1 or 4 values, got 2"):
@@ -22,9 +24,9 @@ def test_schedule_gives_the_configured_block_size_at_each_step():
 
 def test_lr_warmup_then_constant_or_decay():
     p = WsdParams(lr=1e-3, lr_warmup_steps=4)
-    assert [round(lr_at(s, p, 20), 6) for s in (0, 3, 4, 19)] == [0.00025, 0.001, 0.001, 0.001]
+    assert [round(train_lr(s, p, 20), 6) for s in (0, 3, 4, 19)] == [0.00025, 0.001, 0.001, 0.001]
     cosine = WsdParams(lr=1e-3, lr_warmup_steps=0, lr_decay="cosine", min_lr_ratio=0.1)
-    assert lr_at(0, cosine, 10) == pytest.approx(1e-3) and lr_at(10, cosine, 10) == pytest.approx(1e-4)
+    assert train_lr(0, cosine, 10) == pytest.approx(1e-3) and train_lr(10, cosine, 10) == pytest.approx(1e-4)
 
 @pytest.fixture(scope="module")
 def demo_inputs(tmp_path_factory, repo_root):
@@ -57,7 +59,9 @@ def interrupt_at(monkeypatch, stop_step, error=KeyboardInterrupt):
     real = train.optimizer_step
     def stopping(model, optimizer, spec, step, batches):
         if step == stop_step:
-            raise error("interrupted by the test") if error is KeyboardInterrupt else error(f"loss is nan at step {step}")
+            if error is KeyboardInterrupt:
+                raise error("interrupted by the test")
+            raise error(f"loss is nan at step {step}")
         return real(model, optimizer, spec, step, batches)
     monkeypatch.setattr(train, "optimizer_step", stopping)
     return real
@@ -67,7 +71,8 @@ def test_wsd_stage_writes_checkpoints_final_and_metrics(wsd_dir):
     report = json.loads((wsd_dir / "metrics/wsd.json").read_text())
     names = sorted(p.name for p in (wsd_dir / "models/wsd").iterdir())
     assert names[-1] == "final" and len(names) <= 1 + 2 + 1 and report["steps"] == 18
-    assert set(metrics) == {"final/eval/b32/loss_m2t", "final/eval/b32/loss_t2t", "final/eval/b32/acc_m2t", "final/acc_m2t_mask0.5", "final/unigram_acc"}
+    assert set(metrics) == {"final/eval/b32/loss_m2t", "final/eval/b32/loss_t2t", "final/eval/b32/acc_m2t",
+                            "final/acc_m2t_mask0.5", "final/unigram_acc"}
     meta = json.loads((wsd_dir / "models/wsd/final/hildanext.json").read_text())
     assert meta["block_size"] == 32 and meta["stage"] == "wsd" and meta["mask_id"] is not None
     assert sorted(losses(wsd_dir)) == [0, 2, 5, 8, 10, 11, 14, 15, 17]
@@ -77,7 +82,8 @@ def test_wsd_stage_writes_checkpoints_final_and_metrics(wsd_dir):
     assert merged["k"] == len(merge["chosen"]) <= 2 and {s["phase"] for s in states.values()} == {"decay-32"}
     assert merge["best_single_loss_m2t"] == min(s["eval"]["eval/b32/loss_m2t"] for s in states.values())
     assert json.loads((wsd_dir / "models/merged/hildanext.json").read_text())["stage"] == "merge"
-    assert [p["name"] for p in report["phases"]] == ["warmup-1", "warmup-4", "warmup-32", "warmup-64", "stable-64", "decay-32"]
+    phases = ["warmup-1", "warmup-4", "warmup-32", "warmup-64", "stable-64", "decay-32"]
+    assert [p["name"] for p in report["phases"]] == phases
 
 @pytest.mark.parametrize("extra", [[], ["runtime.adapter=lora", "lora.r=4"]], ids=["full", "lora"])
 def test_resume_continues_the_same_trajectory_and_run(wsd_dir, tmp_path_factory, monkeypatch, extra):
@@ -100,7 +106,8 @@ def test_resume_continues_the_same_trajectory_and_run(wsd_dir, tmp_path_factory,
     runs = mlflow.search_runs(experiment_names=["hildanext"])
     top = runs[runs["tags.mlflow.parentRunId"].isna() & (runs["tags.mlflow.runName"] == "wsd")]
     assert len(top) == 1 and top["status"].iloc[0] == "FINISHED"
-    assert set(runs["tags.mlflow.runName"]) >= {"warmup-1", "warmup-4", "warmup-32", "warmup-64", "stable-64", "decay-32"}
+    phases = {"warmup-1", "warmup-4", "warmup-32", "warmup-64", "stable-64", "decay-32"}
+    assert set(runs["tags.mlflow.runName"]) >= phases
 
 def test_changed_params_refuse_to_resume(wsd_dir, monkeypatch, capsys):
     real = interrupt_at(monkeypatch, 7)
@@ -132,24 +139,28 @@ def test_demo_preset_conversion_beats_unigram_baseline(workdir):
     assert float(rows[-1]["loss_m2t"]) < float(rows[0]["loss_m2t"]) / 2
 
 def test_profile_knobs_run_on_cpu(wsd_dir):
-    overrides = ["runtime.micro_batch=2", "runtime.grad_ckpt=true", "runtime.train_embeddings=mask_row", "wsd.stable_steps=0"]
+    overrides = ["runtime.micro_batch=2", "runtime.grad_ckpt=true", "runtime.train_embeddings=mask_row",
+                 "wsd.stable_steps=0"]
     run_stage("wsd", "params.yaml", overrides)
     import mlflow
     mlflow.set_tracking_uri(f"sqlite:///{wsd_dir}/mlflow.db")
     run = mlflow.search_runs(experiment_names=["hildanext"], filter_string="tags.`hildanext.stage` = 'wsd'").iloc[0]
-    assert (run["params.resolved.micro_batch"], run["params.resolved.grad_ckpt"], run["params.resolved.train_embeddings"]) == ("2", "True", "mask_row")
+    resolved = tuple(run[f"params.resolved.{k}"] for k in ("micro_batch", "grad_ckpt", "train_embeddings"))
+    assert resolved == ("2", "True", "mask_row")
     assert json.loads((wsd_dir / "metrics/wsd.json").read_text())["steps"] == 15
 
 def test_lora_training_touches_only_adapters_and_the_mask_row_and_merges(wsd_dir):
     from safetensors.torch import load_file
-    run_stage("wsd", "params.yaml", ["runtime.adapter=lora", "lora.r=4", "lora.target_modules=[q_proj, v_proj]", "wsd.stable_steps=0", "wsd.lr=0.01"])
+    run_stage("wsd", "params.yaml", ["runtime.adapter=lora", "lora.r=4", "lora.target_modules=[q_proj, v_proj]",
+                                     "wsd.stable_steps=0", "wsd.lr=0.01"])
     ckpts = sorted((wsd_dir / "models/wsd").glob("ckpt-*"))
     assert ckpts and all((c / "adapter_config.json").exists() and not (c / "model.safetensors").exists() for c in ckpts)
     init, final = (load_file(wsd_dir / f"models/{name}/model.safetensors") for name in ("init", "wsd/final"))
     mask_id = json.loads((wsd_dir / "models/init/hildanext.json").read_text())["mask_id"]
     embed = "model.embed_tokens.weight"
     changed = {k for k in init if not torch.equal(init[k], final[k])}
-    assert changed == {embed} | {f"model.layers.{i}.self_attn.{m}.weight" for i in range(2) for m in ("q_proj", "v_proj")}
+    assert (changed == {embed}
+            | {f"model.layers.{i}.self_attn.{m}.weight" for i in range(2) for m in ("q_proj", "v_proj")})
     rows = (init[embed] != final[embed]).any(dim=1).nonzero().flatten().tolist()
     assert rows == [mask_id]
     merged = run_stage("merge", "params.yaml", ["runtime.adapter=lora", "merge.top_k=2"])

@@ -1,15 +1,16 @@
 # The `hildanext` command line (typer). Stage commands call hildanext.pipeline.run_stage, exactly like the
 # DVC entry scripts in stages/; every command takes --params and repeatable --set key=value (the dotted keys
 # of `dvc exp run -S`). Known failures (bad params, missing model folder, offline fetch) print one line, exit 2.
-# Commands: demo-base, init-model, prepare-data, tokenize, prepare-sft, convert-wsd, merge, sft, fetch-model, fetch-data,
-# apply-overlay, generate (block-diffusion decoding of a prompt on a model folder), serve (the HTTP server).
+# Stage commands are named like their stage (demo-base, init, prepare, tokenize, sft-data, wsd, merge, sft, bench,
+# export; older names kept as aliases, see DESIGN.md); also fetch-model, fetch-data, apply-overlay, generate, serve.
 import functools
 from pathlib import Path
 import typer
 from hildanext.config import ParamsError
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="hildanext: Qwen3 -> LLaDA2.1-style block-diffusion LM, as a DVC pipeline.")
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="hildanext: Qwen3 -> LLaDA2.1-style block-diffusion LM, as a DVC pipeline.")
 PARAMS = typer.Option(Path("params.yaml"), "--params", help="params file")
-SET = typer.Option([], "--set", help="override a dotted key, e.g. --set model.demo.steps=50 (repeatable)")
+SET = typer.Option([], "--set", help="override a dotted key, e.g. --set demo_base.steps=50 (repeatable)")
 ONLY = typer.Option([], "--only", help="dolma or tinystories (repeatable; default both)")
 MODEL_DIR = typer.Option(None, "--model", help="model folder; default: the first of models/sft, models/merged, models/init that exists")
 def one_line_errors(fn):
@@ -27,23 +28,37 @@ def one_line_errors(fn):
             raise typer.Exit(2) from None
     return wrapper
 
-def stage_command(name: str, stage: str, help_text: str) -> None:
-    @app.command(name, help=help_text)
+def stage_command(stage: str, help_text: str, alias: str | None = None) -> None:
+    """The command named like the stage (dashes for underscores), plus its older name when it had one."""
     @one_line_errors
     def command(params: Path = PARAMS, set_: list[str] = SET):
         from hildanext.pipeline import run_stage
         typer.echo(f"{stage}: {run_stage(stage, params, set_)}")
+    name = stage.replace("_", "-")
+    app.command(name, help=help_text)(command)
+    if alias:
+        app.command(alias, help=f"Alias of `{name}`.")(command)
 
-stage_command("demo-base", "demo_base", "Build the offline demo base (tokenizer + tiny Qwen3 pretrained AR) in models/demo-base.")
-stage_command("init-model", "init", "Add <|mask|> to model.base and write models/init.")
-stage_command("prepare-data", "prepare", "Stream data.sources into normalised, deduplicated train/eval documents (data/processed).")
-stage_command("convert-wsd", "wsd", "WSD conversion (warmup, stable, decay) with M2T+T2T from models/init and data/tokenized into models/wsd; resumes when params match.")
-stage_command("merge", "merge", "Average the top-k checkpoints of the final WSD phase (merge.top_k) into models/merged.")
-stage_command("sft", "sft", "SFT with the M2T+T2T mixture (response-only masking, optional complementary masks and MTF) from models/merged and data/sft into models/sft.")
-stage_command("bench", "bench", "Benchmark bench.model: ELBO perplexity bound vs the AR base, generations (active, S, Q, AR), micro HumanEval pass@1 (metrics/bench.json).")
-stage_command("export", "export", "Export bench.model with decode settings, bench metrics and a model card into models/export (what dvc pull brings).")
-stage_command("tokenize", "tokenize", "Tokenize and pack data/processed into seq_len rows with document ids (data/tokenized).")
-stage_command("prepare-sft", "sft_data", "Render sft.data.sources chats (OpenAI messages JSONL or demo) with the chat template into packed rows with assistant-only supervision (data/sft).")
+STAGE_HELP = {
+    "demo_base": ("Build the offline demo base (tokenizer + tiny Qwen3 pretrained AR) in models/demo-base.", None),
+    "init": ("Add <|mask|> to model.base and write models/init.", "init-model"),
+    "prepare": ("Stream prepare.sources into normalised, deduplicated train/eval documents (data/processed).",
+                "prepare-data"),
+    "tokenize": ("Tokenize and pack data/processed into seq_len rows with document ids (data/tokenized).", None),
+    "sft_data": ("Render sft_data.sources chats (OpenAI messages JSONL or demo) with the chat template into packed "
+                 "rows with assistant-only supervision (data/sft).", "prepare-sft"),
+    "wsd": ("WSD conversion (warmup, stable, decay) with M2T+T2T from models/init and data/tokenized into models/wsd; "
+            "resumes when params match.", "convert-wsd"),
+    "merge": ("Average the top-k checkpoints of the final WSD phase (merge.top_k) into models/merged.", None),
+    "sft": ("SFT with the M2T+T2T mixture (response-only masking, optional complementary masks and MTF) from "
+            "models/merged and data/sft into models/sft.", None),
+    "bench": ("Benchmark bench.model: ELBO perplexity bound vs the AR base, generations (active, S, Q, AR), micro "
+              "HumanEval pass@1 (metrics/bench.json).", None),
+    "export": ("Export bench.model with decode settings, bench metrics and a model card into models/export (what dvc "
+               "pull brings).", None),
+}
+for stage, (help_text, alias) in STAGE_HELP.items():
+    stage_command(stage, help_text, alias)
 @app.command("fetch-model", help="Download model.hub_id at model.revision into model.local_dir (needs the network).")
 @one_line_errors
 def fetch_model(params: Path = PARAMS, set_: list[str] = SET):
@@ -51,15 +66,17 @@ def fetch_model(params: Path = PARAMS, set_: list[str] = SET):
     from hildanext.data.hub import fetch_model as fetch
     typer.echo(f"fetched into {fetch(load_params(params, set_).model)}")
 
-@app.command("fetch-data", help="Download Dolma v1_6-sample shards and TinyStories files (data.fetch) into data/raw (needs the network).")
+@app.command("fetch-data", help="Download Dolma v1_6-sample shards and TinyStories files (prepare.fetch) into data/raw "
+             "(needs the network).")
 @one_line_errors
 def fetch_data(params: Path = PARAMS, set_: list[str] = SET, only: list[str] = ONLY):
     from hildanext.config import load_params
     from hildanext.data.fetch import fetch_data as fetch
-    summary = fetch(load_params(params, set_).data.fetch, Path("."), tuple(only) or ("dolma", "tinystories"))
-    typer.echo(f"fetch-data: {len(summary['downloaded'])} downloaded, {len(summary['skipped'])} already complete, {summary['bytes']} bytes into {summary['dest']}")
+    summary = fetch(load_params(params, set_).prepare.fetch, Path("."), tuple(only) or ("dolma", "tinystories"))
+    done, skipped, size = len(summary["downloaded"]), len(summary["skipped"]), summary["bytes"]
+    typer.echo(f"fetch-data: {done} downloaded, {skipped} already complete, {size} bytes into {summary['dest']}")
 
-@app.command("apply-overlay", help="Merge an overlay (e.g. overlays/ci.yaml) into the params file, validating the result.")
+@app.command("apply-overlay", help="Merge an overlay (e.g. overlays/ci.yaml) into the params file, validating it.")
 @one_line_errors
 def apply_overlay(overlay: Path, params: Path = PARAMS):
     from hildanext.config import merge_overlay

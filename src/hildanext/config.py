@@ -40,7 +40,6 @@ class ModelParams:
     revision: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")] = "c1899de289a04d12100db370d81485cdf75e47ca"
     local_dir: str = "models/qwen3-0.6b"
     mask_token: str = "<|mask|>"
-    demo: DemoParams = dataclasses.field(default_factory=DemoParams)
 
 SOURCE_KINDS = ("auto", "demo", "dolma", "tinystories", "jsonl", "txt", "parquet")
 @dataclass(config=STRICT)
@@ -106,14 +105,7 @@ class ObjectiveParams:
     embed_noise_steps: NonNeg = 100
 
 @dataclass(config=STRICT)
-class WsdParams:
-    warmup_blocks: tuple[NonNeg, ...] = (1, 4, 32, 64)
-    warmup_steps: tuple[Pos, ...] = (40,)
-    stable_steps: NonNeg = 120
-    decay_to: Pos = 32
-    decay_blocks: tuple[Pos, ...] = ()
-    decay_steps: tuple[Pos, ...] = (40,)
-    block_align: Literal["row", "document"] = "row"
+class TrainParams:
     lr: PosFloat = 1e-4
     lr_warmup_steps: NonNeg = 100
     lr_decay: Literal["none", "cosine", "linear"] = "none"
@@ -129,6 +121,16 @@ class WsdParams:
     eval_rows: Pos = 64
     eval_seed: NonNeg = 1234
     seed: NonNeg = 0
+
+@dataclass(config=STRICT)
+class WsdParams(TrainParams):
+    warmup_blocks: tuple[NonNeg, ...] = (1, 4, 32, 64)
+    warmup_steps: tuple[Pos, ...] = (40,)
+    stable_steps: NonNeg = 120
+    decay_to: Pos = 32
+    decay_blocks: tuple[Pos, ...] = ()
+    decay_steps: tuple[Pos, ...] = (40,)
+    block_align: Literal["row", "document"] = "row"
 
 @dataclass(config=STRICT)
 class MergeParams:
@@ -153,30 +155,16 @@ class SftDataParams:
     tokenizer: str = "models/init"
 
 @dataclass(config=STRICT)
-class SftParams:
-    data: SftDataParams = dataclasses.field(default_factory=SftDataParams)
-    block_size: Pos = 32
+class SftParams(TrainParams):
     mask_range: tuple[Rate, Rate] = (0.3, 0.8)
     loss_weight: Literal["inv_t", "none"] = "inv_t"
     complementary: bool = False
     mtf: bool = True
     mtf_weight: Annotated[float, Field(ge=0)] = 1.0
     steps: Pos = 120
-    lr: PosFloat = 1e-4
-    lr_warmup_steps: NonNeg = 100
     lr_decay: Literal["none", "cosine", "linear"] = "cosine"
-    min_lr_ratio: Rate = 0.1
-    weight_decay: Annotated[float, Field(ge=0)] = 0.01
-    betas: tuple[Rate, Rate] = (0.9, 0.95)
-    batch_size: Pos = 8
-    grad_accum: Pos = 1
-    clip: PosFloat = 1.0
     checkpoint_every: Pos = 20
-    keep_last: Pos = 2
     keep_best: NonNeg = 2
-    eval_rows: Pos = 64
-    eval_seed: NonNeg = 1234
-    seed: NonNeg = 0
     @field_validator("mask_range")
     @classmethod
     def ordered(cls, value):
@@ -284,8 +272,10 @@ class BenchParams:
 @dataclass(config=STRICT)
 class Params:
     model: ModelParams = dataclasses.field(default_factory=ModelParams)
-    data: DataParams = dataclasses.field(default_factory=DataParams)
+    demo_base: DemoParams = dataclasses.field(default_factory=DemoParams)
+    prepare: DataParams = dataclasses.field(default_factory=DataParams)
     tokenize: TokenizeParams = dataclasses.field(default_factory=TokenizeParams)
+    sft_data: SftDataParams = dataclasses.field(default_factory=SftDataParams)
     objective: ObjectiveParams = dataclasses.field(default_factory=ObjectiveParams)
     wsd: WsdParams = dataclasses.field(default_factory=WsdParams)
     merge: MergeParams = dataclasses.field(default_factory=MergeParams)

@@ -1,15 +1,15 @@
 # The Qwen3 dLLM wrapper: load a local Hugging Face Qwen3 folder, add <|mask|>, run forward passes under an
 # explicit 4D attention mask (bool for sdpa, additive float for eager), save with provenance.
 # Entry points: load_model, add_mask_token, special_ids, causal_allowed, attention_mask_4d, masked_logits,
-# save_model; init_stage is the body of `hildanext init-model` / stages/init.py. A plain save_pretrained
-# reload is causal; decoding needs hildanext's decoder (the model card and hildanext.json say so).
+# save_model, demo_qwen3_config, peak_memory_mb. A plain save_pretrained reload is causal; decoding needs
+# hildanext's decoder (the model card and hildanext.json say so).
+import math, resource
 from importlib import resources
 from pathlib import Path
 import torch
-import math
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
-from hildanext.config import DemoParams, Params, RuntimeParams, as_dict
-from hildanext.files import atomic_dir, git_commit, hash_tree, sha256_file, write_json_atomic, write_text_atomic
+from hildanext.config import DemoParams, RuntimeParams, as_dict
+from hildanext.files import atomic_dir, git_commit, sha256_file, write_json_atomic, write_text_atomic
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 class ModelFolderError(FileNotFoundError):
@@ -19,6 +19,11 @@ def resolve_device(runtime: RuntimeParams) -> torch.device:
     if runtime.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(runtime.device)
+
+def peak_memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 def check_model_folder(path: Path) -> None:
     missing = [name for name in MODEL_FILES if not (Path(path) / name).exists()]
@@ -85,19 +90,3 @@ def demo_qwen3_config(tokenizer, p: DemoParams) -> Qwen3Config:
     ids = {"eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id, "bos_token_id": None}
     rope = {"rope_type": "default", "rope_theta": 1e6}
     return Qwen3Config(vocab_size=rows, max_position_embeddings=4096, tie_word_embeddings=True, rope_parameters=rope, **sizes, **heads, **ids)
-
-def base_folder(params: Params, root: Path) -> Path:
-    base = root / ("models/demo-base" if params.model.base == "demo" else params.model.base)
-    if not base.exists():
-        hint = "run `hildanext fetch-model`" if params.model.base == params.model.local_dir else "point model.base at a local Qwen3 folder"
-        raise ModelFolderError(f"model.base: {base} does not exist; {hint}")
-    return base
-
-def init_stage(params: Params, root: Path, tracker) -> dict:
-    base = base_folder(params, root)
-    model, tokenizer = load_model(base, params.runtime)
-    rows_before = model.get_input_embeddings().weight.shape[0]
-    mask_id = add_mask_token(model, tokenizer, params.model.mask_token)
-    rows = model.get_input_embeddings().weight.shape[0]
-    save_model(model, tokenizer, root / "models/init", model_meta(tokenizer, "init", params, 1, hash_tree(base), root))
-    return {"mask_id": mask_id, "vocab_rows": rows, "resized": int(rows != rows_before)}

@@ -2,7 +2,7 @@
 # built-in instruction set derived from the demo story corpus, as Chat(messages, source). Bad records are
 # skipped and counted by reason; a missing file or an empty glob raises DataError naming it.
 # Entry points: chat_messages(record, reserved), read_chat_jsonl(path, skips, reserved), demo_chats(n, seed),
-# iter_chats(p, root, skips, reserved) (every sft.data.sources entry in order; "demo" = the built-in set).
+# iter_chats(p, skips, reserved) (every sft_data.sources entry in order; "demo" = the built-in set).
 import glob, json, random, re
 from collections import Counter
 from pathlib import Path
@@ -84,7 +84,8 @@ def demo_turns(kind: str, story: str, other: str, parts: dict) -> list[tuple[str
     if kind == "continue" and rest:
         return [("user", f"Continue this story: {opening}."), ("assistant", rest)]
     title = f"{name} and the {thing.title()}" if thing else f"The Story of {name}"
-    follow = {"another": [("user", "Tell me another one."), ("assistant", other)], "title": [("user", "Give it a title."), ("assistant", title)],
+    follow = {"another": [("user", "Tell me another one."), ("assistant", other)],
+              "title": [("user", "Give it a title."), ("assistant", title)],
               "who": [("user", "Who is the main character?"), ("assistant", f"The main character is {name}.")]}
     system = [("system", SYSTEM_PROMPT)] if kind == "story_with_system" else []
     return system + [ask, ("assistant", story)] + follow.get(kind, [])
@@ -99,19 +100,19 @@ def demo_chats(n: int, seed: int) -> list[Chat]:
         chats.append(Chat(tuple({"role": r, "content": c} for r, c in demo_turns(kind, story, other, parts)), "demo"))
     return chats
 
-def source_paths(entry: str, root: Path) -> list[Path]:
-    pattern = str(Path(root) / entry)
+def source_paths(entry: str) -> list[Path]:
+    """The files of one sources entry, a path or glob relative to the working directory."""
     if re.search(r"[*?[]", entry):
-        found = sorted(Path(m) for m in glob.glob(pattern, recursive=True))
+        found = sorted(Path(m) for m in glob.glob(entry, recursive=True))
         if not found:
-            raise DataError(f"sft.data.sources: {entry!r} matches no file")
+            raise DataError(f"sft_data.sources: {entry!r} matches no file")
         return found
-    if not Path(pattern).is_file():
-        raise DataError(f"sft.data.sources: {pattern}: no such file")
-    return [Path(pattern)]
+    if not Path(entry).is_file():
+        raise DataError(f"sft_data.sources: {Path(entry).absolute()}: no such file")
+    return [Path(entry)]
 
-def iter_chats(p: SftDataParams, root: Path, skips: Counter, reserved=frozenset()) -> Iterator[Chat]:
-    paths = {entry: source_paths(entry, root) for entry in p.sources if entry != "demo"}
+def iter_chats(p: SftDataParams, skips: Counter, reserved=frozenset()) -> Iterator[Chat]:
+    paths = {entry: source_paths(entry) for entry in p.sources if entry != "demo"}
     for entry in p.sources:
         if entry == "demo":
             yield from demo_chats(p.demo_examples, p.demo_seed)

@@ -1,6 +1,7 @@
 # The embedded demo corpus: a deterministic generator of short TinyStories-like stories (synthetic, made
 # from templates in assets/demo_story_parts.json), so the demo pipeline runs offline.
-# Entry points: iter_demo_stories(n, seed) (streaming), demo_stories(n, seed) -> list[str]; write_demo_corpus(path, n, seed) (JSON Lines, marked synthetic).
+# Entry points: iter_demo_stories(n, seed) (streaming), demo_stories(n, seed) -> list[str];
+# write_demo_corpus(path, n, seed) (JSON Lines, marked synthetic).
 import json, random
 from importlib import resources
 from pathlib import Path

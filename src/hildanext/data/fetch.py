@@ -1,4 +1,4 @@
-# Explicit downloads of the raw corpora into data/raw (params data.fetch); never run by `dvc repro`.
+# Explicit downloads of the raw corpora into data/raw (params prepare.fetch); never run by `dvc repro`.
 # Dolma v1_6-sample: the URL list comes from the allenai/dolma dataset repo, the shards over resumable plain HTTP
 # (<name>.part files, Range requests, size checks). TinyStories: hf_hub_download. Offline it fails fast in one line.
 # Entry points: fetch_data(p, root, what) -> summary; fetch_dolma_shards(urls, out_dir, shards, max_bytes) -> summary;
@@ -32,9 +32,11 @@ def origin(url: str) -> str:
 def hub_file(repo_id: str, filename: str, revision: str, local_dir: Path, hint: str) -> Path:
     from huggingface_hub import hf_hub_download
     try:
-        return Path(hf_hub_download(repo_id=repo_id, filename=filename, repo_type="dataset", revision=revision, local_dir=local_dir, etag_timeout=10))
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename, repo_type="dataset", revision=revision,
+                                    local_dir=local_dir, etag_timeout=10))
     except Exception as e:
-        raise FetchError(f"fetch-data: cannot download {repo_id}/{filename}@{revision[:12]} ({type(e).__name__}); {hint}") from None
+        raise FetchError(f"fetch-data: cannot download {repo_id}/{filename}@{revision[:12]} ({type(e).__name__}); "
+                         f"{hint}") from None
 
 def read_url_list(path: Path) -> list[str]:
     lines = (line.strip() for line in Path(path).read_text().splitlines())
@@ -42,7 +44,8 @@ def read_url_list(path: Path) -> list[str]:
 
 def remote_size(url: str, timeout: float = 30.0) -> int:
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=USER_AGENT, method="HEAD"), timeout=timeout) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=USER_AGENT, method="HEAD"),
+                                    timeout=timeout) as response:
             length = response.headers.get("Content-Length")
     except (OSError, http.client.HTTPException) as e:
         raise FetchError(f"fetch-data: HEAD {url} failed ({one_line(e)})") from None
@@ -64,7 +67,8 @@ def receive(url: str, part: Path, have: int, timeout: float) -> int:
     with urllib.request.urlopen(request, timeout=timeout) as response:
         resumed = response.status == 206
         if resumed and not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
-            raise FetchError(f"fetch-data: {url} answered Range bytes={have}- with {response.headers.get('Content-Range')}")
+            raise FetchError(f"fetch-data: {url} answered Range bytes={have}- with "
+                             f"{response.headers.get('Content-Range')}")
         received = 0
         with open(part, "ab" if resumed else "wb") as sink:
             while chunk := response.read(CHUNK):
@@ -85,10 +89,12 @@ def download(url: str, out: Path, expected_size: int, timeout: float = 60.0) -> 
         if have < expected_size:
             receive(url, part, have, timeout)
     except (OSError, http.client.HTTPException) as e:
-        raise FetchError(f"fetch-data: downloading {out.name} from {url} failed ({one_line(e)}); rerun to resume from {part.name}") from None
+        raise FetchError(f"fetch-data: downloading {out.name} from {url} failed ({one_line(e)}); rerun to resume from "
+                         f"{part.name}") from None
     size = part.stat().st_size if part.exists() else 0
     if size != expected_size:
-        raise FetchError(f"fetch-data: {out.name}: got {size} bytes, expected {expected_size} (Content-Length of {url}); rerun to resume from {part.name}")
+        raise FetchError(f"fetch-data: {out.name}: got {size} bytes, expected {expected_size} (Content-Length of "
+                         f"{url}); rerun to resume from {part.name}")
     os.replace(part, out)
     return "downloaded"
 

@@ -23,7 +23,8 @@ def hub_unreachable(endpoint: str, timeout: float = 5.0) -> str | None:
 def fetch_model(p: ModelParams, root: Path = Path(".")) -> Path:
     from huggingface_hub import constants, snapshot_download
     out = Path(root) / p.local_dir
-    place = f"place config.json, model.safetensors, tokenizer.json, tokenizer_config.json, vocab.json and merges.txt of {p.hub_id}@{p.revision} in {out}/"
+    place = ("place config.json, model.safetensors, tokenizer.json, tokenizer_config.json, vocab.json and merges.txt "
+             f"of {p.hub_id}@{p.revision} in {out}/")
     if reason := hub_unreachable(constants.ENDPOINT):
         raise FetchError(f"fetch-model: cannot download {p.hub_id} ({reason}); offline, {place}")
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)

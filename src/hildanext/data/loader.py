@@ -1,7 +1,8 @@
-# Random access and training batches over packed shards (data/tokenized, data/sft) in constant memory (np.memmap).
-# Entry points: PackedShards(root, split, tokenizer_dir) (refuses shards made with another tokenizer, one
-# line; subclasses add arrays via `arrays`), check_tokenizer, ShardLoader(shards, batch_size, seed): next_batch,
-# next_step (a rank's share of a global step), state()/load_state() for exact resume; batches map array names to tensors.
+# Random access and training batches over packed shards (data/tokenized, data/sft) in constant memory
+# (np.memmap). Entry points: PackedShards(root, split, tokenizer_dir) (refuses shards made with another
+# tokenizer, one line; subclasses add arrays via `arrays`), check_tokenizer, ShardLoader(shards, batch_size,
+# seed): next_batch, next_step (a rank's share of a global step), state()/load_state() for exact resume;
+# batches map array names to tensors.
 import json
 from pathlib import Path
 import numpy as np
@@ -11,7 +12,8 @@ from hildanext.files import sha256_file
 def check_tokenizer(manifest: dict, tokenizer_dir: Path, where: Path, stage: str = "tokenize") -> None:
     sha = sha256_file(Path(tokenizer_dir) / "tokenizer.json")
     if sha != manifest["tokenizer_sha256"]:
-        raise DataError(f"{where}: shards were tokenized with tokenizer {manifest['tokenizer_sha256'][:12]} (vocab {manifest['vocab_size']}), not {tokenizer_dir} ({sha[:12]}); re-run the {stage} stage")
+        raise DataError(f"{where}: shards were tokenized with tokenizer {manifest['tokenizer_sha256'][:12]} (vocab "
+                        f"{manifest['vocab_size']}), not {tokenizer_dir} ({sha[:12]}); re-run the {stage} stage")
 
 class PackedShards:
     """Rows of one split: array name -> (dtype on disk in <split>.<name>.bin, numpy dtype of the tensor)."""
@@ -34,7 +36,8 @@ class PackedShards:
     def __len__(self) -> int:
         return len(self.ids)
     def __getitem__(self, index) -> tuple[torch.Tensor, ...]:
-        return tuple(torch.from_numpy(self.columns[name][index].astype(dtype)) for name, (_, dtype) in self.arrays.items())
+        dtypes = {name: dtype for name, (_, dtype) in self.arrays.items()}
+        return tuple(torch.from_numpy(self.columns[name][index].astype(dtype)) for name, dtype in dtypes.items())
 
 class ShardLoader:
     def __init__(self, shards: PackedShards, batch_size: int, seed: int):
@@ -62,7 +65,8 @@ class ShardLoader:
             self.epoch, self.position = self.epoch + 1, 0
         order, start = self.order(), self.position + rank * n_micro * self.batch_size
         self.position += span
-        return [self.batch(np.sort(order[start + m * self.batch_size : start + (m + 1) * self.batch_size])) for m in range(n_micro)]
+        size = self.batch_size
+        return [self.batch(np.sort(order[start + m * size : start + (m + 1) * size])) for m in range(n_micro)]
     def __iter__(self):
         while True:
             yield self.next_batch()

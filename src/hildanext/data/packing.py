@@ -1,19 +1,16 @@
-# The tokenize stage: encodes data/processed with the model's own tokenizer, appends <|endoftext|> after
+# Tokenize and pack: encodes prepared documents with the model's own tokenizer, appends <|endoftext|> after
 # every document and packs fixed seq_len rows, keeping each token's document index (long documents continue
 # into the next row). Shards: <split>.input_ids.bin (uint32) + <split>.doc_ids.bin (int32; -1 = final pad)
-# and manifest.json (tokenizer sha256, vocab size, rows). Entry points: RowPacker, pack_split, tokenize_stage.
-import itertools, json
+# and a manifest (tokenizer sha256, vocab size, rows). Entry points: RowPacker, pack_split, shard_manifest.
+import itertools
 from collections import Counter
 from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
-from transformers import AutoTokenizer
-from hildanext.config import Params
-from hildanext.files import atomic_dir, sha256_file, write_json_atomic
 SPLITS, SEPARATOR = ("train", "eval"), "<|endoftext|>"
 class RowPacker:
     def __init__(self, out: Path, split: str, seq_len: int):
-        self.ids_file, self.docs_file = open(out / f"{split}.input_ids.bin", "wb"), open(out / f"{split}.doc_ids.bin", "wb")
+        self.ids_file, self.docs_file = (open(out / f"{split}.{name}.bin", "wb") for name in ("input_ids", "doc_ids"))
         self.seq_len, self.rows, self.carry = seq_len, 0, (np.zeros(0, np.uint32), np.zeros(0, np.int32))
     def add(self, ids: np.ndarray, doc_ids: np.ndarray) -> None:
         ids, doc_ids = np.concatenate([self.carry[0], ids]), np.concatenate([self.carry[1], doc_ids])
@@ -42,22 +39,17 @@ def pack_split(source: Path, tokenizer, out: Path, split: str, seq_len: int, bat
     docs, tokens, by_source = 0, 0, Counter()
     for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_docs, columns=["text", "source"]):
         ids, doc_ids = encode_batch(tokenizer, batch.column(0).to_pylist(), sep_id, docs)
-        for name, count in zip(batch.column(1).to_pylist(), np.bincount(doc_ids - docs, minlength=batch.num_rows).tolist(), strict=True):
+        for name, count in zip(batch.column(1).to_pylist(),
+                               np.bincount(doc_ids - docs, minlength=batch.num_rows).tolist(), strict=True):
             by_source[f"tokens/{name}"] += count
         packer.add(ids, doc_ids)
         docs, tokens = docs + batch.num_rows, tokens + len(ids)
     pad = packer.close(tokenizer.pad_token_id)
-    return {"docs": docs, "tokens": tokens, "rows": packer.rows, "pad_tokens": pad, "padding_share": pad / max(1, packer.rows * seq_len)} | dict(by_source)
+    return {"docs": docs, "tokens": tokens, "rows": packer.rows, "pad_tokens": pad,
+            "padding_share": pad / max(1, packer.rows * seq_len)} | dict(by_source)
 
-def tokenize_stage(params: Params, root: Path, tracker) -> dict:
-    p, processed = params.tokenize, root / "data/processed"
-    tokenizer = AutoTokenizer.from_pretrained(root / p.tokenizer, local_files_only=True)
-    with atomic_dir(root / "data/tokenized") as tmp:
-        splits = {s: pack_split(processed / f"{s}.parquet", tokenizer, tmp, s, p.seq_len, p.batch_docs) for s in SPLITS}
-        ids = {"sep_id": tokenizer.convert_tokens_to_ids(SEPARATOR), "pad_id": tokenizer.pad_token_id, "mask_id": tokenizer.mask_token_id}
-        manifest = {"format": "hildanext-shards/1", "seq_len": p.seq_len, "tokenizer_sha256": sha256_file(root / p.tokenizer / "tokenizer.json"), "vocab_size": len(tokenizer), **ids, "splits": splits}
-        write_json_atomic(tmp / "manifest.json", manifest)
-    prepared = json.loads((processed / "manifest.json").read_text())
-    metrics = {"splits": {s: splits[s] | prepared["splits"].get(s, {}) for s in SPLITS}, "skipped": prepared["skipped"], "seq_len": p.seq_len}
-    write_json_atomic(root / "metrics/data.json", metrics)
-    return {f"{s}/{k}": v for s in SPLITS for k, v in metrics["splits"][s].items()} | {f"skipped/{k}": v for k, v in metrics["skipped"].items()}
+def shard_manifest(tokenizer, tokenizer_sha256: str, seq_len: int, splits: dict) -> dict:
+    ids = {"sep_id": tokenizer.convert_tokens_to_ids(SEPARATOR), "pad_id": tokenizer.pad_token_id,
+           "mask_id": tokenizer.mask_token_id}
+    head = {"format": "hildanext-shards/1", "seq_len": seq_len, "tokenizer_sha256": tokenizer_sha256}
+    return head | {"vocab_size": len(tokenizer), **ids, "splits": splits}

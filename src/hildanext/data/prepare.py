@@ -1,16 +1,15 @@
 # The prepare stage: streams every configured source into normalised documents (id, text, source), filters
 # by length, drops exact duplicates, mixes sources by weight and token budget, and splits train/eval by a
-# hash of the document id. Writes data/processed/{train,eval}.parquet + manifest.json atomically.
-# Entry points: normalise, mix_sources, split_of, prepared_docs, prepare_stage (`hildanext prepare-data`).
+# hash of the document id into <split>.parquet files (the prepare stage writes them to data/processed).
+# Entry points: normalise, mix_sources, split_of, prepared_docs, write_splits(p, out) -> manifest.
 import hashlib, unicodedata
 from collections import Counter
 from pathlib import Path
 from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
-from hildanext.config import DataParams, Params
+from hildanext.config import DataParams
 from hildanext.data.sources import Doc, iter_source
-from hildanext.files import atomic_dir, write_json_atomic
 SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string())])
 SPLITS = ("train", "eval")
 def normalise(text: str) -> str:
@@ -19,7 +18,8 @@ def normalise(text: str) -> str:
 def filtered(docs: Iterator[Doc], p: DataParams, seen: set, skips: Counter) -> Iterator[Doc]:
     for doc in docs:
         text = normalise(doc.text)
-        reason = "empty_text" if not text else "too_short" if len(text) < p.min_chars else "too_long" if len(text) > p.max_chars else None
+        reason = ("empty_text" if not text else "too_short" if len(text) < p.min_chars
+                  else "too_long" if len(text) > p.max_chars else None)
         digest = hashlib.blake2b(text.encode(), digest_size=8).digest() if p.dedup and not reason else None
         if digest is not None and digest in seen:
             reason = "duplicate"
@@ -82,10 +82,3 @@ def write_splits(p: DataParams, out: Path) -> dict:
         for writer in writers.values():
             writer.close()
     return {"splits": {s: dict(c) for s, c in stats.items()}, "skipped": dict(skips)}
-
-def prepare_stage(params: Params, root: Path, tracker) -> dict:
-    with atomic_dir(root / "data/processed") as tmp:
-        manifest = write_splits(params.data, tmp)
-        write_json_atomic(tmp / "manifest.json", manifest)
-    flat = {f"{s}/{k}": v for s, c in manifest["splits"].items() for k, v in c.items()}
-    return flat | {f"skipped/{k}": v for k, v in manifest["skipped"].items()}

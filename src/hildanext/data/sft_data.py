@@ -1,18 +1,17 @@
-# The sft_data stage: renders chats with the tokenizer's chat template (thinking off), finds each assistant turn
-# on the full rendered text (char offsets -> tokens), supervises assistant content + its <|im_end|> + the
-# <|endoftext|> padding to a block multiple, and packs whole conversations block-aligned into seq_len rows.
-# Writes data/sft/<split>.{input_ids,doc_ids,supervised}.bin + manifest.json. Entry points: assistant_spans,
-# encode_chats, split_of, SftPacker, sft_data_stage (`hildanext prepare-sft`), SftShards (read with ShardLoader).
+# SFT rows: renders chats with the tokenizer's chat template (thinking off), finds each assistant turn on the
+# full rendered text (char offsets -> tokens), supervises assistant content + its <|im_end|> + the <|endoftext|>
+# padding to a block multiple, and packs whole conversations block-aligned into seq_len rows as
+# <split>.{input_ids,doc_ids,supervised}.bin. Entry points: assistant_spans, encode_chats, split_of, SftPacker,
+# pack_chats, sft_manifest, load_chat_tokenizer, SftShards (read with ShardLoader).
 import hashlib, itertools, json, re
 from collections import Counter
 from pathlib import Path
 import numpy as np
 from transformers import AutoTokenizer
-from hildanext.config import Params, SftDataParams
-from hildanext.data.chat import Chat, iter_chats
+from hildanext.config import SftDataParams
+from hildanext.data.chat import Chat
 from hildanext.data.loader import PackedShards
 from hildanext.data.sources import DataError
-from hildanext.files import atomic_dir, sha256_file, write_json_atomic
 SPLITS, PAD, TURN_END, ASSISTANT = ("train", "eval"), "<|endoftext|>", "<|im_end|>", "<|im_start|>assistant\n"
 THINK_BLOCK, ENCODE_BATCH, OPEN_ROWS = re.compile(r"(<think>\s*</think>\s*)?"), 256, 16
 def assistant_spans(text: str, messages) -> list[tuple[int, int]] | None:
@@ -36,12 +35,14 @@ def supervise(encoding, spans, block_size: int, pad_id: int) -> tuple[np.ndarray
     supervised = np.zeros(len(ids), bool)
     for start, end in spans:
         supervised |= (offsets[:, 0] >= start) & (offsets[:, 1] <= end)
-        if np.any((offsets[:, 0] < start) & (offsets[:, 1] > start)) or np.any((offsets[:, 0] < end) & (offsets[:, 1] > end)):
+        straddles = [np.any((offsets[:, 0] < edge) & (offsets[:, 1] > edge)) for edge in (start, end)]
+        if any(straddles):
             return None
     pad = (-len(ids)) % block_size
     return np.concatenate([ids, np.full(pad, pad_id, np.uint32)]), np.concatenate([supervised, np.ones(pad, bool)])
 
-def encode_chats(tokenizer, chats: list[Chat], block_size: int, pad_id: int, skips: Counter) -> list[tuple[Chat, np.ndarray, np.ndarray]]:
+def encode_chats(tokenizer, chats: list[Chat], block_size: int, pad_id: int,
+                 skips: Counter) -> list[tuple[Chat, np.ndarray, np.ndarray]]:
     """(chat, ids, supervised) per chat; the text is cut after the last assistant <|im_end|> (no trailing newline)."""
     kept, texts = [], []
     for chat in chats:
@@ -52,7 +53,8 @@ def encode_chats(tokenizer, chats: list[Chat], block_size: int, pad_id: int, ski
         kept.append((chat, spans))
         texts.append(text[: spans[-1][1]])
     out = []
-    for (chat, spans), encoding in zip(kept, tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False), strict=True):
+    encodings = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+    for (chat, spans), encoding in zip(kept, encodings, strict=True):
         if (encoded := supervise(encoding, spans, block_size, pad_id)) is None:
             skips["token_straddles_span"] += 1
             continue
@@ -107,42 +109,38 @@ class SftPacker:
             self.write(row)
         for f in self.files.values():
             f.close()
-        return dict(self.stats) | {"padding_share": (self.stats["block_pad"] + self.stats["tail_pad"]) / max(1, self.stats["rows"] * self.seq_len)}
+        pads, rows = self.stats["block_pad"] + self.stats["tail_pad"], self.stats["rows"]
+        return dict(self.stats) | {"padding_share": pads / max(1, rows * self.seq_len)}
 
 def load_chat_tokenizer(path: Path):
     if not (path / "tokenizer.json").is_file():
-        raise DataError(f"{path}: no tokenizer.json (sft.data.tokenizer); run the init stage first")
+        raise DataError(f"{path}: no tokenizer.json (sft_data.tokenizer); run the init stage first")
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if not tokenizer.chat_template or tokenizer.convert_tokens_to_ids(PAD) in (None, tokenizer.unk_token_id):
         raise DataError(f"{path}: the SFT tokenizer needs a chat template and the {PAD} token")
     return tokenizer
 
-def pack_chats(params: Params, root: Path, tokenizer, out: Path, skips: Counter) -> dict:
-    p, block, pad_id = params.sft.data, params.sft.block_size, tokenizer.convert_tokens_to_ids(PAD)
+def pack_chats(p: SftDataParams, block_size: int, chats, tokenizer, out: Path, skips: Counter) -> dict:
+    """Pack unique chats that fit p.seq_len into <split>.*.bin under out; per-split packing stats."""
+    pad_id = tokenizer.convert_tokens_to_ids(PAD)
     packers = {s: SftPacker(out, s, p.seq_len, pad_id) for s in SPLITS}
-    chats = unique(iter_chats(p, root, skips, frozenset(tokenizer.get_added_vocab())), skips)
+    chats = unique(chats, skips)
     while batch := list(itertools.islice(chats, ENCODE_BATCH)):
-        for chat, ids, supervised in encode_chats(tokenizer, batch, block, pad_id, skips):
+        for chat, ids, supervised in encode_chats(tokenizer, batch, block_size, pad_id, skips):
             if len(ids) > p.seq_len:
                 skips["too_long"] += 1
                 continue
             packers[split_of(chat, p)].add(ids, supervised)
     return {s: packers[s].close() for s in SPLITS}
 
-def sft_data_stage(params: Params, root: Path, tracker) -> dict:
-    p, block = params.sft.data, params.sft.block_size
-    if p.seq_len % block:
-        raise DataError(f"sft.data.seq_len {p.seq_len} is not a multiple of sft.block_size {block}")
-    tokenizer, skips = load_chat_tokenizer(root / p.tokenizer), Counter()
-    with atomic_dir(root / "data/sft") as tmp:
-        splits = pack_chats(params, root, tokenizer, tmp, skips)
-        if not splits["train"]["examples"]:
-            raise DataError(f"sft.data.sources {list(p.sources)}: no usable conversation (skipped: {dict(skips)})")
-        ids = {"pad_id": tokenizer.convert_tokens_to_ids(PAD), "turn_end_id": tokenizer.convert_tokens_to_ids(TURN_END), "mask_id": tokenizer.mask_token_id}
-        manifest = {"format": "hildanext-sft/1", "seq_len": p.seq_len, "block_size": block, "tokenizer_sha256": sha256_file(root / p.tokenizer / "tokenizer.json"),
-                    "vocab_size": len(tokenizer), **ids, "splits": splits, "skipped": dict(skips), "supervised": "assistant content + <|im_end|> + <|endoftext|> block padding"}
-        write_json_atomic(tmp / "manifest.json", manifest)
-    return {f"{s}/{k}": v for s in SPLITS for k, v in splits[s].items()} | {f"skipped/{k}": v for k, v in skips.items()}
+def sft_manifest(tokenizer, tokenizer_sha256: str, seq_len: int, block_size: int, splits: dict, skips: Counter) -> dict:
+    ids = {"pad_id": tokenizer.convert_tokens_to_ids(PAD), "turn_end_id": tokenizer.convert_tokens_to_ids(TURN_END),
+           "mask_id": tokenizer.mask_token_id}
+    head = {"format": "hildanext-sft/1", "seq_len": seq_len, "block_size": block_size,
+            "tokenizer_sha256": tokenizer_sha256}
+    supervised = "assistant content + <|im_end|> + <|endoftext|> block padding"
+    return head | {"vocab_size": len(tokenizer), **ids, "splits": splits, "skipped": dict(skips),
+                   "supervised": supervised}
 
 class SftShards(PackedShards):
     """data/sft rows; batches from ShardLoader carry input_ids, doc_ids (int64) and supervised (bool)."""

@@ -24,7 +24,7 @@ def resolve_paths(spec: SourceParams, index: int) -> list[Path]:
     for pattern in spec.paths:
         matches = sorted(glob.glob(pattern, recursive=True))
         if not matches:
-            raise DataError(f"data.sources[{index}].paths: {pattern!r} matches no file")
+            raise DataError(f"prepare.sources[{index}].paths: {pattern!r} matches no file")
         found += [Path(m) for m in matches]
     return found
 

@@ -1,7 +1,7 @@
 # The export stage (`hildanext export`): bench.model (default models/sft) -> models/export, the folder other
-# machines `dvc pull` and serve: Hugging Face weights and tokenizer, hildanext.json with ids, block size, the
-# active decode settings and presets, the bench metrics and the full params, and a model card with the bench
-# table and how to decode. Entry points: export_card, export_stage.
+# machines `dvc pull` and serve: Hugging Face weights and tokenizer, hildanext.json with ids, the trained block
+# size (read from the source folder), the active decode settings and presets, the bench metrics and the full
+# params, and a model card with the bench table and how to decode. Entry points: export_card, run.
 import json
 from importlib import resources
 from pathlib import Path
@@ -9,25 +9,34 @@ from hildanext.config import Params, as_dict
 from hildanext.files import sha256_file, write_text_atomic
 from hildanext.decode.settings import load_decoder
 from hildanext.model import model_meta, save_model
+from hildanext.pipeline import paths
 def table_row(name: str, row: dict) -> str:
-    cells = [row["tpf"], row["tokens_per_s"], row["speed_vs_ar"], row["distinct_2"], row["repetition_4"], row["stop_share"]]
+    cells = [row[k] for k in ("tpf", "tokens_per_s", "speed_vs_ar", "distinct_2", "repetition_4", "stop_share")]
     code = f"{row['pass_at_1']:.2f}" if "pass_at_1" in row else "-"
     return f"| {name} | " + " | ".join(f"{v:.2f}" for v in cells) + f" | {code} |"
 
 def export_card(bench: dict, params: Params, out: Path) -> str:
     d, p = params.decode, bench["perplexity"]
     table = "\n".join(table_row(name, row) for name, row in bench["settings"].items())
-    fields = {"rows": p["rows"], "bd_ppl": p["bd_elbo_bound"], "ar_ppl": p["ar"], "ratio": p["ratio"], "table": table, "device": bench["device"], "out": out}
+    fields = {"rows": p["rows"], "bd_ppl": p["bd_elbo_bound"], "ar_ppl": p["ar"], "ratio": p["ratio"], "table": table}
+    fields |= {"device": bench["device"], "out": out}
     fields |= {k: getattr(d, k) for k in ("tau_mask", "tau_edit", "block_size", "max_post_steps", "temperature")}
-    fields |= {"s_mask": d.presets.S_MODE.tau_mask, "s_edit": d.presets.S_MODE.tau_edit, "q_mask": d.presets.Q_MODE.tau_mask, "q_edit": d.presets.Q_MODE.tau_edit}
+    s_mode, q_mode = d.presets.S_MODE, d.presets.Q_MODE
+    fields |= {"s_mask": s_mode.tau_mask, "s_edit": s_mode.tau_edit, "q_mask": q_mode.tau_mask,
+               "q_edit": q_mode.tau_edit}
     return resources.files("hildanext").joinpath("assets/export_card.md").read_text().format(**fields)
 
-def export_stage(params: Params, root: Path, tracker) -> dict:
-    source, out = root / params.bench.model, root / "models/export"
-    bench = json.loads((root / "metrics/bench.json").read_text())
+def trained_block_size(folder: Path) -> int:
+    """The block size the model in folder was trained at, as its hildanext.json records it."""
+    return json.loads((folder / "hildanext.json").read_text())["block_size"]
+
+def run(params: Params, tracker) -> dict:
+    source, out = Path(params.bench.model), paths.EXPORT
+    bench, block_size = json.loads(paths.metrics("bench").read_text()), trained_block_size(source)
     model, tokenizer = load_decoder(source, params.runtime)
-    meta = model_meta(tokenizer, "export", params, params.decode.block_size, sha256_file(source / "hildanext.json"), root)
-    meta |= {"source": params.bench.model, "decode": as_dict(params.decode), "bench": {"perplexity": bench["perplexity"], "settings": bench["settings"]}}
+    meta = model_meta(tokenizer, "export", params, block_size, sha256_file(source / "hildanext.json"), Path("."))
+    results = {"perplexity": bench["perplexity"], "settings": bench["settings"]}
+    meta |= {"source": params.bench.model, "decode": as_dict(params.decode), "bench": results}
     save_model(model, tokenizer, out, meta)
-    write_text_atomic(out / "README.md", (out / "README.md").read_text() + export_card(bench, params, Path("models/export")))
-    return {"block_size": params.decode.block_size, "tau_mask": params.decode.tau_mask, "tau_edit": params.decode.tau_edit}
+    write_text_atomic(out / "README.md", (out / "README.md").read_text() + export_card(bench, params, out))
+    return {"block_size": block_size, "tau_mask": params.decode.tau_mask, "tau_edit": params.decode.tau_edit}

@@ -35,7 +35,7 @@ def wsd_batch(tokenizer, eos_id: int, length: int = 64) -> tuple[torch.Tensor, t
         piece = tokenizer(text, add_special_tokens=False)["input_ids"] + [eos_id]
         ids, docs = ids + piece, docs + [doc] * len(piece)
     rows = len(ids) // length
-    return torch.tensor(ids[: rows * length]).view(rows, length)[:2], torch.tensor(docs[: rows * length]).view(rows, length)[:2]
+    return tuple(torch.tensor(x[: rows * length]).view(rows, length)[:2] for x in (ids, docs))
 
 def smoke_lines(params: Params, root: Path = Path(".")):
     start = time.perf_counter()
@@ -48,7 +48,8 @@ def smoke_lines(params: Params, root: Path = Path(".")):
     yield f"wsd step: loss {train_step(model, out.loss):.3f} (m2t {out.loss_m2t:.3f}, t2t {out.loss_t2t:.3f})"
     [(_, ids, supervised)] = encode_chats(tokenizer, demo_chats(1, 3), 8, engine.eos_id, Counter())
     x0 = torch.as_tensor(ids.astype("int64"))[None]
-    out = sft_loss(model, x0, torch.zeros_like(x0), torch.as_tensor(supervised)[None], 8, params.objective, SftParams(), mask_id, regular, gen)
+    out = sft_loss(model, x0, torch.zeros_like(x0), torch.as_tensor(supervised)[None], 8, params.objective, SftParams(),
+                   mask_id, regular, gen)
     yield f"sft batch: loss {train_step(model, out.loss):.3f} (m2t {out.loss_m2t:.3f}, mtf {out.loss_mtf:.3f})"
     model.eval()
     for mode in ("S", "Q"):

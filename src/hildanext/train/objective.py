@@ -24,7 +24,8 @@ def regular_token_ids(tokenizer) -> torch.Tensor:
     special = set(tokenizer.all_special_ids) | {i for i in tokenizer.added_tokens_decoder}
     return torch.tensor([i for i in range(len(tokenizer)) if i not in special], dtype=torch.long)
 
-def sample_t(doc_ids: torch.Tensor, block_size: int, p: ObjectiveParams, align: str, gen: torch.Generator) -> torch.Tensor:
+def sample_t(doc_ids: torch.Tensor, block_size: int, p: ObjectiveParams, align: str,
+             gen: torch.Generator) -> torch.Tensor:
     rows, length = doc_ids.shape
     if p.t_per == "sequence":
         return (p.t_eps + (1 - p.t_eps) * torch.rand(rows, 1, generator=gen)).expand(rows, length)
@@ -36,7 +37,8 @@ def mask_tokens(x0: torch.Tensor, t: torch.Tensor, maskable: torch.Tensor, mask_
     masked = (torch.rand(x0.shape, generator=gen) < t) & maskable
     return torch.where(masked, mask_id, x0), masked
 
-def corrupt_tokens(xt: torch.Tensor, visible: torch.Tensor, rate: float, regular_ids: torch.Tensor, gen: torch.Generator):
+def corrupt_tokens(xt: torch.Tensor, visible: torch.Tensor, rate: float, regular_ids: torch.Tensor,
+                   gen: torch.Generator):
     chosen = (torch.rand(xt.shape, generator=gen) < rate) & visible
     draws = regular_ids[torch.randint(len(regular_ids) - 1, xt.shape, generator=gen)]
     draws = torch.where(draws == xt, regular_ids[-1], draws)
@@ -62,12 +64,14 @@ def as_supervised(model):
         return model
     return SupervisedLM(model.get_base_model() if hasattr(model, "peft_config") else model)
 
-def supervised_logits(model, input_ids, position_ids, allowed, select: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+def supervised_logits(model, input_ids, position_ids, allowed, select: torch.Tensor,
+                      noise: torch.Tensor | None = None) -> torch.Tensor:
     embeds = model.get_input_embeddings()(input_ids)
     if noise is not None:
         embeds = embeds + F.pad(noise, (0, 0, 0, embeds.shape[1] - noise.shape[1])).to(embeds.dtype)
     mask = attention_mask_4d(allowed.to(input_ids.device), model.config._attn_implementation, embeds.dtype)
-    hidden = model.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, use_cache=False).last_hidden_state
+    hidden = model.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids,
+                              use_cache=False).last_hidden_state
     return model.get_output_embeddings()(hidden[:, : select.shape[1]][select]).float()
 
 def embedding_noise(model, masked: torch.Tensor, std: float, gen: torch.Generator) -> torch.Tensor:
@@ -103,18 +107,20 @@ def stream_losses(logits, x0, n: Noised, weights, m2t_norm) -> tuple[torch.Tenso
     select = n.select
     targets, device = x0[select].to(logits.device), logits.device
     ce = F.cross_entropy(logits, targets, reduction="none")
-    on_masked, on_sub, on_kept = n.masked[select].to(device), n.substituted[select].to(device), n.kept[select].to(device)
+    on_masked, on_sub, on_kept = (mask[select].to(device) for mask in (n.masked, n.substituted, n.kept))
     loss_m2t = (ce * weights[select].to(device) * on_masked).sum() / max(int(m2t_norm), 1)
     loss_t2t = (ce * on_sub).sum() / on_sub.sum().clamp(min=1)
     loss_keep = (ce * on_kept).sum() / on_kept.sum().clamp(min=1)
     acc = (logits.argmax(-1) == targets)[on_masked].float().mean() if on_masked.any() else torch.tensor(0.0)
     return loss_m2t, loss_t2t, loss_keep, acc
 
-def diffusion_loss(model, x0, doc_ids, block_size: int | None, p: ObjectiveParams, mask_id: int, regular_ids, gen, align="row", noise=False, fixed_t=None) -> LossOutput:
+def diffusion_loss(model, x0, doc_ids, block_size: int | None, p: ObjectiveParams, mask_id: int, regular_ids, gen,
+                   align="row", noise=False, fixed_t=None) -> LossOutput:
     """The CPT objective (WSD): per-block t ~ U[eps, 1] over every real token, M2T weighted 1/t + T2T + KEEP."""
     net = as_supervised(model)
     maskable = doc_ids >= 0
-    t = sample_t(doc_ids, block_size or x0.shape[1], p, align, gen) if fixed_t is None else torch.full(x0.shape, float(fixed_t))
+    t = (sample_t(doc_ids, block_size or x0.shape[1], p, align, gen) if fixed_t is None
+         else torch.full(x0.shape, float(fixed_t)))
     xt, masked = mask_tokens(x0, t, maskable, mask_id, gen)
     n = noise_tokens(x0, xt, masked, maskable, p, regular_ids, gen)
     lm = getattr(net, "module", net).lm
@@ -141,13 +147,15 @@ def mtf_loss(net, x0, n: Noised, doc_ids, logits, block_size, align, mask_id: in
     redo = forward_selected(net, x0, x_draft, doc_ids, n.masked, block_size, align)
     return F.cross_entropy(redo, x0[n.masked].to(redo.device))
 
-def sft_loss(model, x0, doc_ids, supervised, block_size: int, p: ObjectiveParams, s, mask_id: int, regular_ids, gen, align="row", fixed_t=None) -> LossOutput:
+def sft_loss(model, x0, doc_ids, supervised, block_size: int, p: ObjectiveParams, s, mask_id: int, regular_ids, gen,
+             align="row", fixed_t=None) -> LossOutput:
     """The SFT objective on response positions only: t per example in sft.mask_range, M2T + T2T + KEEP (+ MTF)."""
     net = as_supervised(model)
     t = example_t(doc_ids, *s.mask_range, gen) if fixed_t is None else torch.full(x0.shape, float(fixed_t))
     masked = (torch.rand(x0.shape, generator=gen) < t) & supervised
     if s.complementary:
-        x0, doc_ids, t, masked = torch.cat([x0, x0]), torch.cat([doc_ids, doc_ids]), torch.cat([t, 1 - t]), torch.cat([masked, supervised & ~masked])
+        x0, doc_ids, t = torch.cat([x0, x0]), torch.cat([doc_ids, doc_ids]), torch.cat([t, 1 - t])
+        masked = torch.cat([masked, supervised & ~masked])
         supervised = torch.cat([supervised, supervised])
     n = noise_tokens(x0, torch.where(masked, mask_id, x0), masked, supervised, p, regular_ids, gen)
     logits = forward_selected(net, x0, n.xt, doc_ids, n.select, block_size, align)
@@ -158,4 +166,5 @@ def sft_loss(model, x0, doc_ids, supervised, block_size: int, p: ObjectiveParams
     if loss_mtf is not None:
         loss = loss + s.mtf_weight * loss_mtf
     mtf_value = (loss_mtf.item() if loss_mtf is not None else 0.0) if s.mtf else None
-    return LossOutput(loss, loss_m2t.item(), loss_t2t.item(), acc.item(), int(masked.sum()), int(supervised.sum()), mtf_value)
+    counts = int(masked.sum()), int(supervised.sum())
+    return LossOutput(loss, loss_m2t.item(), loss_t2t.item(), acc.item(), *counts, mtf_value)

@@ -28,23 +28,29 @@ PROFILES = {
 }
 def resolve_profile(runtime: RuntimeParams) -> Profile:
     base = PROFILES[runtime.profile]
-    explicit = {f.name: getattr(runtime, f.name) for f in fields(Profile) if f.name != "name" and getattr(runtime, f.name, None) is not None}
+    names = [f.name for f in fields(Profile) if f.name != "name"]
+    explicit = {name: getattr(runtime, name) for name in names if getattr(runtime, name, None) is not None}
     return Profile(**{f.name: getattr(base, f.name) for f in fields(Profile)} | explicit)
 
 def check_device(profile: Profile) -> None:
     if profile.name == "gtx1080" and "sm_61" not in torch.cuda.get_arch_list():
-        raise ParamsError(f"runtime.profile: gtx1080 needs a torch build with sm_61 kernels; this torch {torch.__version__} has {torch.cuda.get_arch_list() or 'no CUDA'} (install a CUDA 12.6 build)")
+        raise ParamsError(f"runtime.profile: gtx1080 needs a torch build with sm_61 kernels; this torch "
+                          f"{torch.__version__} has {torch.cuda.get_arch_list() or 'no CUDA'} "
+                          "(install a CUDA 12.6 build)")
 
 def check_precision(runtime: RuntimeParams, profile: Profile) -> None:
     if runtime.dtype == "float16":
-        raise ParamsError("runtime.dtype: float16 weights are for inference only (pure fp16 AdamW underflows its eps and Qwen weights can overflow); train with runtime.dtype float32 and runtime.autocast fp16")
+        raise ParamsError("runtime.dtype: float16 weights are for inference only (pure fp16 AdamW underflows its eps "
+                          "and Qwen weights can overflow); train with runtime.dtype float32 and runtime.autocast fp16")
     if profile.autocast != "none" and runtime.dtype != "float32":
-        raise ParamsError(f"runtime.autocast: {profile.autocast} needs fp32 master weights, but runtime.dtype is {runtime.dtype}")
+        raise ParamsError(f"runtime.autocast: {profile.autocast} needs fp32 master weights, but runtime.dtype is "
+                          f"{runtime.dtype}")
 
 def micro_steps(batch_size: int, profile: Profile) -> tuple[int, int]:
     micro = profile.micro_batch or batch_size
     if batch_size % micro:
-        raise ParamsError(f"params.yaml: runtime.micro_batch {micro} does not divide the recipe batch size {batch_size}")
+        raise ParamsError(f"params.yaml: runtime.micro_batch {micro} does not divide the recipe batch size "
+                          f"{batch_size}")
     return micro, batch_size // micro
 
 def apply_memory_cap(profile: Profile, device: torch.device) -> None:
@@ -63,21 +69,24 @@ def sdpa_backends(setting: str, capability: tuple[int, int] | None) -> list | No
     from torch.nn.attention import SDPBackend
     if setting == "auto" or capability is None:
         return None
-    return [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH] if setting == "mem_efficient" and capability >= (5, 0) else [SDPBackend.MATH]
+    return ([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH] if setting == "mem_efficient" and capability >= (5, 0)
+            else [SDPBackend.MATH])
 
 def device_capability(device: torch.device) -> tuple[int, int] | None:
     return torch.cuda.get_device_capability(device) if device.type == "cuda" else None
 
 def make_optimizer(model, profile: Profile, lr: float, betas, weight_decay: float, mask_id: int):
     if hasattr(model, "peft_config"):
-        return optimizer_class(profile)([p for p in model.parameters() if p.requires_grad], lr=lr, betas=betas, weight_decay=weight_decay)
+        return optimizer_class(profile)([p for p in model.parameters() if p.requires_grad], lr=lr, betas=betas,
+                                        weight_decay=weight_decay)
     embedding = model.get_input_embeddings().weight
     if profile.train_embeddings == "mask_row":
         keep = torch.zeros(embedding.shape[0], 1, device=embedding.device, dtype=embedding.dtype)
         keep[mask_id] = 1
         embedding.register_hook(lambda grad: grad * keep)
     others = [p for p in model.parameters() if p is not embedding and p.requires_grad]
-    groups = [{"params": others, "weight_decay": weight_decay}, {"params": [embedding], "weight_decay": 0.0 if profile.train_embeddings == "mask_row" else weight_decay}]
+    groups = [{"params": others, "weight_decay": weight_decay},
+              {"params": [embedding], "weight_decay": 0.0 if profile.train_embeddings == "mask_row" else weight_decay}]
     return optimizer_class(profile)(groups, lr=lr, betas=betas)
 
 def optimizer_class(profile: Profile):

@@ -1,0 +1,22 @@
+# Held-out evaluation shared by WSD, SFT and merge: a loss function (diffusion_loss or sft_loss bound to its
+# block size and params) over the first eval_rows rows in micro-batches, with a fixed generator seed, reduced
+# to token-weighted M2T/T2T (and MTF) losses and the M2T accuracy over masked tokens.
+# Entry points: evaluate(model, shards, loss_fn, p, micro, fixed_t), eval_report(outs).
+import torch
+from hildanext.config import TrainParams
+def token_mean(outs, key: str) -> float:
+    return sum(getattr(o, key) * o.tokens for o in outs) / max(sum(o.tokens for o in outs), 1)
+
+def eval_report(outs) -> dict:
+    keys = ("loss_m2t", "loss_t2t") + (("loss_mtf",) if outs[0].loss_mtf is not None else ())
+    masked = sum(o.masked for o in outs) or 1
+    return {key: token_mean(outs, key) for key in keys} | {"acc_m2t": sum(o.acc_m2t * o.masked for o in outs) / masked}
+
+@torch.no_grad()
+def evaluate(model, shards, loss_fn, p: TrainParams, micro: int, fixed_t: float | None = None) -> dict:
+    """loss_fn(model, rows, gen, fixed_t) -> LossOutput, where rows is a tuple of shard tensors."""
+    model.eval()
+    gen, rows = torch.Generator().manual_seed(p.eval_seed), min(len(shards), p.eval_rows)
+    outs = [loss_fn(model, shards[i : min(i + micro, rows)], gen, fixed_t) for i in range(0, rows, micro)]
+    model.train()
+    return eval_report(outs)
