@@ -81,7 +81,7 @@ def bench_stage(params: Params, root: Path, tracker) -> dict:
     rows, info, (engine, ar) = bench_settings(params, root)
     shards = PackedShards(root / "data/tokenized", "eval", root / "models/init")
     count = min(len(shards), b.eval_rows)
-    bd = elbo_nll(engine.model, shards, count, params.decode.block_size, engine.tokenizer.mask_token_id, regular_token_ids(engine.tokenizer), b.mc_samples, b.mc_seed)
+    bd = elbo_nll(engine.model, shards, count, engine.trained_block_size, engine.tokenizer.mask_token_id, regular_token_ids(engine.tokenizer), b.mc_samples, b.mc_seed)
     plain = ar_nll(ar.model, shards, count)
     perplexity = {"bd_elbo_bound": math.exp(bd), "ar": math.exp(plain), "ratio": math.exp(bd - plain), "rows": count, "mc_samples": b.mc_samples}
     report = {"model": b.model, "engine": engine.name, "device": str(engine.model.device), "peak_mem_mb": peak_memory_mb(), "perplexity": perplexity, "settings": rows, "harness_self_test": codeeval.harness_self_test()["ok"] if b.code else None} | info

@@ -1,24 +1,24 @@
 # The export stage (`hildanext export`): bench.model (default models/sft) -> models/export, the folder other
-# machines `dvc pull` and serve: Hugging Face weights and tokenizer, hildanext.json with ids, block size, the
-# active decode settings and presets, the bench metrics and the full params, and a model card with the bench
-# table and how to decode. Entry points: export_card, export_stage.
+# machines `dvc pull` and serve: Hugging Face weights and tokenizer, hildanext.json with ids, the trained block
+# size (read back from the source folder), the active decode settings and presets, the bench metrics and the full
+# params, and a model card with the bench table and how to decode. Entry points: export_card, export_stage.
 import json
 from importlib import resources
 from pathlib import Path
 from hildanext.config import Params, as_dict
 from hildanext.files import sha256_file, write_text_atomic
-from hildanext.decode.settings import load_decoder
-from hildanext.model import model_meta, save_model
+from hildanext.model import load_decoder, model_meta, read_model_info, save_model
 def table_row(name: str, row: dict) -> str:
     cells = [row["tpf"], row["tokens_per_s"], row["speed_vs_ar"], row["distinct_2"], row["repetition_4"], row["stop_share"]]
     code = f"{row['pass_at_1']:.2f}" if "pass_at_1" in row else "-"
     return f"| {name} | " + " | ".join(f"{v:.2f}" for v in cells) + f" | {code} |"
 
-def export_card(bench: dict, params: Params, out: Path) -> str:
+def export_card(bench: dict, params: Params, out: Path, block_size: int) -> str:
     d, p = params.decode, bench["perplexity"]
     table = "\n".join(table_row(name, row) for name, row in bench["settings"].items())
     fields = {"rows": p["rows"], "bd_ppl": p["bd_elbo_bound"], "ar_ppl": p["ar"], "ratio": p["ratio"], "table": table, "device": bench["device"], "out": out}
-    fields |= {k: getattr(d, k) for k in ("tau_mask", "tau_edit", "block_size", "max_post_steps", "temperature")}
+    fields |= {k: getattr(d, k) for k in ("tau_mask", "tau_edit", "max_post_steps", "temperature")}
+    fields |= {"block_size": d.block_size or block_size}
     fields |= {"s_mask": d.presets.S_MODE.tau_mask, "s_edit": d.presets.S_MODE.tau_edit, "q_mask": d.presets.Q_MODE.tau_mask, "q_edit": d.presets.Q_MODE.tau_edit}
     return resources.files("hildanext").joinpath("assets/export_card.md").read_text().format(**fields)
 
@@ -26,8 +26,10 @@ def export_stage(params: Params, root: Path, tracker) -> dict:
     source, out = root / params.bench.model, root / "models/export"
     bench = json.loads((root / "metrics/bench.json").read_text())
     model, tokenizer = load_decoder(source, params.runtime)
-    meta = model_meta(tokenizer, "export", params, params.decode.block_size, sha256_file(source / "hildanext.json"), root)
+    trained = read_model_info(source, tokenizer).block_size
+    meta = model_meta(tokenizer, "export", params, trained, sha256_file(source / "hildanext.json"), root)
     meta |= {"source": params.bench.model, "decode": as_dict(params.decode), "bench": {"perplexity": bench["perplexity"], "settings": bench["settings"]}}
     save_model(model, tokenizer, out, meta)
-    write_text_atomic(out / "README.md", (out / "README.md").read_text() + export_card(bench, params, Path("models/export")))
-    return {"block_size": params.decode.block_size, "tau_mask": params.decode.tau_mask, "tau_edit": params.decode.tau_edit}
+    card = export_card(bench, params, Path("models/export"), trained)
+    write_text_atomic(out / "README.md", (out / "README.md").read_text() + card)
+    return {"block_size": params.decode.block_size or trained, "tau_mask": params.decode.tau_mask, "tau_edit": params.decode.tau_edit}
