@@ -8,10 +8,11 @@ from pathlib import Path
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 from hildanext.config import RuntimeParams
+from hildanext.decode.ar import ar_generate_ids
 from hildanext.decode.decoder import block_causal, cache_argument, generate_ids
-from hildanext.decode.settings import ar_generate_ids, load_decoder
 from hildanext.decode.kvcache import BlockKVCache
-from hildanext.model import attention_mask_4d, load_model
+from hildanext.decode.settings import DecodeSettings, SpecialIds
+from hildanext.model import attention_mask_4d, load_decoder, load_model
 QWEN3_06B = {"vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True}
 def sync(device) -> None:
     if device.type == "cuda":
@@ -36,10 +37,11 @@ def bare_forward_ms(model, prefix: int, block: int, repeats: int = 20) -> float:
     return 1000 * statistics.median(times)
 
 def decode_row(model, prompt, ids: dict, new: int, **flags) -> dict:
-    common = {"block_size": 32, "tau_mask": 0.5, "tau_edit": 0.0, "max_post_steps": 0, "eos_early_stop": False, "suppress_ids": ids["suppress"]}
-    generate_ids(model, prompt, mask_id=ids["mask"], eos_id=ids["eos"], max_new_tokens=32, **common, **flags)
+    common = {"block_size": 32, "tau_mask": 0.5, "tau_edit": 0.0, "max_post_steps": 0, "eos_early_stop": False}
+    special = SpecialIds(ids["mask"], ids["eos"], (), tuple(ids["suppress"]))
+    generate_ids(model, prompt, DecodeSettings(max_new_tokens=32, **common, **flags), special)
     sync(model.device)
-    s = generate_ids(model, prompt, mask_id=ids["mask"], eos_id=ids["eos"], max_new_tokens=new, **common, **flags).stats
+    s = generate_ids(model, prompt, DecodeSettings(max_new_tokens=new, **common, **flags), special).stats
     return {"tokens_per_s": s.tokens_per_s, "forwards_per_s": s.forwards / s.seconds, "ms_per_forward": 1000 * s.seconds / s.forwards, "ms_per_token": 1000 * s.seconds / max(s.tokens, 1), "tpf": s.tpf}
 
 def load(args):
@@ -67,7 +69,7 @@ def main():
     rows |= {f"bd_uncached_{n}": decode_row(model, prompt, ids, n, cache=False) for n in (128, 1024)}
     if model.device.type == "cuda":
         rows |= {f"bd_cuda_graphs_{n}": decode_row(model, prompt, ids, n, cuda_graphs=True) for n in (128, 1024)}
-    ar = ar_generate_ids(ar_model, prompt, eos_id=ids["eos"], suppress_ids=ids["suppress"], max_new_tokens=128).stats
+    ar = ar_generate_ids(ar_model, prompt, DecodeSettings(0.5, 0.0, 1, 128), SpecialIds(None, ids["eos"], (), tuple(ids["suppress"]))).stats
     rows["ar_128"] = {"tokens_per_s": ar.tokens_per_s, "ms_per_token": 1000 * ar.seconds / max(ar.tokens, 1)}
     bare = bare_forward_ms(model, len(prompt) + 64, 32)
     device = torch.cuda.get_device_name(0) if model.device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"

@@ -10,7 +10,8 @@ from transformers import AutoTokenizer
 from conftest import make_tiny_qwen3
 from hildanext.eval.codeeval import STATUSES, STOP_STRINGS, code_request, complete_tasks, evaluate, extract_body, harness_self_test, listening_port, load_tasks, network_isolation, run_program
 from hildanext.config import DecodeParams, Params
-from hildanext.decode.engines import AREngine, TransformersEngine
+from hildanext.decode.ar import AREngine
+from hildanext.decode.engines import DiffusionEngine
 from hildanext.model import add_mask_token
 PROMPT = 'def add(a: int, b: int) -> int:\n    """Return a + b."""\n'
 CHECK = "def check(candidate):\n    assert candidate() == 'ok'\n"
@@ -75,7 +76,7 @@ def tiny_engines(qwen3_tokenizer_dir):
     add_mask_token(model, tokenizer)
     params, threads = Params(decode=DecodeParams(block_size=4, max_post_steps=0)), torch.get_num_threads()
     torch.set_num_threads(1)
-    yield TransformersEngine(model, tokenizer, params), AREngine(model, tokenizer, params)
+    yield DiffusionEngine(model, tokenizer, params), AREngine(model, tokenizer, params)
     torch.set_num_threads(threads)
 
 @pytest.mark.parametrize("which", [0, 1])

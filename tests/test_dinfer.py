@@ -1,6 +1,6 @@
 # The dInfer engine with dInfer itself FAKED, because it cannot run here (no vLLM, no CUDA >= 8.0): (a) DInferEngine
 # against fake workers (tests/fake_dinfer/fake_worker.py: canned replies, crash, hang, 6.1 GPU, no vLLM, garbage) ->
-# served, or one warning + a notice + the same output as TransformersEngine; editing requests stay ours. (b) The
+# served, or one warning + a notice + the same output as DiffusionEngine; editing requests stay ours. (b) The
 # real dinfer_worker.py against a fake `dinfer` (tests/fake_dinfer/dinfer.py: the pinned signatures, code paths
 # transcribed from dInfer@fce4e32): constructor arguments, the forward convention mapped onto a tiny real Qwen3,
 # and ids equal to our decoder's with editing off, in-process, over the protocol, and through DInferEngine.
@@ -11,9 +11,10 @@ from transformers import AutoTokenizer
 from conftest import REPO, make_tiny_qwen3
 from hildanext.decode import dinfer as engine_module
 from hildanext.config import DInferParams, Params, apply_overrides, as_dict, validate
-from hildanext.decode.decoder import BlockDecoder, DecodeSpec, block_causal, generate_ids
+from hildanext.decode.decoder import BlockDecoder, block_causal, generate_ids
 from hildanext.decode.dinfer import DInferEngine
-from hildanext.decode.engines import Request, TransformersEngine, make_engine
+from hildanext.decode.engines import DiffusionEngine, Request, make_engine
+from hildanext.decode.settings import DecodeSettings, SpecialIds
 from hildanext.model import add_mask_token, masked_logits, model_meta, save_model
 FAKES = REPO / "tests/fake_dinfer"
 MASK, EOS = 127, 126
@@ -35,7 +36,7 @@ def model_dir(tmp_path_factory, qwen3_tokenizer_dir):
 
 @pytest.fixture(scope="module")
 def reference(model_dir):
-    return make_engine("transformers", model_dir, params_for("unused"))
+    return make_engine("diffusion", model_dir, params_for("unused"))
 
 def params_for(python, timeout_s: float = 20.0) -> Params:
     params = validate(apply_overrides(as_dict(Params()), ["decode.block_size=8", "decode.max_new_tokens=12", "runtime.device=cpu"] + [f"decode.presets.{m}_MODE.{k}={v}" for m in "SQ" for k, v in (("block_size", 8), ("max_post_steps", 2))]), "test")
@@ -60,7 +61,7 @@ def test_a_healthy_worker_serves_m2t_requests(model_dir, tmp_path, monkeypatch):
         second = engine.complete(dataclasses.replace(M2T, tau_mask=0.7, seed=3))
     engine.close()
     prompt = engine.tokenizer(M2T.prompt, add_special_tokens=False)["input_ids"]
-    assert (first.engine, first.ids, first.finish_reason, first.notices) == ("dinfer", prompt[:3] + [engine.eos_id], "stop", [])
+    assert (first.engine, first.ids, first.finish_reason, first.notices) == ("dinfer", prompt[:3] + [engine.special.eos_id], "stop", [])
     assert first.text == engine.tokenizer.decode(prompt[:3]) and second.engine == "dinfer"
     assert [len(r.unmasked) for r in first.result.trace] == [2, 2] and (first.result.stats.forwards, first.result.stats.cache_forwards) == (2, 3)
     assert [e["type"] for e in events] == ["pass", "pass", "block"] and events[-1]["ids"] == first.ids
@@ -82,11 +83,11 @@ def test_requests_dinfer_cannot_serve_are_ours_with_a_logged_notice(model_dir, r
     monkeypatch.setenv("FAKE_DINFER_LOG", str(tmp_path / "log.jsonl"))
     params = params_for(fake_python(tmp_path, "ok"))
     params = validate(apply_overrides(as_dict(params), overrides), "test")
-    ours = TransformersEngine(reference.model, reference.tokenizer, params, model_dir).complete(request_)
+    ours = DiffusionEngine(reference.model, reference.tokenizer, params, model_dir).complete(request_)
     with warnings.catch_warnings(), caplog.at_level("INFO", logger="hildanext.decode.dinfer"):
         warnings.simplefilter("error")
         got = DInferEngine(reference.model, reference.tokenizer, params, model_dir).complete(request_)
-    assert got.engine == "transformers" and notice in got.notices[0] and notice in caplog.text
+    assert got.engine == "diffusion" and notice in got.notices[0] and notice in caplog.text
     assert (got.ids, got.text, got.result.trace) == (ours.ids, ours.text, ours.result.trace) and logged(tmp_path / "log.jsonl") == []
 
 @pytest.mark.parametrize("mode, reason", [
@@ -106,7 +107,7 @@ def test_any_failure_falls_back_with_one_warning_and_the_same_output(model_dir, 
         got = [engine.complete(dataclasses.replace(M2T, seed=seed)) for seed in (0, 1)]
     want = [reference.complete(dataclasses.replace(M2T, seed=seed)) for seed in (0, 1)]
     assert len(caught) == 1 and reason in str(caught[0].message) and time.monotonic() - started < 30
-    assert all(g.engine == "transformers" and reason in g.notices[0] for g in got) and engine.worker is None
+    assert all(g.engine == "diffusion" and reason in g.notices[0] for g in got) and engine.process is None
     assert [(g.ids, g.text, g.result.trace) for g in got] == [(w.ids, w.text, w.result.trace) for w in want]
 
 @pytest.fixture
@@ -127,8 +128,8 @@ def request_for(prompt, **kw) -> dict:
     return base | {"mask_id": MASK, "eos_id": EOS, "stop_ids": [], "suppress_ids": [125], "early_stop": True} | kw
 
 def ours(model, request: dict):
-    kw = dict(mask_id=MASK, eos_id=request["eos_id"], suppress_ids=request["suppress_ids"], block_size=request["block_size"], tau_mask=request["threshold"])
-    return generate_ids(model, request["prompt_ids"], tau_edit=1.0, max_new_tokens=request["max_new_tokens"], **kw)
+    settings = DecodeSettings(tau_mask=request["threshold"], tau_edit=1.0, block_size=request["block_size"], max_new_tokens=request["max_new_tokens"])
+    return generate_ids(model, request["prompt_ids"], settings, SpecialIds(MASK, request["eos_id"], (), tuple(request["suppress_ids"])))
 
 def same_decode(reply: dict, mine) -> bool:
     passes = [[r.block, r.step, r.masks_left, [list(u) for u in r.unmasked]] for r in mine.trace if r.unmasked]
@@ -175,7 +176,7 @@ def test_wrapper_forward_gives_our_decoders_block_logits(fake_dinfer):
         manager.extend_cache(12)
         cache, replace = manager.get_key_values(8, 12)
         step = wrapper(canvas[:, 8:12], position_ids=torch.arange(8, 12)[None], use_cache=True, past_key_values=cache, replace_position=replace)
-        decoder = BlockDecoder(model, canvas[0, :8], DecodeSpec(MASK, (EOS,), (MASK,), size, 0.5, 1.0, 0, 4))
+        decoder = BlockDecoder(model, canvas[0, :8], DecodeSettings(0.5, 1.0, size, 4, 0), SpecialIds(MASK, EOS))
         decoder.canvas[8:12] = canvas[0, 8:12]
         decoder.extend_cache(8)
         ours_block = decoder.block_logits(8, 12)

@@ -1,4 +1,4 @@
-# The live view (issue 10) on the server's dummy model (the demo architecture, seeded random weights, sampled
+# The live view on the server's dummy model (the demo architecture, seeded random weights, sampled
 # at temperature 0.8 with a fixed seed): the SSE stream's answer equals /generate's, S mode shows edits, the
 # page and its files are served, bad queries get 4xx, and headless Chromium (Debian's chromium) loads the
 # page on loopback, runs a prompt and shows the generated text in the DOM (skipped only without chromium).

@@ -1,13 +1,14 @@
 # The Qwen3 wrapper on tiny random Qwen3 models: explicit 4D masks under sdpa (bool) and eager (additive
 # float) agree, a raw bool mask under eager is the silent transformers pitfall, causal vs bidirectional
-# behaviour, <|mask|> in a spare row vs resize, and save/reload through the plain Auto classes.
+# behaviour, <|mask|> in a spare row vs resize, save/reload through the plain Auto classes, and a folder read back
+# (ModelInfo from hildanext.json, an older record's missing keys, the tokenizer fallback, the candidate order).
 import json
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 from tokenizers import Tokenizer, models, pre_tokenizers
 from hildanext.model import add_mask_token, attention_mask_4d, causal_allowed, masked_logits, model_meta, save_model
-from hildanext.model import ModelFolderError, check_model_folder
+from hildanext.model import ModelFolderError, ModelInfo, check_model_folder, first_model_dir, read_model_info, recorded_params
 BLOCK2_CAUSAL_6 = torch.tensor([
     [1, 1, 0, 0, 0, 0],
     [1, 1, 0, 0, 0, 0],
@@ -98,3 +99,27 @@ def test_missing_model_files_are_named(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelFolderError, match="missing model.safetensors, tokenizer.json, tokenizer_config.json"):
         check_model_folder(tmp_path)
+
+def test_a_saved_folder_describes_itself_and_a_plain_one_falls_back_to_the_tokenizer(tiny_qwen3, tmp_path):
+    model, tok = tiny_qwen3(vocab_size=128), word_tokenizer([f"w{i}" for i in range(100)])
+    add_mask_token(model, tok)
+    out = save_model(model, tok, tmp_path / "m", model_meta(tok, "test", None, 16, "h", tmp_path))
+    assert read_model_info(out) == ModelInfo(eos_id=100, mask_id=102, stop_ids=(101,), pad_id=101, block_size=16)
+    assert recorded_params(out) is None and recorded_params(tmp_path) is None
+    meta = json.loads((out / "hildanext.json").read_text())
+    older = {k: v for k, v in meta.items() if k not in ("block_size", "pad_id")} | {"stop_ids": [101, 100], "extra": 1}
+    (out / "hildanext.json").write_text(json.dumps(older))
+    assert read_model_info(out) == ModelInfo(eos_id=100, mask_id=102, stop_ids=(101,), pad_id=None, block_size=None)
+    plain = tmp_path / "plain"
+    model.save_pretrained(plain)
+    tok.save_pretrained(plain)
+    assert read_model_info(plain, tok, 8) == ModelInfo(100, 102, (101,), 101, 8) == read_model_info(None, tok, 8)
+    with pytest.raises(ModelFolderError, match="no hildanext.json and no tokenizer"):
+        read_model_info(plain)
+
+def test_first_model_dir_takes_candidates_in_order(tmp_path):
+    for name in ("b", "c"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+    (tmp_path / "a").mkdir()
+    assert first_model_dir(["a", "c", "b"], tmp_path) == ("c", tmp_path / "c") and first_model_dir(["a", "z"], tmp_path) is None

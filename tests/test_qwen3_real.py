@@ -6,7 +6,7 @@ import torch
 from transformers import AutoTokenizer
 from conftest import QWEN3_TOKENIZER_SHA256, make_tiny_qwen3
 from hildanext.files import sha256_file
-from hildanext.model import add_mask_token, causal_allowed, masked_logits, special_ids
+from hildanext.model import ModelInfo, add_mask_token, causal_allowed, masked_logits, read_model_info, tokenizer_info
 from hildanext.pipeline import run_stage
 from hildanext.model import load_model
 from hildanext.config import RuntimeParams
@@ -23,7 +23,7 @@ def test_qwen3_special_ids_and_mask_id(qwen3_tokenizer_dir):
     model = make_tiny_qwen3(vocab_size=151936)
     assert add_mask_token(model, tok) == 151669
     assert model.get_input_embeddings().weight.shape[0] == 151936
-    assert special_ids(tok) == {"mask_id": 151669, "pad_id": 151643, "eos_id": 151645, "stop_ids": [151645, 151643]}
+    assert tokenizer_info(tok).record() == {"mask_id": 151669, "pad_id": 151643, "eos_id": 151645, "stop_ids": [151645, 151643], "block_size": None}
     assert tok.decode([151669]) == "<|mask|>" and tok("a<|mask|>b")["input_ids"][1] == 151669
 
 def test_qwen3_chat_rendering_without_thinking(qwen3_tokenizer_dir):
@@ -42,6 +42,7 @@ def test_init_stage_on_qwen3_layout(workdir, qwen3_tokenizer_dir):
     meta = json.loads((workdir / "models/init/hildanext.json").read_text())
     assert meta["mask_id"] == 151669 and meta["stop_ids"] == [151645, 151643] and meta["params"]["model"]["base"] == "models/qwen3-0.6b"
     assert meta["tokenizer_sha256"] == sha256_file(workdir / "models/init/tokenizer.json")
+    assert read_model_info(workdir / "models/init") == ModelInfo(151645, 151669, (151643,), 151643, 1)
     (base_model, _), (init_model, init_tok) = (load_model(p, RuntimeParams()) for p in (base, workdir / "models/init"))
     assert init_tok.mask_token_id == 151669
     x = torch.tensor([[151644, 872, 198, 9707, 151645, 151669]])

@@ -1,9 +1,9 @@
-# The remask pass (issue 12) against hand-computed expectations: window layout, quota bounds (min, target,
+# The remask pass against hand-computed expectations: window layout, quota bounds (min, target,
 # percentile cap, candidates), overlapping windows and params validation on the pure selection; the decoder
 # on a scripted LM (prompt and stop untouched, Gamma-only re-decode, forwards, event order), on a tiny Qwen3
 # (fresh block-causal confidences, cached == uncached, off == before), `hildanext generate --remask --trace`,
 # and the server (the stream is sent after the pass, /generate and /live show the remask passes).
-import math, re
+import dataclasses, math, re
 from fractions import Fraction
 import httpx, openai, pytest, torch
 from typer.testing import CliRunner
@@ -12,11 +12,11 @@ from hildanext.cli import app
 from hildanext.config import DecodeParams, ParamsError, RemaskParams, load_params
 from hildanext.decode.decoder import PassRecord, block_causal, generate_ids
 from hildanext.decode.dinfer import unsupported
-from hildanext.decode.settings import decode_settings
+from hildanext.decode.settings import SpecialIds, resolve_settings
 from hildanext.model import attention_mask_4d
 from hildanext.decode.remask import select_windows, window_quota, window_spans
 from hildanext.serve.app import create_app
-from test_decode import EOS, MASK, ScriptedLM, lively_qwen3
+from test_decode import EOS, MASK, ScriptedLM, lively_qwen3, run_decoder
 from test_live import events
 from test_serve import LiveServer, make_params
 PROMPT = "Once upon a time, Lily went to the park."
@@ -91,7 +91,7 @@ class Script:
 def scripted(targets, scores, n, redo=0.9, **remask):
     model, events = ScriptedLM(Script(2, targets, scores, redo)), []
     kw = dict(mask_id=MASK, eos_id=EOS, block_size=4, tau_mask=0.5, tau_edit=0.5, max_new_tokens=n, cache=False, observer=events.append)
-    return model, events, generate_ids(model, [1, 2], remask_pass=True, remask=RemaskParams(**remask), **kw)
+    return model, events, run_decoder(model, [1, 2], remask=RemaskParams(**remask), **kw)
 
 def test_scripted_remask_redecodes_the_least_confident_and_keeps_the_prompt():
     targets = {p: 3 + p for p in range(8)}
@@ -115,9 +115,9 @@ def test_redecode_keeps_gamma_at_least_one_and_the_stop_token_is_never_remasked(
 def test_remask_on_a_tiny_qwen3_scores_with_a_fresh_block_causal_forward_and_ignores_the_cache():
     model, prompt = lively_qwen3("sdpa"), list(range(10, 21))
     kw = dict(mask_id=127, eos_id=126, block_size=8, tau_mask=0.3, tau_edit=0.0, max_post_steps=3, max_new_tokens=21)
-    remask = {"target_ratio": 0.25, "min_ratio": 0.1, "block_size": 8, "block_stride": 4, "percentile_safety": 0.95}
-    off = generate_ids(model, prompt, **kw)
-    on, uncached = (generate_ids(model, prompt, cache=cache, remask_pass=True, remask=remask, **kw) for cache in (True, False))
+    remask = RemaskParams(target_ratio=0.25, min_ratio=0.1, block_size=8, block_stride=4, percentile_safety=0.95)
+    off = run_decoder(model, prompt, **kw)
+    on, uncached = (run_decoder(model, prompt, cache=cache, remask=remask, **kw) for cache in (True, False))
     assert 126 not in off.ids + on.ids and 127 not in on.ids and len(on.ids) == len(off.ids) == 21
     assert [(w.start, w.end) for w in on.remask.windows] == [(0, 8), (4, 12), (8, 16), (12, 20), (13, 21)]
     assert on.ids == uncached.ids and on.remask == uncached.remask and on.trace == uncached.trace
@@ -133,11 +133,14 @@ def test_remask_on_a_tiny_qwen3_scores_with_a_fresh_block_causal_forward_and_ign
 def test_off_by_default_is_the_plain_decoder():
     model, prompt = make_tiny_qwen3(), [3, 4, 5]
     kw = dict(mask_id=127, eos_id=126, block_size=8, tau_mask=0.5, tau_edit=0.5, max_new_tokens=16)
-    plain, off = generate_ids(model, prompt, **kw), generate_ids(model, prompt, remask_pass=False, remask={"target_ratio": 1.0}, **kw)
+    params = DecodeParams(tau_edit=0.5, max_new_tokens=16, remask=RemaskParams(target_ratio=1.0))
+    resolved = resolve_settings(params, 8)
+    plain, off = run_decoder(model, prompt, **kw), generate_ids(model, prompt, resolved, SpecialIds(127, 126))
     assert (plain.ids, plain.trace, plain.stats.forwards, plain.remask) == (off.ids, off.trace, off.stats.forwards, None)
-    settings = decode_settings(DecodeParams())
-    assert settings["remask_pass"] is False and decode_settings(DecodeParams(), "Q", remask_pass=True)["remask"]["block_size"] == 64
-    assert "remask" in unsupported(settings | {"remask_pass": True, "tau_edit": 1.0}) and unsupported(settings | {"tau_edit": 1.0}) is None
+    settings = resolve_settings(DecodeParams(), 32)
+    assert settings.remask is None and settings.view()["remask_pass"] is False and resolve_settings(DecodeParams(), 32, "Q", remask_pass=True).remask.block_size == 64
+    remasking = dataclasses.replace(settings, remask=RemaskParams(), tau_edit=1.0)
+    assert "remask" in unsupported(remasking) and unsupported(dataclasses.replace(settings, tau_edit=1.0)) is None
 
 def cli(model_dir, *extra) -> list[str]:
     args = ["generate", PROMPT, "--max-new-tokens", "40", "--trace", "--model", str(model_dir), "--params", str(model_dir.parent / "none.yaml"), "--set", "decode.block_size=8", *extra]

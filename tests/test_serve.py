@@ -1,21 +1,22 @@
-# The server (issue 9) on a tiny saved Qwen3 folder: a live uvicorn on loopback hit by the official openai
-# client (completions, chat, streaming == non-streaming, stop, usage, knobs as extra fields) and by httpx
-# (/generate, jobs, validation, a bounded load test), TestClient for the dummy and the candidate order, and a
-# gated engine (a test hook that holds the worker after each block) for 429, dropped streams, timeouts, 500s.
-import asyncio, shutil, signal, socket, subprocess, sys, threading, time
+# The server on a tiny saved Qwen3 folder: a live uvicorn on loopback hit by the official openai client
+# (completions, chat, streaming == non-streaming, stop, usage, knobs as extra fields) and by httpx (/generate,
+# jobs, validation, a bounded load test), TestClient for the dummy, the candidate order and one encoding per
+# prompt, and a gated engine (a test hook that holds the worker after each block) for 429, dropped streams,
+# timeouts, 500s.
+import asyncio, dataclasses, shutil, signal, socket, subprocess, sys, threading, time
 from pathlib import Path
 import httpx, openai, pytest, torch, uvicorn
 from fastapi.testclient import TestClient
-from hildanext.config import RuntimeParams
-from hildanext.decode.engines import Request, TransformersEngine, make_engine
-from hildanext.decode.settings import load_decoder, params_or_defaults
+from hildanext.config import Params, RuntimeParams, apply_overrides, as_dict, validate
+from hildanext.decode.engines import DiffusionEngine, Request, make_engine
+from hildanext.model import load_decoder
 from hildanext.serve.app import create_app
 BIN = Path(sys.executable).parent / "hildanext"
 PROMPT = "Once upon a time, Lily went to the park."
 LIMIT, CONTEXT = 200, 512
 def make_params(model_dir, *extra):
     base = ["runtime.threads=1", f"serve.model_candidates=[{model_dir}]", f"serve.max_new_tokens_limit={LIMIT}", f"serve.max_context={CONTEXT}"]
-    return params_or_defaults(Path("no-params.yaml"), [*base, *extra])
+    return validate(apply_overrides(as_dict(Params()), [*base, *extra]), "test params")
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -45,7 +46,7 @@ def library(model_dir):
     """The same folder decoded in-process (one torch thread, as the server): the expectation it must reproduce."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield make_engine("transformers", model_dir, make_params(model_dir))
+    yield make_engine("diffusion", model_dir, make_params(model_dir))
     torch.set_num_threads(threads)
 
 @pytest.fixture(scope="module")
@@ -57,19 +58,20 @@ def live(model_dir):
 def client(live):
     return openai.OpenAI(base_url=f"{live.url}/v1", api_key="x", max_retries=0, timeout=60)
 
-class GatedEngine(TransformersEngine):
+class GatedEngine(DiffusionEngine):
     """Test hook: never stops early; after each block waits for the gate (ticking the observer); 'boom' raises."""
     def __init__(self, *args):
         super().__init__(*args)
-        self.suppress, self.gate = sorted({*self.suppress, self.eos_id, *self.stop_ids}), threading.Event()
-    def complete(self, request, observer=None):
-        if request.prompt == "boom":
+        banned = tuple(sorted({*self.special.banned_ids, *self.special.stops}))
+        self.special, self.gate = dataclasses.replace(self.special, banned_ids=banned), threading.Event()
+    def run(self, prepared, observer=None):
+        if prepared.request.prompt == "boom":
             raise RuntimeError("boom")
         def gated(event):
             observer(event)
             while event["type"] == "block" and not self.gate.wait(0.02):
                 observer({"type": "tick"})
-        return super().complete(request, gated)
+        return super().run(prepared, gated)
 
 @pytest.fixture(scope="module")
 def gated_engine(model_dir):
@@ -88,11 +90,11 @@ def wait_until(predicate, timeout: float = 30.0):
     raise AssertionError("condition not reached in time")
 
 def stop_reason(library, ids) -> str:
-    return "stop" if ids and ids[-1] in (library.eos_id, *library.stop_ids) else "length"
+    return "stop" if ids and ids[-1] in library.special.stops else "length"
 
 def test_health_and_models_report_the_folder(live, model_dir):
     health = httpx.get(f"{live.url}/health").json()
-    assert (health["status"], health["model"], health["model_dir"], health["engine"], health["device"]) == ("ok", str(model_dir), str(model_dir.resolve()), "transformers", "cpu")
+    assert (health["status"], health["model"], health["model_dir"], health["engine"], health["device"]) == ("ok", str(model_dir), str(model_dir.resolve()), "diffusion", "cpu")
     assert health["queue"] == {"size": 4, "pending": 0, "running": 0, "waiting": 0}
     assert [m["id"] for m in httpx.get(f"{live.url}/v1/models").json()["data"]] == [str(model_dir)]
 
@@ -216,6 +218,27 @@ def test_without_a_folder_the_dummy_serves_and_candidates_go_in_order(tmp_path, 
     with TestClient(create_app(params, tmp_path)) as http:
         assert http.get("/health").json()["model"] == "models/merged"
         assert http.get("/v1/models").json()["data"][0]["id"] == "models/merged"
+
+def test_each_prompt_is_encoded_and_resolved_once_per_request(model_dir, monkeypatch):
+    engine = DiffusionEngine(*load_decoder(model_dir, RuntimeParams()), make_params(model_dir), model_dir)
+    encoded, resolved, tokenizer_call = [], [], type(engine.tokenizer).__call__
+    def counting_call(tokenizer, *args, **kw):
+        encoded.extend([args[0]] if tokenizer is engine.tokenizer else [])
+        return tokenizer_call(tokenizer, *args, **kw)
+    def counting_resolve(request, resolve=engine.resolve):
+        return resolved.append(request.prompt) or resolve(request)
+    monkeypatch.setattr(type(engine.tokenizer), "__call__", counting_call)
+    monkeypatch.setattr(engine, "resolve", counting_resolve)
+    chat = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    with TestClient(create_app(make_params(model_dir), engine=engine)) as http:
+        for path, body in (("/generate", {"prompt": "one", "max_new_tokens": 4}), ("/v1/completions", {"prompt": "two", "max_tokens": 4}),
+                           ("/v1/completions", {"prompt": "three", "max_tokens": 4, "stream": True}), ("/v1/chat/completions", chat)):
+            assert http.post(path, json=body).status_code == 200
+        assert http.get("/live/stream", params={"prompt": "four", "max_new_tokens": 4}).status_code == 200
+        job = http.post("/jobs", json={"prompts": ["five", "six"], "max_new_tokens": 4}).json()
+        assert wait_until(lambda: http.get(f"/jobs/{job['id']}").json()["status"] == "done")
+    rendered = engine.tokenizer.apply_chat_template(chat["messages"], tokenize=False, add_generation_prompt=True, enable_thinking=False)
+    assert encoded == resolved == ["one", "two", "three", rendered, "four", "five", "six"]
 
 def test_full_queue_gets_429_and_a_dropped_stream_frees_its_slot(gated_engine, model_dir):
     with gated_server(gated_engine, model_dir, "serve.queue_size=1", "serve.retry_after_s=3") as live:
