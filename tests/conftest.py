@@ -16,7 +16,8 @@ def repo_root() -> Path:
 
 def make_tiny_qwen3(vocab_size: int = 128, attn: str = "sdpa", seed: int = 0):
     torch.manual_seed(seed)
-    config = Qwen3Config(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8, tie_word_embeddings=True)
+    config = Qwen3Config(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=8, tie_word_embeddings=True)
     config._attn_implementation = attn
     return Qwen3ForCausalLM(config).eval()
 

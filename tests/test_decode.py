@@ -28,7 +28,10 @@ class ScriptedLM(torch.nn.Module):
     def forward(self, input_ids, position_ids, logits_to_keep, **kwargs):
         self.inputs.append(input_ids[0].tolist())
         positions = position_ids[0, -logits_to_keep:].tolist()
-        rows = self.script(positions) if callable(self.script) else self.script[min(len(self.inputs), len(self.script)) - 1]
+        if callable(self.script):
+            rows = self.script(positions)
+        else:
+            rows = self.script[min(len(self.inputs), len(self.script)) - 1]
         return SimpleNamespace(logits=torch.stack([row_logits(row) for row in rows])[None])
 
 def row_logits(row: dict) -> torch.Tensor:
@@ -45,14 +48,17 @@ def run_decoder(model, prompt, *, mask_id: int, eos_id: int, stop_ids=(), suppre
 
 def decode(script, prompt, n, **kw):
     model = ScriptedLM(script)
-    settings = dict(mask_id=MASK, eos_id=EOS, block_size=4, tau_mask=0.5, tau_edit=0.5, max_post_steps=16, max_new_tokens=n, cache=False) | kw
+    settings = dict(mask_id=MASK, eos_id=EOS, block_size=4, tau_mask=0.5, tau_edit=0.5, max_post_steps=16,
+                    max_new_tokens=n, cache=False) | kw
     return model, run_decoder(model, prompt, **settings)
 
 def test_gamma_threshold_with_one_forced_unmask_then_a_verification_pass():
-    script = [[{9: 0.99}, {9: 0.99}, {5: 0.45}, {8: 0.3}], [{9: 0.99}, {9: 0.99}, {5: 0.95}, {7: 0.6}], [{9: 0.99}, {9: 0.99}, {5: 0.95}, {7: 0.95}]]
+    script = [[{9: 0.99}, {9: 0.99}, {5: 0.45}, {8: 0.3}], [{9: 0.99}, {9: 0.99}, {5: 0.95}, {7: 0.6}],
+              [{9: 0.99}, {9: 0.99}, {5: 0.95}, {7: 0.95}]]
     model, out = decode(script, [1, 2], 2, tau_edit=0.9)
     assert out.ids == [5, 7] and model.inputs == [[1, 2, MASK, MASK], [1, 2, 5, MASK], [1, 2, 5, 7]]
-    assert out.trace == [PassRecord(0, 0, 1, [(0, 5)], []), PassRecord(0, 1, 0, [(1, 7)], []), PassRecord(0, 2, 0, [], [])]
+    assert out.trace == [PassRecord(0, 0, 1, [(0, 5)], []), PassRecord(0, 1, 0, [(1, 7)], []),
+                         PassRecord(0, 2, 0, [], [])]
     assert (out.stats.forwards, out.stats.tokens, out.stats.tpf) == (3, 2, 2 / 3)
 
 def test_at_least_one_unmasking_per_pass_in_confidence_order():
@@ -67,7 +73,8 @@ def test_delta_edits_only_changed_tokens_above_tau_edit():
     _, out = decode(script, [1], 3, tau_edit=0.5)
     assert out.ids == [8, 6, 7] and [r.edited for r in out.trace] == [[], [(0, 5, 8)], []]
 
-@pytest.mark.parametrize("tau_edit, max_post_steps, forwards, edits", [(0.0, 2, 3, [[], [(0, 5, 8)], [(0, 8, 5)]]), (0.0, 0, 1, [[]]), (0.5, 2, 2, [[], []])])
+@pytest.mark.parametrize("tau_edit, max_post_steps, forwards, edits",
+                         [(0.0, 2, 3, [[], [(0, 5, 8)], [(0, 8, 5)]]), (0.0, 0, 1, [[]]), (0.5, 2, 2, [[], []])])
 def test_tau_edit_zero_edits_low_confidence_changes_within_the_post_budget(tau_edit, max_post_steps, forwards, edits):
     fill = [{9: 0.9}, {5: 0.9}, {6: 0.9}, {7: 0.9}]
     script = [fill, [{9: 0.9}, {8: 0.2}, {6: 0.9}, {7: 0.9}], [{9: 0.9}, {5: 0.2}, {6: 0.9}, {7: 0.9}], fill]
@@ -103,7 +110,8 @@ def test_confidences_and_proposals_exclude_mask_and_suppressed_ids():
     logits = torch.randn(2000, VOCAB) + 5 * torch.nn.functional.one_hot(torch.tensor([BANNED, MASK] * 1000), VOCAB)
     settings = DecodeSettings(0.5, 0.0, 4, 4, 16, temperature=1.0, top_k=3, top_p=0.9)
     for temperature in (0.0, 1.0):
-        tokens, conf = propose(logits, torch.tensor([BANNED, MASK]), dataclasses.replace(settings, temperature=temperature), torch.Generator().manual_seed(0))
+        tokens, conf = propose(logits, torch.tensor([BANNED, MASK]),
+                               dataclasses.replace(settings, temperature=temperature), torch.Generator().manual_seed(0))
         assert not torch.isin(tokens, torch.tensor([BANNED, MASK])).any() and bool((conf > 0).all())
 
 def lively_qwen3(attn: str):
@@ -117,7 +125,8 @@ def lively_qwen3(attn: str):
 
 def recorded_lengths(model):
     lengths = []
-    model.register_forward_pre_hook(lambda module, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    model.register_forward_pre_hook(lambda module, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]),
+                                    with_kwargs=True)
     return lengths
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
@@ -125,7 +134,8 @@ def test_cached_equals_uncached_in_float64_with_a_stop_mid_block(attn):
     model, prompt, block = lively_qwen3(attn), list(range(10, 21)), 8
     kw = dict(mask_id=127, block_size=block, tau_mask=0.3, tau_edit=0.0, max_post_steps=3, max_new_tokens=21)
     free = run_decoder(model, prompt, eos_id=126, cache=False, **kw).ids
-    stop_at = next(i for i, t in enumerate(free) if i >= block and (len(prompt) + i) % block not in (0, block - 1) and t not in free[:i])
+    mid_block = [i for i in range(block, len(free)) if (len(prompt) + i) % block not in (0, block - 1)]
+    stop_at = next(i for i in mid_block if free[i] not in free[:i])
     lengths = recorded_lengths(model)
     cached = run_decoder(model, prompt, eos_id=free[stop_at], cache=True, **kw)
     cached_lengths = list(lengths)
@@ -136,7 +146,8 @@ def test_cached_equals_uncached_in_float64_with_a_stop_mid_block(attn):
 
 def test_sampling_is_reproducible_per_seed():
     model = make_tiny_qwen3()
-    kw = dict(mask_id=127, eos_id=126, block_size=8, tau_mask=0.5, tau_edit=0.5, max_new_tokens=16, temperature=1.0, top_p=0.95)
+    kw = dict(mask_id=127, eos_id=126, block_size=8, tau_mask=0.5, tau_edit=0.5, max_new_tokens=16, temperature=1.0,
+              top_p=0.95)
     first, again, other = (run_decoder(model, [3, 4, 5], seed=seed, **kw) for seed in (7, 7, 8))
     assert first.ids == again.ids and first.trace == again.trace and first.ids != other.ids
 
@@ -157,7 +168,8 @@ def test_mode_presets_then_explicit_values_win(tmp_path):
     assert (resolve_settings(params, 32).tau_mask, resolve_settings(params, 32).tau_edit) == (0.6, 0.0)
     q = resolve_settings(params, 32, "q")
     assert (q.tau_mask, q.tau_edit, q.block_size, q.max_post_steps) == (0.7, 0.5, 32, 16)
-    assert (resolve_settings(params, 32, "Q", tau_edit=0.2).tau_edit, resolve_settings(params, 32, "S", tau_mask=None).tau_mask) == (0.2, 0.5)
+    assert (resolve_settings(params, 32, "Q", tau_edit=0.2).tau_edit,
+            resolve_settings(params, 32, "S", tau_mask=None).tau_mask) == (0.2, 0.5)
     with pytest.raises(ParamsError, match="'X' is not one of S, Q"):
         resolve_settings(DecodeParams(), 32, "X")
     with pytest.raises(ParamsError, match="decode.tau_mask: Input should be less than or equal to 1"):
@@ -168,10 +180,13 @@ def test_mode_presets_then_explicit_values_win(tmp_path):
 def test_decoding_defaults_to_the_trained_block_size_and_another_one_warns_once(caplog):
     params = load_params(REPO / "params.yaml").decode
     with caplog.at_level(logging.WARNING, logger="hildanext.decode.settings"):
-        default, same, q = resolve_settings(params, 16), resolve_settings(params, 16, block_size=16), resolve_settings(params, 16, "Q")
-        assert (params.block_size, default.block_size, same.block_size, q.block_size) == (None, 16, 16, 16) and caplog.records == []
+        default, q = resolve_settings(params, 16), resolve_settings(params, 16, "Q")
+        same = resolve_settings(params, 16, block_size=16)
+        assert (params.block_size, default.block_size, same.block_size, q.block_size) == (None, 16, 16, 16)
+        assert caplog.records == []
         other = resolve_settings(params, 16, "S", block_size=8)
-        preset = resolve_settings(load_params(REPO / "params.yaml", ["decode.presets.Q_MODE.block_size=4"]).decode, 16, "Q")
+        preset = resolve_settings(load_params(REPO / "params.yaml", ["decode.presets.Q_MODE.block_size=4"]).decode, 16,
+                                  "Q")
     assert (other.block_size, preset.block_size) == (8, 4)
     assert [r.getMessage() for r in caplog.records] == [
         "decode block size 8 differs from the model's trained block size 16; decoding with 8",
@@ -195,14 +210,16 @@ def model_root(tmp_path_factory, qwen3_tokenizer_dir):
     return root
 
 SUMMARY = re.compile(r"mode (S|Q|params): forwards (\d+), tokens (\d+), TPF ([\d.]+), ([\d.]+) tokens/s")
-@pytest.mark.parametrize("mode, extra, taus", [("S", [], (0.5, 0.0)), ("Q", [], (0.7, 0.5)), ("Q", ["--tau-edit", "0.9"], (0.7, 0.9))])
+@pytest.mark.parametrize("mode, extra, taus",
+                         [("S", [], (0.5, 0.0)), ("Q", [], (0.7, 0.5)), ("Q", ["--tau-edit", "0.9"], (0.7, 0.9))])
 def test_generate_command_in_both_modes(model_root, monkeypatch, mode, extra, taus):
     seen = []
     def spy(model, prompt_ids, settings, special, observer=None):
         return seen.append((settings, special)) or generate_ids(model, prompt_ids, settings, special, observer)
     monkeypatch.setattr(engines, "generate_ids", spy)
     small = ["--set", f"decode.presets.{mode}_MODE.block_size=8", "--params", str(model_root / "none.yaml")]
-    args = ["generate", "Once upon a time", "--mode", mode, "--max-new-tokens", "3", "--trace", "--model", str(model_root / "models/init")]
+    args = ["generate", "Once upon a time", "--mode", mode, "--max-new-tokens", "3", "--trace", "--model",
+            str(model_root / "models/init")]
     out = CliRunner().invoke(app, args + extra + small)
     lines = out.stdout.strip().splitlines()
     summary = SUMMARY.search(lines[-1])
@@ -212,20 +229,24 @@ def test_generate_command_in_both_modes(model_root, monkeypatch, mode, extra, ta
     (settings, special), = seen
     assert (settings.tau_mask, settings.tau_edit, settings.block_size, special.mask_id) == (*taus, 8, 151669)
     assert 151669 in special.banned_ids and 151643 not in special.banned_ids and special.stop_ids == (151643,)
-    assert f"params: built-in defaults (no {model_root / 'none.yaml'}, {model_root / 'models/init'}/hildanext.json records none)" in out.stderr
+    folder = model_root / "models/init"
+    source = f"built-in defaults (no {model_root / 'none.yaml'}, {folder}/hildanext.json records none)"
+    assert f"params: {source}" in out.stderr
 
 def test_generate_uses_the_newest_model_folder(model_root):
     env = os.environ | {"PYTHONPATH": str(REPO / "src")}
     args = ["generate", "Hi", "--max-new-tokens", "4", "--chat", "--set", "decode.block_size=8"]
-    ok = subprocess.run([sys.executable, "-m", "hildanext", *args], cwd=model_root, env=env, capture_output=True, text=True, timeout=300)
+    ok = subprocess.run([sys.executable, "-m", "hildanext", *args], cwd=model_root, env=env, capture_output=True,
+                        text=True, timeout=300)
     assert ok.returncode == 0 and SUMMARY.search(ok.stdout.splitlines()[-1]) and "models/init mode params" in ok.stdout
-    lines, warning = ok.stderr.splitlines(), "decode block size 8 differs from the model's trained block size 1; decoding with 8"
+    lines = ok.stderr.splitlines()
+    warning = "decode block size 8 differs from the model's trained block size 1; decoding with 8"
     assert lines[0] == "params: built-in defaults (no params.yaml, models/init/hildanext.json records none)"
     assert warning in lines and ok.stderr.count("differs from the model's trained block size") == 1
 
 @pytest.fixture
 def outside_checkout(model_root, tmp_path, monkeypatch):
-    """A folder with models/sft and models/export (its hildanext.json records block size 4 and params), no params.yaml."""
+    """models/sft and models/export (whose hildanext.json records block size 4 and params), no params.yaml."""
     for name in ("sft", "export"):
         shutil.copytree(model_root / "models/init", tmp_path / "models" / name)
     meta_path = tmp_path / "models/export/hildanext.json"
@@ -249,21 +270,25 @@ def test_generate_picks_models_export_first_and_reads_its_recorded_params(outsid
 def test_generate_without_a_model_folder_fails_in_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = CliRunner().invoke(app, ["generate", "Hi"])
-    assert out.exit_code == 2 and out.stderr.strip().count("\n") == 0 and "none of models/export, models/sft, models/merged, models/init exists" in out.stderr
+    assert out.exit_code == 2 and out.stderr.strip().count("\n") == 0
+    assert "none of models/export, models/sft, models/merged, models/init exists" in out.stderr
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_static_block_forward_equals_the_windowed_cache(attn):
     model = make_tiny_qwen3(vocab_size=64, attn=attn, seed=3).double()
     prompt = torch.randint(0, 60, (11,), generator=torch.Generator().manual_seed(4)).tolist()
-    common = {"mask_id": 63, "eos_id": 62, "block_size": 8, "tau_mask": 0.05, "tau_edit": 0.0, "max_post_steps": 3, "max_new_tokens": 21, "eos_early_stop": False}
+    common = {"mask_id": 63, "eos_id": 62, "block_size": 8, "tau_mask": 0.05, "tau_edit": 0.0, "max_post_steps": 3,
+              "max_new_tokens": 21, "eos_early_stop": False}
     windowed = run_decoder(model, prompt, **common)
     static = run_decoder(model, prompt, cuda_graphs=True, **common)
-    assert static.ids == windowed.ids and static.trace == windowed.trace and static.stats.forwards == windowed.stats.forwards
+    assert static.ids == windowed.ids and static.trace == windowed.trace
+    assert static.stats.forwards == windowed.stats.forwards
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 def test_cuda_graph_path_equals_eager_on_gpu():
     model = make_tiny_qwen3(vocab_size=64, seed=3).cuda()
     prompt = list(range(5, 16))
-    common = {"mask_id": 63, "eos_id": 62, "block_size": 8, "tau_mask": 0.05, "tau_edit": 0.0, "max_post_steps": 3, "max_new_tokens": 21, "eos_early_stop": False}
+    common = {"mask_id": 63, "eos_id": 62, "block_size": 8, "tau_mask": 0.05, "tau_edit": 0.0, "max_post_steps": 3,
+              "max_new_tokens": 21, "eos_early_stop": False}
     assert run_decoder(model, prompt, cuda_graphs=True, **common).ids == run_decoder(model, prompt, **common).ids

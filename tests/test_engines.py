@@ -9,7 +9,8 @@ from hildanext.config import ENGINE_NAMES, Params, ParamsError
 from hildanext.decode.ar import AREngine
 from hildanext.decode.decoder import generate_ids
 from hildanext.decode.dinfer import DInferEngine
-from hildanext.decode.engines import ALIASES, ENGINES, DiffusionEngine, Request, cut_at_stop_strings, engine_class, make_engine
+from hildanext.decode.engines import ALIASES, ENGINES, DiffusionEngine, Request, cut_at_stop_strings, engine_class
+from hildanext.decode.engines import make_engine
 from hildanext.decode.settings import DecodeSettings, SpecialIds
 from hildanext.model import ModelInfo, add_mask_token, model_meta, save_model
 @pytest.fixture(scope="module")
@@ -24,8 +25,11 @@ def test_engine_equals_the_decoder_and_explicit_taus_win(engine):
     out = engine.complete(request)
     prompt = engine.tokenizer("Once upon a time", add_special_tokens=False)["input_ids"]
     special = SpecialIds(engine.tokenizer.mask_token_id, 151645, (151643,), engine.special.banned_ids)
-    direct = generate_ids(engine.model, prompt, DecodeSettings(tau_mask=0.7, tau_edit=0.9, block_size=32, max_new_tokens=40, max_post_steps=16, seed=3), special)
-    assert out.ids == direct.ids and out.prompt_tokens == len(prompt) and out.engine == "diffusion" and engine.special == special
+    direct = generate_ids(engine.model, prompt,
+                          DecodeSettings(tau_mask=0.7, tau_edit=0.9, block_size=32, max_new_tokens=40,
+                                         max_post_steps=16, seed=3), special)
+    assert out.ids == direct.ids and out.prompt_tokens == len(prompt) and out.engine == "diffusion"
+    assert engine.special == special
     assert out.text == engine.tokenizer.decode(direct.ids, skip_special_tokens=True)
     assert out.finish_reason == ("stop" if direct.ids[-1] in (151645, 151643) else "length")
     assert engine.generate("Once upon a time", mode="Q", tau_edit=0.9, max_new_tokens=40, seed=3) == out.text
@@ -55,14 +59,18 @@ def test_ar_engine_and_unknown_engine_name(engine, tmp_path):
 
 def test_registry_names_are_the_params_engine_names():
     assert set(ENGINE_NAMES) == set(ENGINES) | set(ALIASES) and ALIASES == {"transformers": "diffusion"}
-    assert [engine_class(n) for n in ("diffusion", "transformers", "ar", "dinfer")] == [DiffusionEngine, DiffusionEngine, AREngine, DInferEngine]
+    classes = [engine_class(n) for n in ("diffusion", "transformers", "ar", "dinfer")]
+    assert classes == [DiffusionEngine, DiffusionEngine, AREngine, DInferEngine]
     assert [engine_class(n).name for n in ENGINES] == list(ENGINES)
 
 def test_a_saved_folder_describes_itself_to_the_engine(engine, tmp_path):
-    folder = save_model(engine.model, engine.tokenizer, tmp_path / "m", model_meta(engine.tokenizer, "test", None, 16, "h", tmp_path))
+    folder = save_model(engine.model, engine.tokenizer, tmp_path / "m",
+                        model_meta(engine.tokenizer, "test", None, 16, "h", tmp_path))
     loaded = make_engine("diffusion", folder, Params())
     assert loaded.info == ModelInfo(151645, 151669, (151643,), 151643, 16) and loaded.special == engine.special
-    assert loaded.prepare(Request("Hi", mode=None)).settings.block_size == loaded.prepare(Request("Hi", mode="Q")).settings.block_size == 16
-    assert engine.info.block_size is None and engine.prepare(Request("Hi")).settings.block_size == Params().wsd.decay_to == 32
+    assert [loaded.prepare(Request("Hi", mode=m)).settings.block_size for m in (None, "S", "Q")] == [16, 16, 16]
+    assert engine.info.block_size is None
+    assert engine.prepare(Request("Hi")).settings.block_size == Params().wsd.decay_to == 32
     ar = make_engine("ar", folder, Params())
-    assert isinstance(ar, AREngine) and ar.info == loaded.info and ar.complete(Request("Hi", max_new_tokens=3)).engine == "ar"
+    assert isinstance(ar, AREngine) and ar.info == loaded.info
+    assert ar.complete(Request("Hi", max_new_tokens=3)).engine == "ar"

@@ -32,4 +32,5 @@ def export_stage(params: Params, root: Path, tracker) -> dict:
     save_model(model, tokenizer, out, meta)
     card = export_card(bench, params, Path("models/export"), trained)
     write_text_atomic(out / "README.md", (out / "README.md").read_text() + card)
-    return {"block_size": params.decode.block_size or trained, "tau_mask": params.decode.tau_mask, "tau_edit": params.decode.tau_edit}
+    d = params.decode
+    return {"block_size": d.block_size or trained, "tau_mask": d.tau_mask, "tau_edit": d.tau_edit}
