@@ -2,14 +2,15 @@
 # then a Qwen3-0.6B-shaped random model in fp32 and bf16 (TPF is about 1 on random weights, so this measures
 # the cost per forward): block-diffusion tokens/s with and without the block cache against the AR baseline.
 # Usage: python benchmarks/decode_device.py [--model models/merged] [--out metrics/bench_decode_device.json]
-import argparse, json
+import argparse, dataclasses, json
 from pathlib import Path
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 from hildanext.config import DecodeParams, RuntimeParams
+from hildanext.decode.ar import ar_generate_ids
 from hildanext.decode.decoder import generate_ids
-from hildanext.decode.settings import (ar_generate_ids, decode_settings, encode_prompt, load_decoder, stop_token_ids,
-                                       suppressed_ids)
+from hildanext.decode.settings import DecodeSettings, SpecialIds, resolve_settings, special_ids_for
+from hildanext.model import encode_prompt, load_decoder, read_model_info
 from qwen3_shape import EOS_ID, FIRST_SPECIAL_ID, MASK_ID, QWEN3_06B, SPECIAL_IDS
 def demo_checks(model_dir: Path, device: str) -> dict:
     out = {}
@@ -17,12 +18,11 @@ def demo_checks(model_dir: Path, device: str) -> dict:
         runs = {}
         for where, cache in ((device, True), (device, False), ("cpu", True)):
             model, tokenizer = load_decoder(model_dir, RuntimeParams(device=where))
-            eos_id, stops = stop_token_ids(tokenizer)
-            settings = decode_settings(DecodeParams(), mode) | {"max_new_tokens": 96}
+            info = read_model_info(model_dir, tokenizer)
+            settings = resolve_settings(DecodeParams(), info.block_size or 32, mode, max_new_tokens=96, cache=cache)
             prompt = encode_prompt(tokenizer, "Once upon a time, a little fox")
-            suppress = suppressed_ids(tokenizer, model.config.vocab_size, [eos_id, *stops])
-            ids = {"mask_id": tokenizer.mask_token_id, "eos_id": eos_id, "stop_ids": stops, "suppress_ids": suppress}
-            runs[f"{where}_cache{int(cache)}"] = generate_ids(model, prompt, cache=cache, **ids, **settings)
+            result = generate_ids(model, prompt, settings, special_ids_for(info, tokenizer, model.config.vocab_size))
+            runs[f"{where}_cache{int(cache)}"] = result
         ref = runs[f"{device}_cache1"]
         out[mode] = {"text": tokenizer.decode(ref.ids, skip_special_tokens=True), "tpf": ref.stats.tpf,
                      "edits": sum(len(r.edited) for r in ref.trace),
@@ -35,15 +35,15 @@ def speed(device: str, dtype: torch.dtype, prompt_len: int = 100, new: int = 128
     with torch.device(device):
         model = Qwen3ForCausalLM(Qwen3Config(**QWEN3_06B, attn_implementation="sdpa")).to(dtype).eval()
     prompt = torch.randint(0, FIRST_SPECIAL_ID, (prompt_len,), generator=torch.Generator().manual_seed(1)).tolist()
-    common = {"eos_id": EOS_ID, "suppress_ids": SPECIAL_IDS, "max_new_tokens": new, "eos_early_stop": False,
-              "mask_id": MASK_ID, "tau_mask": 0.5, "tau_edit": 0.0, "max_post_steps": 0}
+    special = SpecialIds(MASK_ID, EOS_ID, (), tuple(SPECIAL_IDS))
     rows = {}
     for name, cache in (("bd_cached", True), ("bd_uncached", False)):
-        generate_ids(model, prompt, cache=cache, **common | {"max_new_tokens": 32})
-        s = generate_ids(model, prompt, cache=cache, **common).stats
+        settings = DecodeSettings(0.5, 0.0, 32, new, 0, eos_early_stop=False, cache=cache)
+        generate_ids(model, prompt, dataclasses.replace(settings, max_new_tokens=32), special)
+        s = generate_ids(model, prompt, settings, special).stats
         rows[name] = {"tokens_per_s": s.tokens_per_s, "forwards": s.forwards,
                       "ms_per_forward": 1000 * s.seconds / max(s.forwards, 1), "tpf": s.tpf}
-    ar = ar_generate_ids(model, prompt, eos_id=common["eos_id"], suppress_ids=None, max_new_tokens=new).stats
+    ar = ar_generate_ids(model, prompt, DecodeSettings(0.5, 0.0, 1, new), SpecialIds(None, EOS_ID)).stats
     rows["ar_hf_generate"] = {"tokens_per_s": ar.tokens_per_s, "ms_per_token": 1000 * ar.seconds / max(ar.tokens, 1)}
     return rows
 

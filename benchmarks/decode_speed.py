@@ -9,10 +9,11 @@ from pathlib import Path
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 from hildanext.config import RuntimeParams
+from hildanext.decode.ar import ar_generate_ids
 from hildanext.decode.decoder import block_causal, cache_argument, generate_ids
-from hildanext.decode.settings import ar_generate_ids, load_decoder
 from hildanext.decode.kvcache import BlockKVCache
-from hildanext.model import attention_mask_4d, load_model
+from hildanext.decode.settings import DecodeSettings, SpecialIds
+from hildanext.model import attention_mask_4d, load_decoder, load_model
 from qwen3_shape import EOS_ID, MASK_ID, QWEN3_06B, SPECIAL_IDS
 def sync(device) -> None:
     if device.type == "cuda":
@@ -41,11 +42,11 @@ def bare_forward_ms(model, prefix: int, block: int, repeats: int = 20) -> float:
     return 1000 * statistics.median(times)
 
 def decode_row(model, prompt, ids: dict, new: int, **flags) -> dict:
-    common = {"block_size": 32, "tau_mask": 0.5, "tau_edit": 0.0, "max_post_steps": 0, "eos_early_stop": False,
-              "suppress_ids": ids["suppress"], "mask_id": ids["mask"], "eos_id": ids["eos"]}
-    generate_ids(model, prompt, max_new_tokens=32, **common, **flags)
+    common = {"block_size": 32, "tau_mask": 0.5, "tau_edit": 0.0, "max_post_steps": 0, "eos_early_stop": False}
+    special = SpecialIds(ids["mask"], ids["eos"], (), tuple(ids["suppress"]))
+    generate_ids(model, prompt, DecodeSettings(max_new_tokens=32, **common, **flags), special)
     sync(model.device)
-    s = generate_ids(model, prompt, max_new_tokens=new, **common, **flags).stats
+    s = generate_ids(model, prompt, DecodeSettings(max_new_tokens=new, **common, **flags), special).stats
     return {"tokens_per_s": s.tokens_per_s, "forwards_per_s": s.forwards / s.seconds,
             "ms_per_forward": 1000 * s.seconds / s.forwards, "ms_per_token": 1000 * s.seconds / max(s.tokens, 1),
             "tpf": s.tpf}
@@ -76,7 +77,7 @@ def main():
     rows |= {f"bd_uncached_{n}": decode_row(model, prompt, ids, n, cache=False) for n in (128, 1024)}
     if model.device.type == "cuda":
         rows |= {f"bd_cuda_graphs_{n}": decode_row(model, prompt, ids, n, cuda_graphs=True) for n in (128, 1024)}
-    ar = ar_generate_ids(ar_model, prompt, eos_id=ids["eos"], suppress_ids=ids["suppress"], max_new_tokens=128).stats
+    ar = ar_generate_ids(ar_model, prompt, DecodeSettings(0.5, 0.0, 1, 128), SpecialIds(None, ids["eos"], (), tuple(ids["suppress"]))).stats
     rows["ar_128"] = {"tokens_per_s": ar.tokens_per_s, "ms_per_token": 1000 * ar.seconds / max(ar.tokens, 1)}
     bare = bare_forward_ms(model, len(prompt) + 64, 32)
     cpu = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"

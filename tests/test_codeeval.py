@@ -8,13 +8,17 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 from conftest import make_tiny_qwen3
-from hildanext.eval.codeeval import STATUSES, STOP_STRINGS, code_request, complete_tasks, evaluate, extract_body, harness_self_test, listening_port, load_tasks, network_isolation, run_program
+from hildanext.eval.codeeval import STATUSES, STOP_STRINGS, code_request, complete_tasks, evaluate, extract_body
+from hildanext.eval.codeeval import harness_self_test, listening_port, load_tasks, network_isolation, run_program
 from hildanext.config import DecodeParams, Params
-from hildanext.decode.engines import AREngine, TransformersEngine
+from hildanext.decode.ar import AREngine
+from hildanext.decode.engines import DiffusionEngine
 from hildanext.model import add_mask_token
 PROMPT = 'def add(a: int, b: int) -> int:\n    """Return a + b."""\n'
 CHECK = "def check(candidate):\n    assert candidate() == 'ok'\n"
-PROBE = "import socket\ndef probe(port):\n    try:\n        socket.create_connection(('127.0.0.1', port), timeout=1).close()\n    except OSError:\n        return 'blocked'\n    return 'connected'\n"
+PROBE = ("import socket\ndef probe(port):\n    try:\n"
+         "        socket.create_connection(('127.0.0.1', port), timeout=1).close()\n"
+         "    except OSError:\n        return 'blocked'\n    return 'connected'\n")
 def test_tasks_are_well_formed():
     tasks = load_tasks()
     assert len(tasks) >= 12 and len({t.task_id for t in tasks}) == len(tasks)
@@ -31,7 +35,8 @@ def test_harness_self_test():
 
 def test_evaluate_counts_each_status():
     tasks = load_tasks()[:6]
-    bodies = [tasks[0].reference, tasks[1].wrong, "    while True:\n        pass\n", "    return bytearray(1 << 32)\n", "    return (\n", "    import os\n    os._exit(0)\n"]
+    bodies = [tasks[0].reference, tasks[1].wrong, "    while True:\n        pass\n", "    return bytearray(1 << 32)\n",
+              "    return (\n", "    import os\n    os._exit(0)\n"]
     report = evaluate({t.task_id: b for t, b in zip(tasks, bodies, strict=True)}, tasks, timeout_s=1.5, memory_mb=256)
     assert report["counts"] == {"passed": 1, "failed": 1, "timeout": 1, "memory": 1, "error": 2}
     assert report["tasks"] == 6 and report["pass@1"] == pytest.approx(1 / 6)
@@ -40,8 +45,10 @@ def test_evaluate_counts_each_status():
     assert "SyntaxError" in results[4]["detail"] and "before the tests finished" in results[5]["detail"]
 
 def test_limits_and_folder_inside_the_child():
-    program = "import os, resource\ndef f():\n    return os.getcwd(), resource.getrlimit(resource.RLIMIT_AS), resource.getrlimit(resource.RLIMIT_CORE)\n"
-    tests = "def check(candidate):\n    cwd, memory, core = candidate()\n    assert 'hildanext-code-' in cwd and memory == (300 << 20, 300 << 20) and core == (0, 0)\n"
+    program = ("import os, resource\ndef f():\n    return os.getcwd(), resource.getrlimit(resource.RLIMIT_AS), "
+               "resource.getrlimit(resource.RLIMIT_CORE)\n")
+    tests = ("def check(candidate):\n    cwd, memory, core = candidate()\n"
+             "    assert 'hildanext-code-' in cwd and memory == (300 << 20, 300 << 20) and core == (0, 0)\n")
     assert run_program(program, tests, "f", memory_mb=300).status == "passed"
     assert run_program("def f():\n    return 'ok'\n", CHECK, "g").status == "error"
     assert run_program("import sys\nsys.exit(0)\ndef f():\n    return 'ok'\n", CHECK, "f").status == "error"
@@ -59,10 +66,12 @@ def test_network_is_blocked(isolation):
     ("    return a + b\n\n\ndef test():\n    assert add(1, 2) == 3\n", "    return a + b\n\n\n"),
     ("    return a + b\nif __name__ == '__main__':\n    print(add(1, 2))\n", "    return a + b\n"),
     ("    return a + b\nprint(add(1, 2))\n", "    return a + b\n"),
-    ("    def inner(x):\n        return x\n    return inner(a) + b\nclass Extra:\n    pass\n", "    def inner(x):\n        return x\n    return inner(a) + b\n"),
+    ("    def inner(x):\n        return x\n    return inner(a) + b\nclass Extra:\n    pass\n",
+     "    def inner(x):\n        return x\n    return inner(a) + b\n"),
     ("```python\n    return a + b\n```\nThis adds the numbers.", "    return a + b\n"),
     ("    return a + b\n```\n\ndef more():\n", "    return a + b\n"),
-    ("```python\nimport math\ndef add(a, b):\n    return a + b\n```", "import math\ndef add(a, b):\n    return a + b\n"),
+    ("```python\nimport math\ndef add(a, b):\n    return a + b\n```",
+     "import math\ndef add(a, b):\n    return a + b\n"),
     ("    return a + b\ndef add(a, b):\n    return 0\n", "    return a + b\n"),
 ])
 def test_extract_body_truncation(completion, body):
@@ -75,7 +84,7 @@ def tiny_engines(qwen3_tokenizer_dir):
     add_mask_token(model, tokenizer)
     params, threads = Params(decode=DecodeParams(block_size=4, max_post_steps=0)), torch.get_num_threads()
     torch.set_num_threads(1)
-    yield TransformersEngine(model, tokenizer, params), AREngine(model, tokenizer, params)
+    yield DiffusionEngine(model, tokenizer, params), AREngine(model, tokenizer, params)
     torch.set_num_threads(threads)
 
 @pytest.mark.parametrize("which", [0, 1])

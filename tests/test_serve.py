@@ -1,21 +1,23 @@
-# The server (issue 9) on a tiny saved Qwen3 folder: a live uvicorn on loopback hit by the official openai
-# client (completions, chat, streaming == non-streaming, stop, usage, knobs as extra fields) and by httpx
-# (/generate, jobs, validation, a bounded load test), TestClient for the dummy and the candidate order, and a
-# gated engine (a test hook that holds the worker after each block) for 429, dropped streams, timeouts, 500s.
-import asyncio, shutil, signal, socket, subprocess, sys, threading, time
+# The server on a tiny saved Qwen3 folder: a live uvicorn on loopback hit by the official openai client
+# (completions, chat, streaming == non-streaming, stop, usage, knobs as extra fields) and by httpx (/generate,
+# jobs, validation, a bounded load test), TestClient for the dummy, the candidate order and one encoding per
+# prompt, and a gated engine (a test hook that holds the worker after each block) for 429, dropped streams,
+# timeouts, 500s.
+import asyncio, dataclasses, shutil, signal, socket, subprocess, sys, threading, time
 from pathlib import Path
 import httpx, openai, pytest, torch, uvicorn
 from fastapi.testclient import TestClient
-from hildanext.config import RuntimeParams
-from hildanext.decode.engines import Request, TransformersEngine, make_engine
-from hildanext.decode.settings import load_decoder, params_or_defaults
+from hildanext.config import Params, RuntimeParams, apply_overrides, as_dict, validate
+from hildanext.decode.engines import DiffusionEngine, Request, make_engine
+from hildanext.model import load_decoder
 from hildanext.serve.app import create_app
 BIN = Path(sys.executable).parent / "hildanext"
 PROMPT = "Once upon a time, Lily went to the park."
 LIMIT, CONTEXT = 200, 512
 def make_params(model_dir, *extra):
-    base = ["runtime.threads=1", f"serve.model_candidates=[{model_dir}]", f"serve.max_new_tokens_limit={LIMIT}", f"serve.max_context={CONTEXT}"]
-    return params_or_defaults(Path("no-params.yaml"), [*base, *extra])
+    base = ["runtime.threads=1", f"serve.model_candidates=[{model_dir}]", f"serve.max_new_tokens_limit={LIMIT}",
+            f"serve.max_context={CONTEXT}"]
+    return validate(apply_overrides(as_dict(Params()), [*base, *extra]), "test params")
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -27,7 +29,8 @@ class LiveServer:
     def __init__(self, app):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=2))
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    timeout_graceful_shutdown=2))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
     def __enter__(self):
         self.thread.start()
@@ -45,7 +48,7 @@ def library(model_dir):
     """The same folder decoded in-process (one torch thread, as the server): the expectation it must reproduce."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield make_engine("transformers", model_dir, make_params(model_dir))
+    yield make_engine("diffusion", model_dir, make_params(model_dir))
     torch.set_num_threads(threads)
 
 @pytest.fixture(scope="module")
@@ -57,19 +60,20 @@ def live(model_dir):
 def client(live):
     return openai.OpenAI(base_url=f"{live.url}/v1", api_key="x", max_retries=0, timeout=60)
 
-class GatedEngine(TransformersEngine):
+class GatedEngine(DiffusionEngine):
     """Test hook: never stops early; after each block waits for the gate (ticking the observer); 'boom' raises."""
     def __init__(self, *args):
         super().__init__(*args)
-        self.suppress, self.gate = sorted({*self.suppress, self.eos_id, *self.stop_ids}), threading.Event()
-    def complete(self, request, observer=None):
-        if request.prompt == "boom":
+        banned = tuple(sorted({*self.special.banned_ids, *self.special.stops}))
+        self.special, self.gate = dataclasses.replace(self.special, banned_ids=banned), threading.Event()
+    def run(self, prepared, observer=None):
+        if prepared.request.prompt == "boom":
             raise RuntimeError("boom")
         def gated(event):
             observer(event)
             while event["type"] == "block" and not self.gate.wait(0.02):
                 observer({"type": "tick"})
-        return super().complete(request, gated)
+        return super().run(prepared, gated)
 
 @pytest.fixture(scope="module")
 def gated_engine(model_dir):
@@ -88,11 +92,12 @@ def wait_until(predicate, timeout: float = 30.0):
     raise AssertionError("condition not reached in time")
 
 def stop_reason(library, ids) -> str:
-    return "stop" if ids and ids[-1] in (library.eos_id, *library.stop_ids) else "length"
+    return "stop" if ids and ids[-1] in library.special.stops else "length"
 
 def test_health_and_models_report_the_folder(live, model_dir):
     health = httpx.get(f"{live.url}/health").json()
-    assert (health["status"], health["model"], health["model_dir"], health["engine"], health["device"]) == ("ok", str(model_dir), str(model_dir.resolve()), "transformers", "cpu")
+    got = (health["status"], health["model"], health["model_dir"], health["engine"], health["device"])
+    assert got == ("ok", str(model_dir), str(model_dir.resolve()), "diffusion", "cpu")
     assert health["queue"] == {"size": 4, "pending": 0, "running": 0, "waiting": 0}
     assert [m["id"] for m in httpx.get(f"{live.url}/v1/models").json()["data"]] == [str(model_dir)]
 
@@ -102,14 +107,16 @@ def test_completion_equals_the_in_process_decoder(client, library):
     prompt_tokens = len(library.tokenizer(PROMPT, add_special_tokens=False)["input_ids"])
     assert out.object == "text_completion" and out.choices[0].text == expected.text
     assert out.choices[0].finish_reason == stop_reason(library, expected.ids)
-    assert (out.usage.prompt_tokens, out.usage.completion_tokens, out.usage.total_tokens) == (prompt_tokens, len(expected.ids), prompt_tokens + len(expected.ids))
+    usage = (out.usage.prompt_tokens, out.usage.completion_tokens, out.usage.total_tokens)
+    assert usage == (prompt_tokens, len(expected.ids), prompt_tokens + len(expected.ids))
     other = client.completions.create(model="any", prompt=PROMPT, max_tokens=40, seed=4, temperature=1.0)
     assert other.choices[0].text != out.choices[0].text
 
 def test_chat_applies_the_template_server_side(client, library):
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tell me a story."}]
     out = client.chat.completions.create(model="any", messages=messages, max_tokens=24, seed=1, temperature=1.0)
-    rendered = library.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False)
+    rendered = library.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                                     enable_thinking=False)
     expected = library.complete(Request(rendered, "S", None, None, 24, 1, 1.0))
     assert out.choices[0].message.role == "assistant" and out.choices[0].message.content == expected.text
     assert out.usage.prompt_tokens == len(library.tokenizer(rendered, add_special_tokens=False)["input_ids"])
@@ -119,13 +126,17 @@ def test_stream_concatenates_to_the_non_streamed_answer(client, chat):
     kw = dict(model="any", max_tokens=90, seed=5, temperature=1.0)
     if chat:
         kw["messages"] = [{"role": "user", "content": "Tell me a story."}]
-        full, chunks = client.chat.completions.create(**kw), list(client.chat.completions.create(**kw, stream=True, stream_options={"include_usage": True}))
+        full = client.chat.completions.create(**kw)
+        chunks = list(client.chat.completions.create(**kw, stream=True, stream_options={"include_usage": True}))
         deltas, text = [c.choices[0].delta.content or "" for c in chunks if c.choices], full.choices[0].message.content
     else:
-        full, chunks = client.completions.create(prompt=PROMPT, **kw), list(client.completions.create(prompt=PROMPT, **kw, stream=True, stream_options={"include_usage": True}))
+        full = client.completions.create(prompt=PROMPT, **kw)
+        usage = {"include_usage": True}
+        chunks = list(client.completions.create(prompt=PROMPT, **kw, stream=True, stream_options=usage))
         deltas, text = [c.choices[0].text for c in chunks if c.choices], full.choices[0].text
     assert "".join(deltas) == text and sum(bool(d) for d in deltas) >= 2
-    assert len({c.id for c in chunks}) == 1 and [c.choices[0].finish_reason for c in chunks if c.choices][-1] == full.choices[0].finish_reason
+    assert len({c.id for c in chunks}) == 1
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == full.choices[0].finish_reason
     assert chunks[-1].choices == [] and chunks[-1].usage.model_dump() == full.usage.model_dump()
 
 def test_raw_stream_is_sse_ending_with_done(live):
@@ -145,18 +156,24 @@ def test_stop_strings_cut_the_text(client):
     assert "".join(c.choices[0].text for c in streamed) == text[: text.index(stop)]
 
 def test_decoder_knobs_ride_as_extra_fields(client, library):
-    out = client.completions.create(model="any", prompt=PROMPT, max_tokens=40, extra_body={"mode": "Q", "tau_mask": 0.0})
+    out = client.completions.create(model="any", prompt=PROMPT, max_tokens=40,
+                                    extra_body={"mode": "Q", "tau_mask": 0.0})
     assert out.choices[0].text == library.complete(Request(PROMPT, "Q", 0.0, None, 40)).text
     with pytest.raises(openai.UnprocessableEntityError, match="mode"):
         client.completions.create(model="any", prompt=PROMPT, extra_body={"mode": "fast"})
 
 def test_generate_reports_stats_and_an_explicit_tau_beats_the_mode(live):
-    one = httpx.post(f"{live.url}/generate", json={"prompt": PROMPT, "mode": "S", "tau_mask": 1.0, "max_new_tokens": 40, "trace": True}, timeout=60).json()
+    one = httpx.post(f"{live.url}/generate",
+                     json={"prompt": PROMPT, "mode": "S", "tau_mask": 1.0, "max_new_tokens": 40, "trace": True},
+                     timeout=60).json()
     assert all(len(r["unmasked"]) <= 1 for r in one["trace"]) and one["stats"]["forwards"] == len(one["trace"])
     stats = one["stats"]
-    assert stats["tpf"] == pytest.approx(stats["tokens"] / stats["forwards"]) and stats["tpf"] <= 1 and stats["tokens_per_s"] > 0
-    many = httpx.post(f"{live.url}/generate", json={"prompt": PROMPT, "mode": "Q", "tau_mask": 0.0, "max_new_tokens": 40}, timeout=60).json()
-    assert "trace" not in many and many["stats"]["tpf"] > 1 and many["text"] and many["finish_reason"] in ("stop", "length")
+    assert stats["tpf"] == pytest.approx(stats["tokens"] / stats["forwards"]) and stats["tpf"] <= 1
+    assert stats["tokens_per_s"] > 0
+    many = httpx.post(f"{live.url}/generate",
+                      json={"prompt": PROMPT, "mode": "Q", "tau_mask": 0.0, "max_new_tokens": 40}, timeout=60).json()
+    assert "trace" not in many and many["stats"]["tpf"] > 1 and many["text"]
+    assert many["finish_reason"] in ("stop", "length")
     assert (many["settings"]["tau_mask"], many["settings"]["tau_edit"], one["settings"]["tau_edit"]) == (0.0, 0.5, 0.0)
 
 @pytest.mark.parametrize("path, body, field", [
@@ -169,7 +186,8 @@ def test_generate_reports_stats_and_an_explicit_tau_beats_the_mode(live):
     ("/v1/completions", {"prompt": "word " * 600}, "prompt"),
     ("/v1/chat/completions", {"messages": []}, "messages"),
     ("/v1/chat/completions", {"messages": [{"role": "robot", "content": "hi"}]}, "messages.0.role"),
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": LIMIT + 1}, "max_completion_tokens"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": LIMIT + 1},
+     "max_completion_tokens"),
     ("/generate", {"prompt": "x", "tau_edit": 1.5}, "tau_edit"),
     ("/generate", {"prompt": "x", "seed": -1}, "seed"),
     ("/generate", {}, "prompt"),
@@ -192,7 +210,8 @@ def test_batch_and_benchmark_jobs(live, library):
     assert r.status_code == 202 and r.json()["status"] in ("queued", "running", "done")
     job = wait_until(lambda: job_done(live.url, r.json()["id"]))
     assert job["status"] == "done" and job["completed"] == job["total"] == 2
-    assert [row["text"] for row in job["results"]] == [library.complete(Request(p, "Q", max_new_tokens=20)).text for p in prompts]
+    expected = [library.complete(Request(p, "Q", max_new_tokens=20)).text for p in prompts]
+    assert [row["text"] for row in job["results"]] == expected
     assert job["summary"]["tokens"] == sum(row["completion_tokens"] for row in job["results"])
     bench = httpx.post(f"{live.url}/jobs", json={"kind": "benchmark", "max_new_tokens": 8}).json()
     bench = wait_until(lambda: job_done(live.url, bench["id"]))
@@ -201,7 +220,8 @@ def test_batch_and_benchmark_jobs(live, library):
     assert summary["tpf"] == pytest.approx(summary["tokens"] / summary["forwards"])
     listed = {j["id"]: j["status"] for j in httpx.get(f"{live.url}/jobs").json()["data"]}
     assert listed[job["id"]] == listed[bench["id"]] == "done"
-    assert httpx.get(f"{live.url}/jobs/job-nope").status_code == httpx.delete(f"{live.url}/jobs/job-nope").status_code == 404
+    missing = f"{live.url}/jobs/job-nope"
+    assert httpx.get(missing).status_code == httpx.delete(missing).status_code == 404
 
 def test_without_a_folder_the_dummy_serves_and_candidates_go_in_order(tmp_path, model_dir):
     params = make_params(model_dir, "serve.model_candidates=[models/export, models/sft, models/merged, models/init]")
@@ -217,6 +237,30 @@ def test_without_a_folder_the_dummy_serves_and_candidates_go_in_order(tmp_path, 
         assert http.get("/health").json()["model"] == "models/merged"
         assert http.get("/v1/models").json()["data"][0]["id"] == "models/merged"
 
+def test_each_prompt_is_encoded_and_resolved_once_per_request(model_dir, monkeypatch):
+    engine = DiffusionEngine(*load_decoder(model_dir, RuntimeParams()), make_params(model_dir), model_dir)
+    encoded, resolved, tokenizer_call = [], [], type(engine.tokenizer).__call__
+    def counting_call(tokenizer, *args, **kw):
+        encoded.extend([args[0]] if tokenizer is engine.tokenizer else [])
+        return tokenizer_call(tokenizer, *args, **kw)
+    def counting_resolve(request, resolve=engine.resolve):
+        return resolved.append(request.prompt) or resolve(request)
+    monkeypatch.setattr(type(engine.tokenizer), "__call__", counting_call)
+    monkeypatch.setattr(engine, "resolve", counting_resolve)
+    chat = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    with TestClient(create_app(make_params(model_dir), engine=engine)) as http:
+        for path, body in (("/generate", {"prompt": "one", "max_new_tokens": 4}),
+                           ("/v1/completions", {"prompt": "two", "max_tokens": 4}),
+                           ("/v1/completions", {"prompt": "three", "max_tokens": 4, "stream": True}),
+                           ("/v1/chat/completions", chat)):
+            assert http.post(path, json=body).status_code == 200
+        assert http.get("/live/stream", params={"prompt": "four", "max_new_tokens": 4}).status_code == 200
+        job = http.post("/jobs", json={"prompts": ["five", "six"], "max_new_tokens": 4}).json()
+        assert wait_until(lambda: http.get(f"/jobs/{job['id']}").json()["status"] == "done")
+    rendered = engine.tokenizer.apply_chat_template(chat["messages"], tokenize=False, add_generation_prompt=True,
+                                                    enable_thinking=False)
+    assert encoded == resolved == ["one", "two", "three", rendered, "four", "five", "six"]
+
 def test_full_queue_gets_429_and_a_dropped_stream_frees_its_slot(gated_engine, model_dir):
     with gated_server(gated_engine, model_dir, "serve.queue_size=1", "serve.retry_after_s=3") as live:
         body = {"prompt": PROMPT, "max_tokens": 100, "stream": True}
@@ -228,7 +272,8 @@ def test_full_queue_gets_429_and_a_dropped_stream_frees_its_slot(gated_engine, m
             assert health["queue"] == {"size": 1, "pending": 1, "running": 1, "waiting": 0}
             refused = httpx.post(f"{live.url}/generate", json={"prompt": "hi"}, timeout=60)
             assert refused.status_code == 429 and refused.headers["retry-after"] == "3"
-            assert refused.json()["error"]["type"] == "rate_limit_error" and refused.json()["queue"] == {"pending": 1, "size": 1}
+            assert refused.json()["error"]["type"] == "rate_limit_error"
+            assert refused.json()["queue"] == {"pending": 1, "size": 1}
         wait_until(lambda: httpx.get(f"{live.url}/health").json()["queue"]["pending"] == 0)
         gated_engine.gate.set()
         served = httpx.post(f"{live.url}/generate", json={"prompt": "hi", "max_new_tokens": 8}, timeout=60)
@@ -242,7 +287,8 @@ def test_timeouts_cancel_and_generation_errors_give_500(gated_engine, model_dir)
         gated_engine.gate.set()
         broken = httpx.post(f"{live.url}/v1/completions", json={"prompt": "boom"}, timeout=60)
         assert broken.status_code == 500 and "RuntimeError: boom" in broken.json()["error"]["message"]
-        assert httpx.post(f"{live.url}/generate", json={"prompt": "hi", "max_new_tokens": 4}, timeout=60).status_code == 200
+        assert httpx.post(f"{live.url}/generate", json={"prompt": "hi", "max_new_tokens": 4},
+                          timeout=60).status_code == 200
 
 def test_jobs_cancel_while_running_and_while_queued(gated_engine, model_dir):
     with gated_server(gated_engine, model_dir, "serve.queue_size=3") as live:
@@ -263,9 +309,11 @@ async def load(url: str, seeds: list[int], concurrency: int) -> list[dict]:
         while todo:
             i, seed = todo.pop()
             sent = time.monotonic()
-            r = await http.post(f"{url}/v1/completions", json={"prompt": PROMPT, "max_tokens": 8, "seed": seed, "temperature": 1.0})
+            r = await http.post(f"{url}/v1/completions",
+                                json={"prompt": PROMPT, "max_tokens": 8, "seed": seed, "temperature": 1.0})
             text = r.json()["choices"][0]["text"] if r.status_code == 200 else None
-            out.append({"seed": seed, "status": r.status_code, "text": text, "sent": sent, "done": time.monotonic(), "body": r.json()})
+            out.append({"seed": seed, "status": r.status_code, "text": text, "sent": sent, "done": time.monotonic(),
+                        "body": r.json()})
             await asyncio.sleep(0.2 if r.status_code == 429 else 0)
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=concurrency)) as http:
         await asyncio.gather(*(client(http) for _ in range(concurrency)))
@@ -291,10 +339,12 @@ def test_cli_serve_help_lists_host_and_port():
 @pytest.mark.slow
 def test_cli_serve_answers_with_no_weights_at_all(tmp_path):
     port = free_port()
-    proc = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--set", "runtime.threads=1"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--set", "runtime.threads=1"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         health = wait_until(lambda: probe(f"http://127.0.0.1:{port}/health"), timeout=120)
-        out = httpx.post(f"http://127.0.0.1:{port}/generate", json={"prompt": "Once upon a time", "max_new_tokens": 8}, timeout=60)
+        out = httpx.post(f"http://127.0.0.1:{port}/generate", json={"prompt": "Once upon a time", "max_new_tokens": 8},
+                         timeout=60)
         assert health["model"] == "dummy" and out.status_code == 200 and out.json()["model"] == "dummy"
     finally:
         proc.send_signal(signal.SIGINT)

@@ -14,6 +14,7 @@ def test_smoke_test_prints_each_step_then_ok(tmp_path):
     assert out.returncode == 0, out.stderr
     assert [line.split(":")[0] for line in lines[:-1]] == ["model", "wsd step", "sft batch", "decode S", "decode Q"]
     assert lines[-1].startswith("OK") and "demo model" in lines[0]
+    assert out.stderr.splitlines()[0] == "params: built-in defaults (no params.yaml, no model folder)"
 
 def test_smoke_test_fails_loudly(tmp_path):
     if not torch.cuda.is_available():

@@ -12,7 +12,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 PARAMS = typer.Option(Path("params.yaml"), "--params", help="params file")
 SET = typer.Option([], "--set", help="override a dotted key, e.g. --set demo_base.steps=50 (repeatable)")
 ONLY = typer.Option([], "--only", help="dolma or tinystories (repeatable; default both)")
-MODEL_DIR = typer.Option(None, "--model", help="model folder; default: the first of models/sft, models/merged, models/init that exists")
+MODEL_DIR = typer.Option(None, "--model", help="model folder; default: the first existing folder of "
+                         "serve.model_candidates (export, sft, merged, init)")
 def one_line_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -83,28 +84,66 @@ def apply_overlay(overlay: Path, params: Path = PARAMS):
     merge_overlay(params, overlay)
     typer.echo(f"{params}: merged {overlay}")
 
-@app.command("generate", help="Decode a continuation of PROMPT (plain text, or --chat) with the block-diffusion decoder; prints the text and forwards, TPF, tokens/s.")
+def builtin_params(overrides):
+    from hildanext.config import Params, apply_overrides, as_dict, validate
+    return validate(apply_overrides(as_dict(Params()), overrides), "built-in defaults --set")
+
+def recorded_or_defaults(path: Path, overrides, folder: Path | None):
+    """The params the folder's hildanext.json records, else the built-in defaults; --set applies to either."""
+    from hildanext.config import apply_overrides, validate
+    from hildanext.model import recorded_params
+    recorded = recorded_params(folder)
+    if recorded is not None:
+        meta = folder / "hildanext.json"
+        return validate(apply_overrides(recorded, overrides), f"{meta} --set"), f"{meta} (no {path} here)"
+    why = f"{folder}/hildanext.json records none" if folder is not None else "no model folder"
+    return builtin_params(overrides), f"built-in defaults (no {path}, {why})"
+
+def command_params(path: Path, overrides, model: Path | None, need_model: bool = False):
+    """(params, folder): --params if it exists, else the folder's recorded params, else the defaults (one line says)."""
+    from hildanext.config import load_params
+    from hildanext.model import ModelFolderError, first_model_dir
+    exists = Path(path).exists()
+    params = load_params(path, overrides) if exists else builtin_params(overrides)
+    found = first_model_dir(params.serve.model_candidates, Path("."))
+    folder = Path(model) if model is not None else found[1] if found else None
+    if need_model and folder is None:
+        where, here = ", ".join(params.serve.model_candidates), Path(".").resolve()
+        raise ModelFolderError(f"no model folder: none of {where} exists under {here}; pass --model PATH")
+    params, source = (params, str(path)) if exists else recorded_or_defaults(path, overrides, folder)
+    typer.echo(f"params: {source}", err=True)
+    return params, folder
+
+@app.command("generate", help="Decode a continuation of PROMPT (plain text, or --chat) with the block-diffusion "
+             "decoder; prints the text and forwards, TPF, tokens/s.")
 @one_line_errors
 def generate(
     prompt: str,
-    mode: str = typer.Option(None, "--mode", help="S (speed: tau_mask 0.5, tau_edit 0) or Q (quality: 0.7, 0.5); default: the decode params"),
+    mode: str = typer.Option(None, "--mode", help="S (speed: tau_mask 0.5, tau_edit 0) or Q (quality: 0.7, 0.5); "
+                             "default: the decode params"),
     tau_mask: float = typer.Option(None, "--tau-mask", help="unmask threshold; overrides the mode"),
-    tau_edit: float = typer.Option(None, "--tau-edit", help="edit threshold (0 edits every changed token, 1 disables editing); overrides the mode"),
+    tau_edit: float = typer.Option(None, "--tau-edit", help="edit threshold (0 edits every changed token, 1 disables "
+                                   "editing); overrides the mode"),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens"),
     seed: int = typer.Option(None, "--seed"),
-    trace: bool = typer.Option(False, "--trace", help="print the per-pass log (block, step, masks left, unmasked, edited); with --remask also one line per remask window"),
+    trace: bool = typer.Option(False, "--trace", help="print the per-pass log (block, step, masks left, unmasked, "
+                               "edited); with --remask also one line per remask window"),
     chat: bool = typer.Option(False, "--chat", help="wrap PROMPT in the tokenizer's chat template (thinking off)"),
-    remask: bool = typer.Option(None, "--remask/--no-remask", help="run the remask pass after decoding (decode.remask); default decode.remask_pass"),
+    remask: bool = typer.Option(None, "--remask/--no-remask", help="run the remask pass after decoding "
+                                "(decode.remask); default decode.remask_pass"),
     model: Path = MODEL_DIR,
     params: Path = PARAMS,
     set_: list[str] = SET,
 ):
-    from hildanext.decode.settings import generate_lines, params_or_defaults
-    explicit = {"tau_mask": tau_mask, "tau_edit": tau_edit, "max_new_tokens": max_new_tokens, "seed": seed, "remask_pass": remask}
-    for line in generate_lines(prompt, params_or_defaults(params, set_), model, mode, chat, trace, **explicit):
+    from hildanext.decode.engines import Request, make_engine
+    from hildanext.decode.report import generate_lines
+    chosen, folder = command_params(params, set_, model, need_model=True)
+    request = Request(prompt, mode, tau_mask, tau_edit, max_new_tokens, seed, chat=chat, remask=remask)
+    for line in generate_lines(make_engine("diffusion", folder, chosen), request, trace):
         typer.echo(line)
 
-@app.command("serve", help="Serve the first existing folder of serve.model_candidates (a tiny random dummy when none exists) over HTTP: /health, /generate, /jobs and the OpenAI API under /v1.")
+@app.command("serve", help="Serve the first existing folder of serve.model_candidates (a tiny random dummy when none "
+             "exists) over HTTP: /health, /generate, /jobs and the OpenAI API under /v1.")
 @one_line_errors
 def serve(
     host: str = typer.Option(None, "--host", help="interface to listen on; default serve.host (127.0.0.1)"),
@@ -112,16 +151,15 @@ def serve(
     params: Path = PARAMS,
     set_: list[str] = SET,
 ):
-    from hildanext.decode.settings import params_or_defaults
     from hildanext.serve.app import run_server
-    run_server(params_or_defaults(params, set_), host, port)
+    run_server(command_params(params, set_, None)[0], host, port)
 
-@app.command("smoke-test", help="One-minute end-to-end check on the demo assets: load, one WSD step, one SFT batch, one decode per preset, then OK.")
+@app.command("smoke-test", help="One-minute end-to-end check on the demo assets: load, one WSD step, one SFT batch, "
+             "one decode per preset, then OK.")
 def smoke_test(params: Path = PARAMS, set_: list[str] = SET):
-    from hildanext.decode.settings import params_or_defaults
     from hildanext.pipeline.smoke import smoke_lines
     try:
-        for line in smoke_lines(params_or_defaults(params, set_)):
+        for line in smoke_lines(*command_params(params, set_, None)):
             typer.echo(line)
     except Exception as e:
         typer.echo(f"hildanext: smoke-test failed: {e.__class__.__name__}: {e}", err=True)

@@ -196,7 +196,7 @@ class RuntimeParams:
 class DecodeMode:
     tau_mask: Rate
     tau_edit: Rate
-    block_size: Pos = 32
+    block_size: Pos | None = None
     max_post_steps: NonNeg = 16
 
 @dataclass(config=STRICT)
@@ -223,7 +223,7 @@ class RemaskParams:
 class DecodeParams:
     tau_mask: Rate = 0.5
     tau_edit: Rate = 0.0
-    block_size: Pos = 32
+    block_size: Pos | None = None
     max_post_steps: NonNeg = 16
     temperature: Annotated[float, Field(ge=0)] = 0.0
     top_k: Pos | None = None
@@ -241,11 +241,12 @@ class DInferParams:
     timeout_s: PosFloat = 300.0
     min_compute_capability: PosFloat = 8.0
 
+ENGINE_NAMES = ("diffusion", "transformers", "ar", "dinfer")
 @dataclass(config=STRICT)
 class ServeParams:
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
-    engine: Literal["transformers", "ar", "dinfer"] = "transformers"
+    engine: Literal[ENGINE_NAMES] = "diffusion"
     model_candidates: tuple[str, ...] = ("models/export", "models/sft", "models/merged", "models/init")
     queue_size: Pos = 8
     request_timeout_s: PosFloat = 300.0
@@ -259,7 +260,7 @@ class ServeParams:
 class BenchParams:
     model: str = "models/sft"
     ar_model: str = ""
-    engine: Literal["transformers", "ar", "dinfer"] = "transformers"
+    engine: Literal[ENGINE_NAMES] = "diffusion"
     eval_rows: Pos = 32
     mc_samples: Pos = 4
     mc_seed: NonNeg = 0

@@ -55,7 +55,8 @@ class BlockDiffusionIterator:
 
 class BlockIteratorFactory:
     def __init__(self, start_block_align=False, use_block_diffusion=False):
-        CALLS.append(("BlockIteratorFactory", {"start_block_align": start_block_align, "use_block_diffusion": use_block_diffusion}))
+        CALLS.append(("BlockIteratorFactory",
+                      {"start_block_align": start_block_align, "use_block_diffusion": use_block_diffusion}))
         self._use_bd = use_block_diffusion
     def create(self, x, block_length):
         if not self._use_bd:
@@ -76,31 +77,39 @@ class KVCache:
         keys, values = self._data[layer_idx][0], self._data[layer_idx][1]
         if replace_position is not None:
             start, end = replace_position
-            return keys.slice_scatter(key_states, dim=2, start=start, end=end), values.slice_scatter(val_states, dim=2, start=start, end=end)
+            keys = keys.slice_scatter(key_states, dim=2, start=start, end=end)
+            return keys, values.slice_scatter(val_states, dim=2, start=start, end=end)
         return torch.cat([keys, key_states], dim=2), torch.cat([values, val_states], dim=2)
 
 class BlockDiffusionPrefixCacheManager:
     def __init__(self, cache_update_freq=None, cache_type="prefix", backend="vllm", max_length=2048):
         self.past_key_values, self.cache_type, self.backend = None, cache_type, backend
     def update(self, past_key_values, range_start=None, range_end=None):
-        self.past_key_values = past_key_values if isinstance(past_key_values, KVCache) else KVCache(past_key_values, self.backend)
+        if not isinstance(past_key_values, KVCache):
+            past_key_values = KVCache(past_key_values, self.backend)
+        self.past_key_values = past_key_values
         self.past_key_values.consolidate()
     def get_key_values(self, block_start, block_end):
         return self.past_key_values, (int(block_start), int(block_end))
     def extend_cache(self, end):
         cur_kv_length = self.past_key_values._data.shape[-2]
-        self.past_key_values._data = F.pad(self.past_key_values._data, pad=(0, 0, 0, end - cur_kv_length), mode="constant", value=0)
+        self.past_key_values._data = F.pad(self.past_key_values._data, pad=(0, 0, 0, end - cur_kv_length),
+                                           mode="constant", value=0)
 
 class KVCacheFactory:
     def __init__(self, cache_type, cache_update_freq=None, is_bd_model=False, backend="vllm", max_length=2048):
-        CALLS.append(("KVCacheFactory", {"cache_type": cache_type, "cache_update_freq": cache_update_freq, "is_bd_model": is_bd_model, "backend": backend}))
-        self.cache_type, self.cache_update_freq, self.is_bd_model, self.backend, self.max_length = cache_type, cache_update_freq, is_bd_model, backend, max_length
+        CALLS.append(("KVCacheFactory",
+                      {"cache_type": cache_type, "cache_update_freq": cache_update_freq, "is_bd_model": is_bd_model,
+                       "backend": backend}))
+        self.cache_type, self.cache_update_freq, self.is_bd_model = cache_type, cache_update_freq, is_bd_model
+        self.backend, self.max_length = backend, max_length
     def create(self):
         if not self.is_bd_model or self.backend != "vllm":
             raise NotImplementedError("the fake transcribes only the block-diffusion prefix cache on the vllm backend")
         return BlockDiffusionPrefixCacheManager(self.cache_update_freq, self.cache_type, self.backend, self.max_length)
 
-def get_transfer_index_threshold(logits, temperature, mask_index, x, mask_id, threshold, rm_mask=True, use_float64=False, **kwargs):
+def get_transfer_index_threshold(logits, temperature, mask_index, x, mask_id, threshold, rm_mask=True,
+                                 use_float64=False, **kwargs):
     x0 = torch.argmax(add_gumbel_noise(logits, temperature=temperature), dim=-1)
     p = F.softmax(logits.to(torch.float64 if use_float64 else torch.float32), dim=-1)
     x0_p = torch.gather(p, dim=-1, index=x0.unsqueeze(-1)).squeeze(-1)
@@ -112,9 +121,13 @@ def get_transfer_index_threshold(logits, temperature, mask_index, x, mask_id, th
     return x0, confidence >= actual_threshold
 
 class ThresholdParallelDecoder:
-    def __init__(self, temperature, threshold, remasking="low_confidence", mask_id=126336, eos_id=126081, use_float64=False):
-        CALLS.append(("ThresholdParallelDecoder", {"temperature": temperature, "threshold": threshold, "remasking": remasking, "mask_id": mask_id, "eos_id": eos_id}))
-        self.temperature, self.threshold, self.remasking, self.mask_id, self.eos_id, self.use_float64 = temperature, threshold, remasking, mask_id, eos_id, use_float64
+    def __init__(self, temperature, threshold, remasking="low_confidence", mask_id=126336, eos_id=126081,
+                 use_float64=False):
+        CALLS.append(("ThresholdParallelDecoder",
+                      {"temperature": temperature, "threshold": threshold, "remasking": remasking, "mask_id": mask_id,
+                       "eos_id": eos_id}))
+        self.temperature, self.threshold, self.remasking = temperature, threshold, remasking
+        self.mask_id, self.eos_id, self.use_float64 = mask_id, eos_id, use_float64
     def block_init(self, block_x, block_id):
         pass
     def decode(self, logits, block_start, block_end, x, iter_threshold=None):
@@ -122,21 +135,29 @@ class ThresholdParallelDecoder:
         mask_index = x[:, block_start:block_end] == self.mask_id
         assert mask_index.shape[1] == logits.shape[1]
         curr_x = x[:, block_start:block_end]
-        x0, transfer_index = get_transfer_index_threshold(logits, self.temperature, mask_index, curr_x, self.mask_id, threshold=iter_threshold, use_float64=self.use_float64)
+        x0, transfer_index = get_transfer_index_threshold(logits, self.temperature, mask_index, curr_x, self.mask_id,
+                                                          threshold=iter_threshold, use_float64=self.use_float64)
         x[:, block_start:block_end] = torch.where(transfer_index & mask_index, x0, curr_x)
 
 class BlockDiffusionLLM:
-    def __init__(self, model, decoder, iterator_factory, cache_factory, early_stop=True, maximum_unroll=4, expected_tpf=8, backend="vllm"):
-        CALLS.append(("BlockDiffusionLLM", {"model": model, "decoder": decoder, "iterator_factory": iterator_factory, "cache_factory": cache_factory, "early_stop": early_stop, "backend": backend}))
-        self.model, self.decoder, self.iterator_factory, self.cache_factory = model, decoder, iterator_factory, cache_factory
-        self.early_stop, self.maximum_unroll, self.expected_tpf, self.num_forwards = early_stop, maximum_unroll, expected_tpf, 0
+    def __init__(self, model, decoder, iterator_factory, cache_factory, early_stop=True, maximum_unroll=4,
+                 expected_tpf=8, backend="vllm"):
+        CALLS.append(("BlockDiffusionLLM",
+                      {"model": model, "decoder": decoder, "iterator_factory": iterator_factory,
+                       "cache_factory": cache_factory, "early_stop": early_stop, "backend": backend}))
+        self.model, self.decoder, self.iterator_factory = model, decoder, iterator_factory
+        self.cache_factory, self.early_stop, self.maximum_unroll = cache_factory, early_stop, maximum_unroll
+        self.expected_tpf, self.num_forwards = expected_tpf, 0
     def prefill(self, block, kv_cache, pos_ids, attn_mask):
-        output = self.model(block.clone(memory_format=torch.contiguous_format), use_cache=True, attention_mask=attn_mask, position_ids=pos_ids.clone(memory_format=torch.contiguous_format))
+        output = self.model(block.clone(memory_format=torch.contiguous_format), use_cache=True,
+                            attention_mask=attn_mask, position_ids=pos_ids.clone(memory_format=torch.contiguous_format))
         kv_cache.update(output.past_key_values)
         self.num_forwards += 1
     def step(self, block, pos_ids, past_key_values, replace_position):
         self.num_forwards += 1
-        return self.model(block.clone(memory_format=torch.contiguous_format), position_ids=pos_ids.clone(memory_format=torch.contiguous_format), use_cache=True, past_key_values=past_key_values, replace_position=replace_position)
+        return self.model(block.clone(memory_format=torch.contiguous_format),
+                          position_ids=pos_ids.clone(memory_format=torch.contiguous_format), use_cache=True,
+                          past_key_values=past_key_values, replace_position=replace_position)
     def decode(self, x, kv_cache, block_loc, pos_ids):
         start, end, mask_id = block_loc.start, block_loc.end, self.decoder.mask_id
         block = x[:, start:end]
@@ -162,13 +183,15 @@ class BlockDiffusionLLM:
         num_blocks = (prompt_length + gen_length + block_length - 1) // block_length
         total_length, device = num_blocks * block_length, self.model.device
         block_mask = torch.tril(torch.ones(num_blocks, num_blocks, device=device))
-        bd_attn_mask = block_mask.repeat_interleave(block_length, dim=0).repeat_interleave(block_length, dim=1).unsqueeze(0).repeat(batch_size, 1, 1)
+        bd_attn_mask = block_mask.repeat_interleave(block_length, dim=0).repeat_interleave(block_length, dim=1)
+        bd_attn_mask = bd_attn_mask.unsqueeze(0).repeat(batch_size, 1, 1)
         pos_ids = torch.arange(total_length, device=device).unsqueeze(0).repeat(batch_size, 1)
         x = TokenArray(prompt, total_length - prompt_length, self.decoder.mask_id, self.decoder.eos_id, device)
         it = self.iterator_factory.create(x, block_length)
         kv_cache = self.cache_factory.create()
         prefill_length = max(it._get_first_block_start() // block_length * block_length, block_length)
-        self.prefill(x[:, :prefill_length], kv_cache, pos_ids[:, :prefill_length], bd_attn_mask[:, :prefill_length, :prefill_length])
+        self.prefill(x[:, :prefill_length], kv_cache, pos_ids[:, :prefill_length],
+                     bd_attn_mask[:, :prefill_length, :prefill_length])
         for block_id, (block_loc, block) in enumerate(it):
             self.decoder.block_init(block, block_id)
             if torch.all(self.decode(x, kv_cache, block_loc, pos_ids)) and self.early_stop:

@@ -3,14 +3,17 @@
 # Usage: fake_worker.py MODE WORKER_PATH; MODE is ok, crash (dies on generate), hang (never answers hello), cc61
 # (a Pascal GPU), novllm (vLLM missing) or garbled (a generate reply without ids). Messages go to $FAKE_DINFER_LOG.
 import json, os, sys, time
-HELLO = {"op": "hello", "protocol": 1, "python": "3.11.7", "torch": "2.8.0", "transformers": "4.57.6", "dinfer": "0.1", "vllm": "0.10.2", "cuda": True, "capability": [9, 0], "device": "fake H100", "errors": {}}
+HELLO = {"op": "hello", "protocol": 1, "python": "3.11.7", "torch": "2.8.0", "transformers": "4.57.6", "dinfer": "0.1",
+         "vllm": "0.10.2", "cuda": True, "capability": [9, 0], "device": "fake H100", "errors": {}}
 def hello(mode: str) -> dict:
     if mode == "hang":
         time.sleep(60)
     if mode == "cc61":
         return HELLO | {"capability": [6, 1], "device": "fake GTX 1080"}
     if mode == "novllm":
-        return HELLO | {"vllm": None, "dinfer": None, "errors": {"vllm": "ModuleNotFoundError: No module named 'vllm'", "dinfer": "ModuleNotFoundError: No module named 'vllm'"}}
+        return HELLO | {"vllm": None, "dinfer": None,
+                        "errors": {"vllm": "ModuleNotFoundError: No module named 'vllm'",
+                                   "dinfer": "ModuleNotFoundError: No module named 'vllm'"}}
     return HELLO
 
 def generate(message: dict, mode: str) -> dict:
@@ -21,7 +24,8 @@ def generate(message: dict, mode: str) -> dict:
         return {"op": "generate", "id": message["id"], "forwards": 1}
     prompt, eos = message["prompt_ids"], message["eos_id"]
     trace = [[0, 0, 2, [[0, prompt[0]], [1, prompt[1]]]], [0, 1, 0, [[2, prompt[2]], [3, eos]]]]
-    return {"op": "generate", "id": message["id"], "ids": prompt[:3] + [eos, 7, 7], "forwards": 5, "passes": 2, "seconds": 0.25, "trace": trace, "notes": []}
+    return {"op": "generate", "id": message["id"], "ids": prompt[:3] + [eos, 7, 7], "forwards": 5, "passes": 2,
+            "seconds": 0.25, "trace": trace, "notes": []}
 
 def reply(message: dict, mode: str) -> dict:
     if message["op"] == "hello":

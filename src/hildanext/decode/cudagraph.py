@@ -8,7 +8,8 @@ from hildanext.model import attention_mask_4d
 class StaticBlockForward:
     """Captured tensors (ids, positions, mask, write index) and, on CUDA, the graph and its output logits."""
     def __init__(self, model, cache, block_size: int, cache_arg: str):
-        device, self.model, self.cache, self.block_size, self.cache_arg = model.device, model, cache, block_size, cache_arg
+        device, self.model, self.cache = model.device, model, cache
+        self.block_size, self.cache_arg = block_size, cache_arg
         self.ids = torch.zeros(1, block_size, dtype=torch.long, device=device)
         self.positions = torch.zeros(1, block_size, dtype=torch.long, device=device)
         self.keys = torch.arange(cache.capacity, device=device)
@@ -25,7 +26,8 @@ class StaticBlockForward:
         self.cache.static_index.copy_(self.keys[start:end])
         self.mask.copy_(self.block_mask(start))
     def run_model(self) -> torch.Tensor:
-        out = self.model(input_ids=self.ids, attention_mask=self.mask, position_ids=self.positions, use_cache=False, logits_to_keep=self.block_size, **{self.cache_arg: self.cache})
+        out = self.model(input_ids=self.ids, attention_mask=self.mask, position_ids=self.positions, use_cache=False,
+                         logits_to_keep=self.block_size, **{self.cache_arg: self.cache})
         return out.logits[0]
     def capture(self) -> None:
         side = torch.cuda.Stream()

@@ -17,7 +17,8 @@ def module_version(name: str) -> tuple[str | None, str | None]:
 
 def hello() -> dict:
     """Versions and the CUDA device, so the caller can run its capability checks."""
-    info = {"op": "hello", "protocol": PROTOCOL, "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
+    info = {"op": "hello", "protocol": PROTOCOL, "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__}
     info |= {"cuda": torch.cuda.is_available(), "capability": None, "device": None, "errors": {}}
     if info["cuda"]:
         info["capability"], info["device"] = list(torch.cuda.get_device_capability()), torch.cuda.get_device_name()
@@ -42,7 +43,7 @@ class StepCache:
         return [t for i in sorted(self.layers) for t in self.layers[i]]
 
 class Qwen3DInfer(torch.nn.Module):
-    """A Hugging Face Qwen3 dLLM behind dInfer's model call: (ids, attention_mask | past_key_values + replace_position)."""
+    """Our Qwen3 dLLM behind dInfer's model call (ids, attention_mask | past_key_values, replace_position)."""
     def __init__(self, model):
         super().__init__()
         self.model = model
@@ -52,16 +53,21 @@ class Qwen3DInfer(torch.nn.Module):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
     def ban(self, ids) -> None:
-        self.banned = torch.tensor(sorted({int(i) for i in ids if int(i) < self.model.config.vocab_size}), dtype=torch.long, device=self.device)
+        banned = sorted({int(i) for i in ids if int(i) < self.model.config.vocab_size})
+        self.banned = torch.tensor(banned, dtype=torch.long, device=self.device)
     def mask(self, attention_mask, query_len: int, key_len: int, batch: int) -> torch.Tensor:
         """dInfer's [B, q, k] 0/1 block mask (None = attend to all keys) as our 4D mask: bool, or additive for eager."""
-        allowed = torch.ones(batch, query_len, key_len, dtype=torch.bool, device=self.device) if attention_mask is None else attention_mask.to(self.device).bool()
+        if attention_mask is None:
+            allowed = torch.ones(batch, query_len, key_len, dtype=torch.bool, device=self.device)
+        else:
+            allowed = attention_mask.to(self.device).bool()
         allowed = allowed[:, None] if allowed.dim() == 3 else allowed
         if self.model.config._attn_implementation != "eager":
             return allowed
         dtype = self.model.dtype
         return torch.zeros(allowed.shape, dtype=dtype, device=self.device).masked_fill(~allowed, torch.finfo(dtype).min)
-    def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False, replace_position=None, **kwargs):
+    def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False,
+                replace_position=None, **kwargs):
         batch, query_len = input_ids.shape
         start = int(replace_position[0]) if past_key_values is not None else 0
         key_len = int(past_key_values.seq_len) if past_key_values is not None else query_len
@@ -69,7 +75,8 @@ class Qwen3DInfer(torch.nn.Module):
             position_ids = torch.arange(start, start + query_len, device=self.device)[None].expand(batch, -1)
         cache = StepCache(past_key_values, replace_position)
         mask = self.mask(attention_mask, query_len, key_len, batch)
-        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False, **{self.cache_arg: cache})
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False,
+                         **{self.cache_arg: cache})
         logits = out.logits.index_fill(-1, self.banned, -float("inf")) if len(self.banned) else out.logits
         return SimpleNamespace(logits=logits, past_key_values=cache.flat() if use_cache else None)
 
@@ -85,7 +92,8 @@ class PassRecorder:
         self.x, after = x, x[:, block_start:block_end][0]
         block = int(block_start) // self.block_size
         step = sum(1 for record in self.passes if record[0] == block)
-        unmasked = [[int(i) + int(block_start) - self.prompt_len, int(after[i])] for i in (before != after).nonzero().flatten()]
+        offset = int(block_start) - self.prompt_len
+        unmasked = [[int(i) + offset, int(after[i])] for i in (before != after).nonzero().flatten()]
         self.passes.append([block, step, int((after == self.decoder.mask_id).sum()), unmasked])
 
 def load_config(model_dir: str):
@@ -100,32 +108,41 @@ def load_config(model_dir: str):
 
 class Runner:
     """Our model in dInfer's BlockDiffusionLLM; generate(request) answers one protocol generate message."""
-    def __init__(self, model_dir: str, dtype: str = "bfloat16", device: str = "cuda", attn_implementation: str = "sdpa"):
+    def __init__(self, model_dir: str, dtype: str = "bfloat16", device: str = "cuda",
+                 attn_implementation: str = "sdpa"):
         config = load_config(model_dir)
-        model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, config=config, local_files_only=True, dtype=DTYPES[dtype], attn_implementation=attn_implementation)
+        model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, config=config, local_files_only=True,
+                                                                  dtype=DTYPES[dtype],
+                                                                  attn_implementation=attn_implementation)
         self.model = Qwen3DInfer(model.to(device).eval())
     def engine(self, request: dict, decoder, notes: list):
         from dinfer import BlockDiffusionLLM, BlockIteratorFactory, KVCacheFactory
         prompt, size = request["prompt_ids"], request["block_size"]
         early_stop = bool(request.get("early_stop", True))
         if early_stop and request["eos_id"] in prompt[len(prompt) // size * size:]:
-            notes.append("the prompt's last partial block holds eos (dInfer would stop after that block): early stop off")
+            notes.append("the prompt's last partial block holds eos (dInfer would stop after it): early stop off")
             early_stop = False
-        return BlockDiffusionLLM(self.model, decoder, BlockIteratorFactory(start_block_align=True, use_block_diffusion=True), KVCacheFactory("prefix", is_bd_model=True), early_stop=early_stop)
+        blocks = BlockIteratorFactory(start_block_align=True, use_block_diffusion=True)
+        return BlockDiffusionLLM(self.model, decoder, blocks, KVCacheFactory("prefix", is_bd_model=True),
+                                 early_stop=early_stop)
     def generate(self, request: dict) -> dict:
         from dinfer import ThresholdParallelDecoder
         prompt, size, notes = request["prompt_ids"], request["block_size"], []
         self.model.ban({request["mask_id"], *request.get("suppress_ids", ())})
-        decoder = PassRecorder(ThresholdParallelDecoder(temperature=request["temperature"], threshold=request["threshold"], mask_id=request["mask_id"], eos_id=request["eos_id"]), len(prompt), size)
+        threshold = ThresholdParallelDecoder(temperature=request["temperature"], threshold=request["threshold"],
+                                             mask_id=request["mask_id"], eos_id=request["eos_id"])
+        decoder = PassRecorder(threshold, len(prompt), size)
         llm = self.engine(request, decoder, notes)
         torch.manual_seed(request.get("seed", 0))
         started = time.perf_counter()
-        llm.generate(torch.tensor([prompt], dtype=torch.long, device=self.model.device), gen_length=request["max_new_tokens"], block_length=size)
+        prompt_ids = torch.tensor([prompt], dtype=torch.long, device=self.model.device)
+        llm.generate(prompt_ids, gen_length=request["max_new_tokens"], block_length=size)
         if self.model.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - started
         ids = decoder.x[:, len(prompt) : len(prompt) + request["max_new_tokens"]][0].tolist()
-        return {"id": request.get("id"), "ids": ids, "forwards": int(llm.num_forwards), "passes": len(decoder.passes), "seconds": seconds, "trace": decoder.passes, "notes": notes}
+        counts = {"forwards": int(llm.num_forwards), "passes": len(decoder.passes), "seconds": seconds}
+        return {"id": request.get("id"), "ids": ids, **counts, "trace": decoder.passes, "notes": notes}
 
 def handle(message: dict, state: dict) -> dict:
     """One protocol message -> its reply; errors become {"error": ...} and the worker keeps running."""
@@ -135,8 +152,10 @@ def handle(message: dict, state: dict) -> dict:
             return hello()
         if op == "load":
             started = time.perf_counter()
-            state["runner"] = Runner(message["model_dir"], message.get("dtype", "bfloat16"), message.get("device", "cuda"), message.get("attn_implementation", "sdpa"))
-            return {"op": "load", "ok": True, "device": str(state["runner"].model.device), "seconds": time.perf_counter() - started}
+            defaults = {"dtype": "bfloat16", "device": "cuda", "attn_implementation": "sdpa"}
+            state["runner"] = Runner(message["model_dir"], **{k: message.get(k, v) for k, v in defaults.items()})
+            seconds = time.perf_counter() - started
+            return {"op": "load", "ok": True, "device": str(state["runner"].model.device), "seconds": seconds}
         if op == "generate":
             if "runner" not in state:
                 raise RuntimeError("generate before load")
@@ -151,7 +170,7 @@ def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
     replies = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # run by path, our own dinfer.py would shadow dInfer (above); library prints must not reach the protocol
+    os.dup2(2, 1)  # our dinfer.py would shadow dInfer (above); library prints must not reach the protocol
     state: dict = {}
     for line in sys.stdin:
         if not line.strip():

@@ -1,8 +1,8 @@
-# The optional remask pass (issue 12, decode.remask, [INFERRED]; DESIGN.md open choice 25): after the answer
-# is decoded, score every committed answer token, slide windows over the answer, remask the least confident
-# tokens of each window (bounded by min_ratio and target_ratio, the most confident kept safe by
-# percentile_safety) and re-decode them. Entry points: select_windows (a pure function of tokens,
-# confidences and RemaskParams), window_spans, remask_answer(decoder, ids, params, stop_ids) -> RemaskRecord.
+# The remask pass's selection (decode.remask, [INFERRED]; DESIGN.md open choice 25), pure functions the decoder
+# calls after it has scored every committed answer token: windows slide over the answer, and each remasks its
+# least confident tokens (bounded by min_ratio and target_ratio, the most confident kept safe by
+# percentile_safety). Entry points: window_spans, safety_cap, window_quota, select_windows, scored_length,
+# remasked_positions, remask_record; the records Window and RemaskRecord.
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -43,7 +43,7 @@ def window_quota(below: int, width: int, params: RemaskParams) -> int:
     return max(low, min(below, high))
 
 def select_windows(tokens: list[int], conf: list[float], tau: float, params: RemaskParams) -> list[Window]:
-    """Per window: candidates below the safety cap; the quota's lowest-confidence ones, earlier windows' picks counted."""
+    """Per window: candidates below the safety cap, then the quota's least confident (earlier picks counted)."""
     chosen: set[int] = set()
     windows = []
     for start, end in window_spans(len(conf), params.block_size, params.block_stride):
@@ -56,15 +56,14 @@ def select_windows(tokens: list[int], conf: list[float], tau: float, params: Rem
         windows.append(Window(start, end, candidates, [(i, tokens[i], conf[i]) for i in sorted(fresh)]))
     return windows
 
-def remask_answer(decoder, ids: list[int], params: RemaskParams, stop_ids) -> RemaskRecord:
-    """Score the answer (its trailing stop token excluded), pick per window, re-decode; the decoder's canvas changes."""
-    length = len(ids) - int(bool(ids) and ids[-1] in stop_ids)
-    if length == 0:
-        return RemaskRecord([], [])
-    conf = decoder.committed_confidence(len(ids))[:length].tolist()
-    windows = select_windows(ids[:length], conf, decoder.spec.tau_mask, params)
-    positions = sorted(i for w in windows for i, _, _ in w.remasked)
-    decoder.notify({"type": "remask", "windows": windows, "forwards": decoder.forwards})
-    decoder.redecode(positions, len(ids))
-    after = decoder.answer_tokens(len(ids))
-    return RemaskRecord(windows, [(i, ids[i], after[i]) for i in positions if after[i] != ids[i]])
+def scored_length(ids: list[int], stop_ids) -> int:
+    """How many answer tokens are scored: all but a trailing stop token."""
+    return len(ids) - int(bool(ids) and ids[-1] in stop_ids)
+
+def remasked_positions(windows: list[Window]) -> list[int]:
+    return sorted(i for w in windows for i, _, _ in w.remasked)
+
+def remask_record(windows: list[Window], before: list[int], after: list[int]) -> RemaskRecord:
+    """The windows and every remasked position whose token the re-decode changed: (position, old, new)."""
+    changed = [(i, before[i], after[i]) for i in remasked_positions(windows) if after[i] != before[i]]
+    return RemaskRecord(windows, changed)

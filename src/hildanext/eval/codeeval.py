@@ -70,7 +70,8 @@ def network_isolation() -> str:
         if shutil.which("unshare") is None:
             break
         with suppress(OSError, subprocess.TimeoutExpired):
-            probe = subprocess.run([*command_prefix(name), sys.executable, "-I", "-c", "pass"], capture_output=True, timeout=30)
+            probe = subprocess.run([*command_prefix(name), sys.executable, "-I", "-c", "pass"], capture_output=True,
+                                   timeout=30)
             if probe.returncode == 0:
                 return name
     return "sockets"
@@ -104,17 +105,21 @@ def classify(folder: Path, returncode: int, timed_out: bool, timeout_s: float) -
     last = (stderr.strip().splitlines() or ["no output"])[-1][:160]
     return "error", f"exit {returncode} before the tests finished: {last}"
 
-def run_program(program: str, tests: str, entry_point: str, timeout_s: float = 3.0, memory_mb: int = 512, isolation: str | None = None) -> RunResult:
-    """Run program + tests + check(entry_point) in a fresh sandboxed interpreter; never raises for the program's faults."""
+def run_program(program: str, tests: str, entry_point: str, timeout_s: float = 3.0, memory_mb: int = 512,
+                isolation: str | None = None) -> RunResult:
+    """Run program + tests + check(entry_point) in a fresh sandboxed interpreter; never raises for its faults."""
     isolation = isolation or network_isolation()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hildanext-code-", ignore_cleanup_errors=True) as tmp:
         folder = Path(tmp)
         (folder / "program.py").write_text(program)
         (folder / "tests.py").write_text(tests)
-        args = ["program.py", "tests.py", entry_point, "result.json", str(memory_mb), str(math.ceil(timeout_s)), "1" if isolation == "sockets" else "0"]
+        args = ["program.py", "tests.py", entry_point, "result.json", str(memory_mb), str(math.ceil(timeout_s)),
+                "1" if isolation == "sockets" else "0"]
+        command = [*command_prefix(isolation), sys.executable, "-I", str(RUNNER), *args]
         with open(folder / "stdout", "wb") as out, open(folder / "stderr", "wb") as err:
-            process = subprocess.Popen([*command_prefix(isolation), sys.executable, "-I", str(RUNNER), *args], cwd=folder, env=sandbox_env(folder), stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+            process = subprocess.Popen(command, cwd=folder, env=sandbox_env(folder), stdin=subprocess.DEVNULL,
+                                       stdout=out, stderr=err, start_new_session=True)
             timed_out = wait_or_kill(process, timeout_s)
         status, detail = classify(folder, process.returncode, timed_out, timeout_s)
     return RunResult(status, detail, isolation, round(time.monotonic() - started, 3))
@@ -125,9 +130,12 @@ def run_body(task: CodeTask, body: str, timeout_s: float, memory_mb: int) -> Run
 def summarize(results: dict[str, RunResult]) -> dict:
     counts = Counter(r.status for r in results.values())
     isolation = sorted({r.isolation for r in results.values()})
-    return {"tasks": len(results), "pass@1": counts["passed"] / max(len(results), 1), "counts": {s: counts[s] for s in STATUSES}, "isolation": ", ".join(isolation), "results": {k: asdict(r) for k, r in results.items()}}
+    out = {"tasks": len(results), "pass@1": counts["passed"] / max(len(results), 1)}
+    out |= {"counts": {s: counts[s] for s in STATUSES}, "isolation": ", ".join(isolation)}
+    return out | {"results": {k: asdict(r) for k, r in results.items()}}
 
-def evaluate(completions: dict[str, str], tasks: list[CodeTask] | None = None, timeout_s: float = 3.0, memory_mb: int = 512) -> dict:
+def evaluate(completions: dict[str, str], tasks: list[CodeTask] | None = None, timeout_s: float = 3.0,
+             memory_mb: int = 512) -> dict:
     """pass@1 (one greedy completion per task), counts by status and per-task results; a missing completion is empty."""
     tasks = tasks or load_tasks()
     return summarize({t.task_id: run_body(t, completions.get(t.task_id, ""), timeout_s, memory_mb) for t in tasks})
@@ -152,6 +160,10 @@ def harness_self_test(timeout_s: float = 2.0, memory_mb: int = 256) -> dict:
     wrong = Counter(run_body(t, t.wrong, timeout_s, memory_mb).status for t in tasks)
     cases = json.loads((ASSETS / "codeeval_selftest.json").read_text())
     with listening_port() as port:
-        got = {name: run_program(c["program"], c["tests"].replace("PORT", str(port)), c["entry_point"], timeout_s, memory_mb).status for name, c in cases.items()}
-    ok = reference["passed"] == len(tasks) and wrong["failed"] == len(tasks) and all(got[n] == c["expected"] for n, c in cases.items())
-    return {"ok": ok, "isolation": network_isolation(), "tasks": len(tasks), "reference": dict(reference), "wrong": dict(wrong), "cases": got, "seconds": round(time.monotonic() - started, 2)}
+        runs = {name: run_program(c["program"], c["tests"].replace("PORT", str(port)), c["entry_point"], timeout_s,
+                                  memory_mb) for name, c in cases.items()}
+    got = {name: run.status for name, run in runs.items()}
+    ok = reference["passed"] == len(tasks) and wrong["failed"] == len(tasks)
+    ok = ok and all(got[n] == c["expected"] for n, c in cases.items())
+    out = {"ok": ok, "isolation": network_isolation(), "tasks": len(tasks), "reference": dict(reference)}
+    return out | {"wrong": dict(wrong), "cases": got, "seconds": round(time.monotonic() - started, 2)}

@@ -1,7 +1,7 @@
 # `hildanext smoke-test`: a one-minute end-to-end check on the demo assets, built in memory (no files, no
-# network): the model (the newest pipeline folder when one exists, else the tiny demo model), one WSD step,
-# one SFT batch, one inference per preset; one line per step, then OK (a failure exits non-zero).
-# Entry point: smoke_lines(params, root) -> iterator of lines.
+# network): the model (the folder the CLI chose from serve.model_candidates, else the tiny demo model), one WSD
+# step, one SFT batch, one inference per preset; one line per step, then OK (a failure exits non-zero).
+# Entry point: smoke_lines(params, model_dir) -> iterator of lines.
 import time
 from collections import Counter
 from pathlib import Path
@@ -10,18 +10,13 @@ from hildanext.config import Params, SftParams
 from hildanext.data.chat import demo_chats
 from hildanext.data.demo_corpus import demo_stories
 from hildanext.data.sft_data import encode_chats
-from hildanext.decode.engines import Request, TransformersEngine
-from hildanext.decode.settings import default_model_dir, load_decoder
-from hildanext.model import ModelFolderError
+from hildanext.decode.engines import Request, make_engine
 from hildanext.train.objective import diffusion_loss, regular_token_ids, sft_loss
 from hildanext.serve.loading import dummy_engine
-def engine_for(params: Params, root: Path):
-    try:
-        folder = default_model_dir(root)
-    except ModelFolderError:
+def engine_for(params: Params, model_dir: Path | None):
+    if model_dir is None:
         return dummy_engine(params), "demo model (in memory)"
-    model, tokenizer = load_decoder(folder, params.runtime)
-    return TransformersEngine(model, tokenizer, params, folder), str(folder)
+    return make_engine("diffusion", model_dir, params), str(model_dir)
 
 def train_step(model, loss) -> float:
     loss.backward()
@@ -37,16 +32,16 @@ def wsd_batch(tokenizer, eos_id: int, length: int = 64) -> tuple[torch.Tensor, t
     rows = len(ids) // length
     return tuple(torch.tensor(x[: rows * length]).view(rows, length)[:2] for x in (ids, docs))
 
-def smoke_lines(params: Params, root: Path = Path(".")):
+def smoke_lines(params: Params, model_dir: Path | None = None):
     start = time.perf_counter()
-    engine, where = engine_for(params, root)
-    model, tokenizer, mask_id = engine.model, engine.tokenizer, engine.tokenizer.mask_token_id
+    engine, where = engine_for(params, model_dir)
+    model, tokenizer, mask_id, eos_id = engine.model, engine.tokenizer, engine.special.mask_id, engine.special.eos_id
     yield f"model: {where} ({sum(p.numel() for p in model.parameters())} parameters, {model.device})"
     regular, gen = regular_token_ids(tokenizer), torch.Generator().manual_seed(0)
     model.train()
-    out = diffusion_loss(model, *wsd_batch(tokenizer, engine.eos_id), 4, params.objective, mask_id, regular, gen)
+    out = diffusion_loss(model, *wsd_batch(tokenizer, eos_id), 4, params.objective, mask_id, regular, gen)
     yield f"wsd step: loss {train_step(model, out.loss):.3f} (m2t {out.loss_m2t:.3f}, t2t {out.loss_t2t:.3f})"
-    [(_, ids, supervised)] = encode_chats(tokenizer, demo_chats(1, 3), 8, engine.eos_id, Counter())
+    [(_, ids, supervised)] = encode_chats(tokenizer, demo_chats(1, 3), 8, eos_id, Counter())
     x0 = torch.as_tensor(ids.astype("int64"))[None]
     out = sft_loss(model, x0, torch.zeros_like(x0), torch.as_tensor(supervised)[None], 8, params.objective, SftParams(),
                    mask_id, regular, gen)

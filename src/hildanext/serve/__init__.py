@@ -1,3 +1,3 @@
-# hildanext's HTTP server (issue 9): FastAPI over the newest model folder (or a tiny random dummy), with
-# /health, /generate, /jobs and the OpenAI-compatible /v1 API, one worker thread owning the model.
+# hildanext's HTTP server: FastAPI over the first existing serve.model_candidates folder (or a tiny random dummy),
+# with /health, /generate, /jobs and the OpenAI-compatible /v1 API, one worker thread owning the model.
 # Entry points: hildanext.serve.app.create_app, hildanext.serve.app.run_server (`hildanext serve`).

@@ -1,7 +1,7 @@
 # The FastAPI app: create_app(params, root, engine=None) with a lifespan hook that loads the model off the
 # event loop (the first existing serve.model_candidates folder, else the tiny random dummy) and starts the one
 # worker thread; GET /health, POST /generate (text plus forwards, TPF, tokens/s, optional per-pass trace), the
-# OpenAI routes (openai_api), jobs (jobs) and the live view (live). Entry points: create_app, run_server (`hildanext serve`).
+# OpenAI routes (openai_api), jobs (jobs) and the live view (live). Entry points: create_app, run_server.
 import dataclasses, time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,17 +21,23 @@ async def health(request: Request):
     serve = state(request)
     model = serve.engine.model
     jobs_active = sum(job.status not in jobs.FINAL for job in serve.jobs.all())
-    return {"status": "ok", "model": serve.model, "model_dir": str(serve.model_dir) if serve.model_dir else None, "engine": serve.engine.name, "device": str(model.device), "dtype": str(model.dtype).removeprefix("torch."), "queue": serve.worker.depth(), "jobs": {"active": jobs_active}}
+    folder = str(serve.model_dir) if serve.model_dir else None
+    out = {"status": "ok", "model": serve.model, "model_dir": folder, "engine": serve.engine.name}
+    out |= {"device": str(model.device), "dtype": str(model.dtype).removeprefix("torch.")}
+    return out | {"queue": serve.worker.depth(), "jobs": {"active": jobs_active}}
 
 @router.post("/generate")
 async def generate(body: GenerateBody, request: Request):
     serve = state(request)
-    check_cap(body.max_new_tokens, "max_new_tokens", serve.params.serve.max_new_tokens_limit, "serve.max_new_tokens_limit")
-    task = GenTask(engine_request(body, body.prompt, serve.params, body.max_new_tokens, body.stop, body.chat), context=serve.params.serve.max_context)
+    limits = serve.params.serve
+    check_cap(body.max_new_tokens, "max_new_tokens", limits.max_new_tokens_limit, "serve.max_new_tokens_limit")
+    task = GenTask(engine_request(body, body.prompt, body.max_new_tokens, body.stop, body.chat),
+                   context=limits.max_context)
     event = await wait_event(task, admit(serve, task), request, ("done",))
     c = event["completion"]
-    out = {"text": c.text, "finish_reason": c.finish_reason, "model": serve.model, "engine": c.engine, "mode": body.mode, "prompt_tokens": c.prompt_tokens, "completion_tokens": len(c.ids)}
-    out |= {"settings": event["settings"], "stats": dataclasses.asdict(c.result.stats), "notices": c.notices}
+    out = {"text": c.text, "finish_reason": c.finish_reason, "model": serve.model, "engine": c.engine}
+    out |= {"mode": body.mode, "prompt_tokens": c.prompt_tokens, "completion_tokens": len(c.ids)}
+    out |= {"settings": event["settings"].view(), "stats": dataclasses.asdict(c.result.stats), "notices": c.notices}
     remask = {"remask": dataclasses.asdict(c.result.remask) if c.result.remask else None}
     return out | ({"trace": [dataclasses.asdict(r) for r in c.result.trace]} | remask if body.trace else {})
 
@@ -58,4 +64,5 @@ def create_app(params: Params, root: Path = Path("."), engine=None) -> FastAPI:
 
 def run_server(params: Params, host: str | None = None, port: int | None = None, root: Path = Path(".")) -> None:
     import uvicorn
-    uvicorn.run(create_app(params, root), host=host or params.serve.host, port=params.serve.port if port is None else port, timeout_graceful_shutdown=5)
+    port = params.serve.port if port is None else port
+    uvicorn.run(create_app(params, root), host=host or params.serve.host, port=port, timeout_graceful_shutdown=5)

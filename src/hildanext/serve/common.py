@@ -13,7 +13,8 @@ from starlette.exceptions import HTTPException
 from hildanext.config import Params
 from hildanext.serve.worker import QueueFull, Task, Worker
 POLL_S = 0.2
-ERROR_TYPES = {404: "not_found_error", 422: "invalid_request_error", 429: "rate_limit_error", 499: "cancelled", 504: "timeout"}
+ERROR_TYPES = {404: "not_found_error", 422: "invalid_request_error", 429: "rate_limit_error", 499: "cancelled",
+               504: "timeout"}
 @dataclass
 class ServeState:
     params: Params
@@ -25,7 +26,8 @@ class ServeState:
     created: int
 
 class ServeError(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None, headers: dict | None = None, extra: dict | None = None):
+    def __init__(self, status: int, message: str, param: str | None = None, headers: dict | None = None,
+                 extra: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.param, self.headers, self.extra = status, message, param, headers, extra or {}
 

@@ -30,12 +30,14 @@ def bench_prompts() -> dict:
 
 def result_row(index: int, prompt: str, c: Completion) -> dict:
     stats = dataclasses.asdict(c.result.stats)
-    return {"index": index, "prompt": prompt, "text": c.text, "finish_reason": c.finish_reason, "prompt_tokens": c.prompt_tokens, "completion_tokens": len(c.ids), "stats": stats}
+    return {"index": index, "prompt": prompt, "text": c.text, "finish_reason": c.finish_reason,
+            "prompt_tokens": c.prompt_tokens, "completion_tokens": len(c.ids), "stats": stats}
 
 def summary(rows: list[dict]) -> dict:
     tokens, forwards = sum(r["completion_tokens"] for r in rows), sum(r["stats"]["forwards"] for r in rows)
     seconds = sum(r["stats"]["seconds"] for r in rows)
-    return {"prompts": len(rows), "tokens": tokens, "forwards": forwards, "tpf": tokens / max(forwards, 1), "tokens_per_s": tokens / max(seconds, 1e-9), "seconds": seconds}
+    return {"prompts": len(rows), "tokens": tokens, "forwards": forwards, "tpf": tokens / max(forwards, 1),
+            "tokens_per_s": tokens / max(seconds, 1e-9), "seconds": seconds}
 
 class JobStore:
     """Jobs by id, oldest first; at the limit the oldest finished job is dropped (429 when none is finished)."""
@@ -56,8 +58,12 @@ class JobStore:
             return self.jobs[job_id]
     def view(self, job: Job, full: bool = True) -> dict:
         with self.lock:
-            out = {"id": job.id, "object": "job", "kind": job.kind, "status": job.status, "created": job.created, "finished": job.finished, "total": len(job.prompts), "completed": len(job.results), "error": job.error}
-            return out | ({"results": list(job.results), "summary": summary(job.results) if job.results else None} if full else {})
+            out = {"id": job.id, "object": "job", "kind": job.kind, "status": job.status, "created": job.created,
+                   "finished": job.finished, "total": len(job.prompts), "completed": len(job.results),
+                   "error": job.error}
+            if not full:
+                return out
+            return out | {"results": list(job.results), "summary": summary(job.results) if job.results else None}
     def remove(self, job_id: str) -> None:
         with self.lock:
             self.jobs.pop(job_id, None)
@@ -74,8 +80,9 @@ class JobTask(Task):
         job, i = self.job, len(self.job.results)
         with self.store.lock:
             job.status = "running"
-        request, _, _ = prepare_request(engine, dataclasses.replace(self.base, prompt=job.prompts[i]), None, f"prompts.{i}", self.context)
-        row = result_row(i, job.prompts[i], engine.complete(request, self.check))
+        request = dataclasses.replace(self.base, prompt=job.prompts[i])
+        prepared = prepare_request(engine, request, None, f"prompts.{i}", self.context)
+        row = result_row(i, job.prompts[i], engine.run(prepared, self.check))
         with self.store.lock:
             job.results.append(row)
         return len(job.results) == len(job.prompts)
@@ -88,13 +95,14 @@ class JobTask(Task):
 @router.post("/jobs", status_code=202)
 async def create_job(body: JobBody, request: Request):
     serve = state(request)
-    check_cap(body.max_new_tokens, "max_new_tokens", serve.params.serve.max_new_tokens_limit, "serve.max_new_tokens_limit")
-    check_cap(len(body.prompts or ()), "prompts", serve.params.serve.max_job_prompts, "serve.max_job_prompts")
+    limits = serve.params.serve
+    check_cap(body.max_new_tokens, "max_new_tokens", limits.max_new_tokens_limit, "serve.max_new_tokens_limit")
+    check_cap(len(body.prompts or ()), "prompts", limits.max_job_prompts, "serve.max_job_prompts")
     bench = bench_prompts() if body.kind == "benchmark" else {}
     prompts = body.prompts or bench["prompts"]
     max_new = body.max_new_tokens or bench.get("max_new_tokens")
     job = Job(f"job-{uuid.uuid4().hex[:12]}", body.kind, list(prompts), time.time())
-    job.task = JobTask(job, serve.jobs, engine_request(body, "", serve.params, max_new, chat=body.chat), serve.params.serve.max_context)
+    job.task = JobTask(job, serve.jobs, engine_request(body, "", max_new, chat=body.chat), limits.max_context)
     serve.jobs.add(job)
     try:
         admit(serve, job.task)

@@ -1,29 +1,76 @@
-# The live view (issue 10): GET /live (the page), GET /live/static/{name} (its JS and CSS, package data) and
-# GET /live/stream (server-sent events from the one worker: `start`, one `pass` per forward with the
-# unmasked and edited tokens, masks left and the running TPF, remask passes marked by phase, then `done`
-# with the answer and stats, or `error`). Entry points: router, LiveTask.
-from typing import Literal
+# The live view: GET /live (the page), GET /live/static/{name} (its JS and CSS, package data) and GET /live/stream
+# (server-sent events from the one worker: `start`, one `pass` per forward with the unmasked and edited tokens as
+# text, masks left and the running TPF, remask passes marked by phase (the scoring forward with its remasked
+# positions, then the re-decode passes), then `done` with the answer and stats, or `error`).
+# Entry points: router, LiveTask, LiveFormatter (decoder events -> SSE-ready dicts), sse(event, data), page_file.
+import json
+from importlib import resources
+from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from hildanext.decode.engines import Request as EngineRequest
-from hildanext.serve.live_view import LiveFormatter, page_file, sse
+from hildanext.decode.settings import DecodeSettings
 from hildanext.serve.common import ServeError, admit, next_event, state
-from hildanext.serve.schemas import check_cap
+from hildanext.serve.schemas import LiveQuery, check_cap
 from hildanext.serve.tasks import GenTask, prepare_request
 router = APIRouter(prefix="/live")
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+PAGE_FILES = {"index.html": "text/html", "live.js": "text/javascript", "live.css": "text/css"}
+class LiveFormatter:
+    """Tracks decided positions so each pass event carries the running TPF (decided tokens per forward)."""
+    def __init__(self, tokenizer, max_new_tokens: int):
+        self.tokenizer, self.max_new_tokens, self.decided = tokenizer, max_new_tokens, set()
+    def piece(self, token: int) -> str:
+        return self.tokenizer.decode([token])
+    def start(self, prompt_tokens: int, s: DecodeSettings) -> dict:
+        knobs = {"tau_mask": s.tau_mask, "tau_edit": s.tau_edit, "block_size": s.block_size}
+        return {"prompt_tokens": prompt_tokens, "max_new_tokens": self.max_new_tokens, **knobs,
+                "remask_pass": s.remask is not None}
+    def on_event(self, event: dict) -> dict | None:
+        if event["type"] == "remask":
+            return self.on_remask(event)
+        if event["type"] != "pass":
+            return None
+        record, visible = event["record"], lambda i: 0 <= i < self.max_new_tokens
+        self.decided |= {i for i, _ in record.unmasked if visible(i)}
+        unmasked = [{"i": i, "text": self.piece(t)} for i, t in record.unmasked if visible(i)]
+        edited = [{"i": i, "old": self.piece(a), "new": self.piece(b)} for i, a, b in record.edited if visible(i)]
+        tpf = len(self.decided) / max(event["forwards"], 1)
+        return {"phase": record.phase, "block": record.block, "step": record.step, "unmasked": unmasked,
+                "edited": edited, "masks_left": record.masks_left, "forwards": event["forwards"], "tpf": tpf}
+    def on_remask(self, event: dict) -> dict:
+        """The scoring forward of the remask pass: the positions it masks again (block and step are None)."""
+        picks = [pick for w in event["windows"] for pick in w.remasked]
+        remasked = [{"i": i, "text": self.piece(t), "conf": conf} for i, t, conf in picks]
+        tpf = len(self.decided) / max(event["forwards"], 1)
+        return {"phase": "remask", "block": None, "step": None, "unmasked": [], "edited": [], "remasked": remasked,
+                "masks_left": len(remasked), "forwards": event["forwards"], "tpf": tpf}
+    def done(self, completion) -> dict:
+        s = completion.result.stats
+        stats = {"forwards": s.forwards, "tokens": s.tokens, "tpf": s.tpf, "seconds": s.seconds,
+                 "tokens_per_s": s.tokens_per_s}
+        return {"text": completion.text, "finish_reason": completion.finish_reason, "stats": stats}
+
+def sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+def page_file(name: str) -> tuple[bytes, str]:
+    if name not in PAGE_FILES:
+        raise KeyError(name)
+    return resources.files("hildanext").joinpath("assets/live", name).read_bytes(), PAGE_FILES[name]
+
 class LiveTask(GenTask):
     """A completion whose observer emits formatted pass events (token text is decoded in the worker)."""
     def step(self, engine) -> bool:
-        request, n, settings = prepare_request(engine, self.request, None, "prompt", self.context)
-        live = LiveFormatter(engine.tokenizer, settings["max_new_tokens"])
-        self.emit({"type": "start", "data": live.start(n, settings)})
+        prepared = prepare_request(engine, self.request, None, "prompt", self.context)
+        live = LiveFormatter(engine.tokenizer, prepared.settings.max_new_tokens)
+        self.emit({"type": "start", "data": live.start(len(prepared.prompt_ids), prepared.settings)})
         def observe(event: dict) -> None:
             self.check()
             if (data := live.on_event(event)) is not None:
                 self.emit({"type": "pass", "data": data})
-        completion = engine.complete(request, observe)
-        self.done = {"type": "done", "completion": completion, "settings": settings, "data": live.done(completion)}
+        completion = engine.run(prepared, observe)
+        self.done = {"type": "done", "completion": completion, "settings": prepared.settings}
+        self.done["data"] = live.done(completion)
         return True
 
 @router.get("")
@@ -50,9 +97,10 @@ async def live_events(task: LiveTask, deadline: float):
         task.cancel("stream closed")
 
 @router.get("/stream")
-async def stream(request: Request, prompt: str = Query(min_length=1), mode: Literal["S", "Q"] = "S", tau_mask: float | None = Query(None, ge=0, le=1), tau_edit: float | None = Query(None, ge=0, le=1), max_new_tokens: int = Query(64, ge=1), seed: int = Query(0, ge=0), temperature: float | None = Query(None, ge=0), chat: bool = False, remask: bool | None = None):
+async def stream(request: Request, query: Annotated[LiveQuery, Query()]):
     serve = state(request)
-    check_cap(max_new_tokens, "max_new_tokens", serve.params.serve.max_new_tokens_limit, "serve.max_new_tokens_limit")
-    task = LiveTask(EngineRequest(prompt, mode, tau_mask, tau_edit, max_new_tokens, seed, temperature, chat=chat, remask=remask), context=serve.params.serve.max_context)
+    limits = serve.params.serve
+    check_cap(query.max_new_tokens, "max_new_tokens", limits.max_new_tokens_limit, "serve.max_new_tokens_limit")
+    task = LiveTask(query.engine_request(), context=limits.max_context)
     deadline = admit(serve, task)
     return StreamingResponse(live_events(task, deadline), media_type="text/event-stream", headers=HEADERS)

@@ -12,7 +12,8 @@ from hildanext.serve.tasks import GenTask
 router = APIRouter(prefix="/v1")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 def usage(c: Completion) -> dict:
-    return {"prompt_tokens": c.prompt_tokens, "completion_tokens": len(c.ids), "total_tokens": c.prompt_tokens + len(c.ids)}
+    return {"prompt_tokens": c.prompt_tokens, "completion_tokens": len(c.ids),
+            "total_tokens": c.prompt_tokens + len(c.ids)}
 
 def sse(data) -> str:
     return f"data: {json.dumps(data)}\n\n"
@@ -29,7 +30,8 @@ class Shape:
         if not self.chat:
             return {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
         if not chunk:
-            return {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish, "logprobs": None}
+            message = {"role": "assistant", "content": text}
+            return {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
         delta = ({"role": "assistant"} if role else {}) | ({"content": text} if text or role else {})
         return {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
     def response(self, c: Completion) -> dict:
@@ -64,18 +66,21 @@ async def answer(request: Request, body: OpenAIBody, prompt: str, messages, budg
     serve = state(request)
     check_cap(budget[0], budget[1], serve.params.serve.max_new_tokens_limit, "serve.max_new_tokens_limit")
     field = "messages" if chat else "prompt"
-    task = GenTask(engine_request(body, prompt, serve.params, budget[0], body.stop), body.stream, messages, field, serve.params.serve.max_context)
+    ask = engine_request(body, prompt, budget[0], body.stop)
+    task = GenTask(ask, body.stream, messages, field, serve.params.serve.max_context)
     deadline, shape = admit(serve, task), Shape(chat, serve.model)
     if not body.stream:
         return shape.response((await wait_event(task, deadline, request, ("done",)))["completion"])
     await wait_event(task, deadline, request, ("start",))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return StreamingResponse(sse_events(task, deadline, shape, include_usage), media_type="text/event-stream", headers=SSE_HEADERS)
+    events = sse_events(task, deadline, shape, include_usage)
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 @router.get("/models")
 async def models(request: Request):
     serve = state(request)
-    return {"object": "list", "data": [{"id": serve.model, "object": "model", "created": serve.created, "owned_by": "hildanext"}]}
+    model = {"id": serve.model, "object": "model", "created": serve.created, "owned_by": "hildanext"}
+    return {"object": "list", "data": [model]}
 
 @router.post("/completions")
 async def completions(body: CompletionBody, request: Request):

@@ -1,11 +1,10 @@
 # Pydantic request bodies for the serve endpoints (extra fields forbidden; the decoder knobs mode, tau_mask,
-# tau_edit, remask are the documented extras on the OpenAI requests), the dynamic caps from the serve params (422
-# naming the field), and the mapping onto hildanext.decode.engines.Request.
-# Entry points: GenerateBody, CompletionBody, ChatBody, JobBody, check_cap, engine_request, stop_strings.
+# tau_edit, remask are the documented extras on the OpenAI requests), the dynamic caps from the serve params
+# (422 naming the field), and the mapping onto hildanext.decode.engines.Request (unset knobs: the decode params).
+# Entry points: GenerateBody, CompletionBody, ChatBody, JobBody, LiveQuery, check_cap, engine_request, stop_strings.
 from typing import Annotated, Literal
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from hildanext.config import Params
 from hildanext.decode.engines import Request
 Tau = Annotated[float, Field(ge=0, le=1)]
 Count = Annotated[int, Field(ge=1)]
@@ -57,7 +56,9 @@ class Message(BaseModel):
     content: str | list[dict]
     name: str | None = None
     def plain(self) -> dict:
-        parts = [self.content] if isinstance(self.content, str) else [p.get("text", "") for p in self.content if p.get("type") == "text"]
+        if isinstance(self.content, str):
+            return {"role": self.role, "content": self.content}
+        parts = [p.get("text", "") for p in self.content if p.get("type") == "text"]
         return {"role": self.role, "content": "".join(parts)}
 
 class ChatBody(OpenAIBody):
@@ -79,13 +80,30 @@ class JobBody(Knobs):
             raise ValueError("a benchmark job runs the fixed prompt set; leave prompts out")
         return self
 
+class LiveQuery(BaseModel):
+    """The query of GET /live/stream."""
+    prompt: str = Field(min_length=1)
+    mode: Literal["S", "Q"] = "S"
+    tau_mask: Tau | None = None
+    tau_edit: Tau | None = None
+    max_new_tokens: Count = 64
+    seed: Annotated[int, Field(ge=0)] = 0
+    temperature: Annotated[float, Field(ge=0)] | None = None
+    chat: bool = False
+    remask: bool | None = None
+    def engine_request(self) -> Request:
+        return Request(self.prompt, self.mode, self.tau_mask, self.tau_edit, self.max_new_tokens, self.seed,
+                       self.temperature, chat=self.chat, remask=self.remask)
+
 def check_cap(value: int | None, field: str, cap: int, key: str) -> None:
     if value is not None and value > cap:
-        raise RequestValidationError([{"type": "less_than_equal", "loc": ("body", field), "msg": f"Input should be less than or equal to {cap} ({key})", "input": value}])
+        message = f"Input should be less than or equal to {cap} ({key})"
+        error = {"type": "less_than_equal", "loc": ("body", field), "msg": message, "input": value}
+        raise RequestValidationError([error])
 
 def stop_strings(stop) -> tuple[str, ...]:
     return (stop,) if isinstance(stop, str) else tuple(stop or ())
 
-def engine_request(body: Knobs, prompt: str, params: Params, max_new_tokens: int | None, stop=None, chat: bool = False) -> Request:
-    seed = params.decode.seed if body.seed is None else body.seed
-    return Request(prompt, body.mode, body.tau_mask, body.tau_edit, max_new_tokens, seed, body.temperature, stop_strings(stop), chat, body.remask)
+def engine_request(body: Knobs, prompt: str, max_new_tokens: int | None, stop=None, chat: bool = False) -> Request:
+    return Request(prompt, body.mode, body.tau_mask, body.tau_edit, max_new_tokens, body.seed, body.temperature,
+                   stop_strings(stop), chat, body.remask)
