@@ -77,7 +77,8 @@ def main():
     rows |= {f"bd_uncached_{n}": decode_row(model, prompt, ids, n, cache=False) for n in (128, 1024)}
     if model.device.type == "cuda":
         rows |= {f"bd_cuda_graphs_{n}": decode_row(model, prompt, ids, n, cuda_graphs=True) for n in (128, 1024)}
-    ar = ar_generate_ids(ar_model, prompt, DecodeSettings(0.5, 0.0, 1, 128), SpecialIds(None, ids["eos"], (), tuple(ids["suppress"]))).stats
+    ar_special = SpecialIds(None, ids["eos"], (), tuple(ids["suppress"]))
+    ar = ar_generate_ids(ar_model, prompt, DecodeSettings(0.5, 0.0, 1, 128), ar_special).stats
     rows["ar_128"] = {"tokens_per_s": ar.tokens_per_s, "ms_per_token": 1000 * ar.seconds / max(ar.tokens, 1)}
     bare = bare_forward_ms(model, len(prompt) + 64, 32)
     cpu = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"

@@ -134,7 +134,7 @@ def test_checker_reports_path_literals_but_not_docstrings_or_allowed_defaults():
 @pytest.fixture(scope="module")
 def graph():
     out = import_graph()
-    assert len(out) > 30 and sum(map(len, out.values())) > 50 and "decode.decoder" in out["decode.settings"]
+    assert len(out) > 30 and sum(map(len, out.values())) > 50 and "decode.decoder" in out["decode.engines"]
     return out
 
 def test_no_import_cycle(graph):

@@ -2,7 +2,8 @@
 # <|mask|>, run forward passes under an explicit 4D attention mask (bool for sdpa, additive float for eager), save
 # with provenance (save_model, model_meta), and read back what the folder says about itself (read_model_info ->
 # ModelInfo from hildanext.json, else from the tokenizer; recorded_params; first_model_dir over candidates).
-# Tokenizer facts: token_id, tokenizer_info, suppressed_ids, chat_text, encode_prompt; demo_qwen3_config; peak_memory_mb.
+# Tokenizer facts: token_id, tokenizer_info, suppressed_ids, chat_text, encode_prompt. Also demo_qwen3_config and
+# peak_memory_mb.
 import json, math, resource
 from dataclasses import dataclass, fields
 from importlib import resources

@@ -49,5 +49,6 @@ def smoke_lines(params: Params, model_dir: Path | None = None):
     model.eval()
     for mode in ("S", "Q"):
         done = engine.complete(Request("Once upon a time", mode, max_new_tokens=32))
-        yield f"decode {mode}: {done.result.stats.forwards} forwards, TPF {done.result.stats.tpf:.2f}, {len(done.ids)} tokens"
+        stats = done.result.stats
+        yield f"decode {mode}: {stats.forwards} forwards, TPF {stats.tpf:.2f}, {len(done.ids)} tokens"
     yield f"OK ({time.perf_counter() - start:.1f} s)"

@@ -4,10 +4,10 @@
 # OpenAI routes (openai_api), jobs (jobs) and the live view (live). Entry points: create_app, run_server.
 import dataclasses, time
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 from pathlib import Path
 import anyio
 from fastapi import APIRouter, FastAPI, Request
-from hildanext import __version__
 from hildanext.config import Params
 from hildanext.serve import jobs, live, openai_api
 from hildanext.serve.common import ServeState, admit, install_error_handlers, state, wait_event
@@ -56,7 +56,7 @@ def create_app(params: Params, root: Path = Path("."), engine=None) -> FastAPI:
             yield
         finally:
             await anyio.to_thread.run_sync(worker.stop)
-    app = FastAPI(title="hildanext", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="hildanext", version=version("hildanext"), lifespan=lifespan)
     install_error_handlers(app)
     for part in (router, openai_api.router, jobs.router, live.router):
         app.include_router(part)
