@@ -1,3 +1,3 @@
-# Data sources for the pipeline. Today: the embedded demo corpus (synthetic TinyStories-like stories)
-# used by the offline demo; the data issue adds Dolma, TinyStories and local files behind one loader.
-# Entry point: hildanext.data.demo_corpus.demo_stories.
+# The data layer of hildanext (see the layer table in DESIGN.md): raw corpus readers (sources), the prepare
+# filters and split, tokenize-and-pack (packing, loader), SFT chats and rows (chat, sft_data), the demo corpus
+# and tokenizer, and the explicit hub downloads (fetch, hub). Its modules are imported by name.
