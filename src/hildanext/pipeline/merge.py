@@ -10,7 +10,7 @@ from hildanext.pipeline import paths
 from hildanext.train.checkpoints import Checkpoints
 from hildanext.train.evaluate import evaluate
 from hildanext.train.merge import final_phase_candidates, merged_checkpoints
-from hildanext.train.objective import regular_token_ids
+from hildanext.train.objective import ObjectiveSetup, regular_token_ids
 from hildanext.train.profiles import micro_steps, resolve_profile
 from hildanext.train.wsd import diffusion_eval_loss, wsd_phases
 def run(params: Params, tracker) -> dict:
@@ -19,8 +19,9 @@ def run(params: Params, tracker) -> dict:
     final_phase = wsd_phases(p, eval_shards.seq_len)[-1].name
     chosen = final_phase_candidates(ckpts, final_phase)[: params.merge.top_k]
     model, tokenizer = merged_checkpoints(chosen, paths.INIT, params.runtime)
-    loss_fn = diffusion_eval_loss(p.decay_to, params.objective, p.block_align, tokenizer.mask_token_id,
-                                  regular_token_ids(tokenizer))
+    setup = ObjectiveSetup(params.objective, tokenizer.mask_token_id, regular_token_ids(tokenizer), p.decay_to,
+                           p.block_align)
+    loss_fn = diffusion_eval_loss(setup)
     merged = evaluate(model, eval_shards, loss_fn, p, micro_steps(p.batch_size, resolve_profile(params.runtime))[0])
     best = ckpts.state(chosen[0])["eval"][ckpts.best_key]
     names = [c.name for c in chosen]

@@ -14,7 +14,7 @@ from hildanext.train import adapters, checkpoints, evaluate, loop, masks, object
 from hildanext.train.adapters import training_model
 from hildanext.train.checkpoints import Checkpoints, params_hash, resumable
 from hildanext.train.loop import LoopSpec, train_loop, truncate_csv
-from hildanext.train.objective import as_supervised, regular_token_ids
+from hildanext.train.objective import ObjectiveSetup, as_supervised, regular_token_ids
 from hildanext.train.profiles import (Profile, check_device, check_precision, compute_context, make_optimizer,
                                       make_scaler, micro_steps, resolve_profile)
 from hildanext.train.schedule import train_lr
@@ -67,6 +67,8 @@ class TrainRun:
     @property
     def mask_id(self) -> int:
         return self.tokenizer.mask_token_id
+    def loss_setup(self, block_size: int | None, align: str = "row") -> ObjectiveSetup:
+        return ObjectiveSetup(self.params.objective, self.mask_id, self.regular, block_size, align)
     def context(self):
         return compute_context(self.profile, self.model.device)
     def generator(self, step: int, micro: int) -> torch.Generator:
