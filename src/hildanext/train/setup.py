@@ -80,8 +80,7 @@ class TrainRun:
                         self.params.runtime.log_every, self.job.best_key, self.dist.process_index,
                         self.dist.num_processes, self.scaler)
     def train(self, spec: LoopSpec, tracker) -> dict:
-        parts = (self.model, self.tokenizer, self.optimizer, self.loader)
-        self.state = train_loop(*parts, spec, self.ckpts, self.state, self.job.csv_path, tracker)
+        self.state = train_loop(self, spec, tracker)
         return self.state
 
 def load_start(job: TrainJob, params: Params, profile: Profile, ckpts: Checkpoints, run_id: str):
