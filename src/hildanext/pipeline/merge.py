@@ -1,7 +1,6 @@
 # The merge stage (`hildanext merge`): the merge.top_k best checkpoints of the final WSD phase in models/wsd
 # (by eval M2T loss at wsd.decay_to) -> their mean in models/merged, evaluated the same way and reported
 # beside the best single checkpoint in metrics/merge.json. Entry point: run(params, tracker).
-from pathlib import Path
 from hildanext.config import Params
 from hildanext.data.loader import PackedShards
 from hildanext.files import write_json_atomic
@@ -27,7 +26,7 @@ def run(params: Params, tracker) -> dict:
     names = [c.name for c in chosen]
     report = {"chosen": names, "merged_loss_m2t": merged["loss_m2t"], "merged_acc_m2t": merged["acc_m2t"],
               "best_single_loss_m2t": best}
-    meta = model_meta(tokenizer, "merge", params, p.decay_to, ",".join(names), Path(".")) | {"merge": report}
+    meta = model_meta(tokenizer, "merge", params, p.decay_to, ",".join(names), paths.commit()) | {"merge": report}
     save_model(model, tokenizer, paths.MERGED, meta)
     write_json_atomic(paths.metrics("merge"), report)
     return {k: v for k, v in report.items() if k != "chosen"} | {"k": len(chosen)}

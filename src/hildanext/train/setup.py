@@ -90,7 +90,7 @@ def load_start(job: TrainJob, params: Params, profile: Profile, ckpts: Checkpoin
     print(f"{job.stage}: {why}")
     if latest is None:
         if run_id:
-            shutil.rmtree(ckpts.root, ignore_errors=True)
+            shutil.rmtree(ckpts.folder, ignore_errors=True)
             job.csv_path.unlink(missing_ok=True)
         model, tokenizer = training_model(job.base_dir, None, params, profile)
         return model, tokenizer, None, {"step": 0, "fingerprint": fp, "run_id": run_id, "phase_runs": {}}
