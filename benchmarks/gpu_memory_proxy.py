@@ -10,7 +10,7 @@ import torch
 from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 from hildanext.train.adapters import attach_lora, load_base
 from hildanext.config import LoraParams, ObjectiveParams, RuntimeParams
-from hildanext.train.objective import diffusion_loss
+from hildanext.train.objective import ObjectiveSetup, diffusion_loss
 from hildanext.train.profiles import compute_context, make_optimizer, prepare_model, resolve_profile
 from hildanext.train.loop import LoopSpec, optimizer_step
 from qwen3_shape import FIRST_SPECIAL_ID, MASK_ID, QWEN3_06B
@@ -58,7 +58,7 @@ def measure(name: str) -> dict:
     variant = VARIANTS[name]
     model, profile, optimizer = build(variant)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    regular = torch.arange(FIRST_SPECIAL_ID)
+    setup = ObjectiveSetup(ObjectiveParams(), MASK_ID, torch.arange(FIRST_SPECIAL_ID), None)
     out = {"variant": name, "profile": dataclasses.asdict(profile), "trainable": trainable}
     for phase, block in (("bdlm_b32", 32), ("mdlm", None)):
         if DEVICE.type == "cuda":
@@ -66,8 +66,7 @@ def measure(name: str) -> dict:
         def loss_at(net, batch, step, micro, block=block):
             gen = torch.Generator().manual_seed(step * 131 + micro)
             with compute_context(profile, DEVICE):
-                doc_ids = torch.zeros_like(batch)
-                return diffusion_loss(net, batch, doc_ids, block, ObjectiveParams(), MASK_ID, regular, gen, noise=True)
+                return diffusion_loss(net, (batch, torch.zeros_like(batch)), setup.at(block), gen, noise=True)
         spec = LoopSpec(2, lambda s, phase=phase, block=block: (phase, block or SEQ), lambda s: 1e-4, loss_at,
                         lambda m, s: {}, grad_accum=8)
         batches = [torch.randint(0, FIRST_SPECIAL_ID, (1, SEQ), generator=torch.Generator().manual_seed(i))

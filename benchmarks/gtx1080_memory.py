@@ -11,7 +11,7 @@ import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 from hildanext.config import ObjectiveParams, RuntimeParams
 from hildanext.files import write_json_atomic
-from hildanext.train.objective import diffusion_loss
+from hildanext.train.objective import ObjectiveSetup, diffusion_loss
 from hildanext.train.profiles import resolve_profile
 from qwen3_shape import FIRST_SPECIAL_ID, MASK_ID, QWEN3_06B
 GIB = 2**30
@@ -25,9 +25,9 @@ def saved_activation_bytes(model, seq_len: int) -> int:
             total += tensor.untyped_storage().nbytes()
         return tensor
     x0 = torch.randint(0, FIRST_SPECIAL_ID, (1, seq_len), generator=torch.Generator().manual_seed(0))
-    objective, regular, gen = ObjectiveParams(embed_noise_std=0.0), torch.arange(FIRST_SPECIAL_ID), torch.Generator()
+    setup = ObjectiveSetup(ObjectiveParams(embed_noise_std=0.0), MASK_ID, torch.arange(FIRST_SPECIAL_ID), 32)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = diffusion_loss(model, x0, torch.zeros_like(x0), 32, objective, MASK_ID, regular, gen.manual_seed(1))
+        out = diffusion_loss(model, (x0, torch.zeros_like(x0)), setup, torch.Generator().manual_seed(1))
     out.loss.backward()
     model.zero_grad(set_to_none=True)
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}

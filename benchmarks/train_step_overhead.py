@@ -9,13 +9,13 @@ from hildanext.config import ObjectiveParams, RuntimeParams
 from hildanext.files import write_json_atomic
 from timing import markdown_table, timed
 from hildanext.model import load_model
-from hildanext.train.objective import diffusion_loss, regular_token_ids
+from hildanext.train.objective import ObjectiveSetup, diffusion_loss, regular_token_ids
 def bare_step(model, tokens: torch.Tensor) -> None:
     model(input_ids=tokens, labels=tokens, use_cache=False).loss.backward()
     model.zero_grad(set_to_none=True)
 
-def diffusion_step(model, x0, doc_ids, block_size, params, mask_id, regular) -> None:
-    out = diffusion_loss(model, x0, doc_ids, block_size, params, mask_id, regular, torch.Generator().manual_seed(0))
+def diffusion_step(model, rows, setup: ObjectiveSetup) -> None:
+    out = diffusion_loss(model, rows, setup, torch.Generator().manual_seed(0))
     out.loss.backward()
     model.zero_grad(set_to_none=True)
 
@@ -31,11 +31,12 @@ def main():
     model.train()
     x0 = torch.randint(0, len(tokenizer) - 8, (args.batch, args.seq), generator=torch.Generator().manual_seed(1))
     doc_ids = torch.arange(args.seq).div(args.seq // 4, rounding_mode="floor").expand_as(x0).contiguous()
-    params, regular = ObjectiveParams(embed_noise_std=0.0), regular_token_ids(tokenizer)
+    setup = ObjectiveSetup(ObjectiveParams(embed_noise_std=0.0), tokenizer.mask_token_id, regular_token_ids(tokenizer),
+                           None)
     rows = []
     for block_size, tokens in ((1, torch.cat([x0, x0], 1)), (32, torch.cat([x0, x0], 1)), (None, x0)):
         bare = timed(lambda t=tokens: bare_step(model, t), args.repeats, statistics.median)
-        inputs = (model, x0, doc_ids, block_size, params, tokenizer.mask_token_id, regular)
+        inputs = (model, (x0, doc_ids), setup.at(block_size))
         ours = timed(lambda a=inputs: diffusion_step(*a), args.repeats, statistics.median)
         rows.append({"block_size": block_size or "mdlm", "input_len": tokens.shape[1], "bare_s": bare,
                      "diffusion_s": ours, "overhead": ours / bare - 1})

@@ -8,16 +8,16 @@ import torch
 from conftest import make_tiny_qwen3
 from hildanext.config import ObjectiveParams
 from hildanext.data.loader import PackedShards, ShardLoader
-from hildanext.train.objective import diffusion_loss
+from hildanext.train.objective import ObjectiveSetup, diffusion_loss
 from hildanext.train.loop import LoopSpec, optimizer_step
 from hildanext.train.setup import distributed
 def main(out: Path, shards: Path, accum: int) -> None:
     model = make_tiny_qwen3(vocab_size=128).train()
     dist, net = distributed(model)
+    setup = ObjectiveSetup(ObjectiveParams(embed_noise_std=0.0), 120, torch.arange(100), 4)
     def loss_at(_, batch, step, micro):
         gen = torch.Generator().manual_seed(step * 131 + micro)
-        return diffusion_loss(net, batch["input_ids"], batch["doc_ids"], 4, ObjectiveParams(embed_noise_std=0.0), 120,
-                              torch.arange(100), gen)
+        return diffusion_loss(net, (batch["input_ids"], batch["doc_ids"]), setup, gen)
     spec = LoopSpec(2, lambda s: ("p", 4), lambda s: 0.01, loss_at, lambda m, s: {}, accum, 1e9,
                     rank=dist.process_index, world=dist.num_processes)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)

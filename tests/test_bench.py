@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import make_tiny_qwen3
-from hildanext.eval.bench import ar_nll, elbo_nll, text_metrics
+from hildanext.config import BenchParams
+from hildanext.eval.bench import ar_nll, elbo_nll, elbo_setup, text_metrics
 class Rows:
     """PackedShards-like: rows of ids and doc ids."""
     def __init__(self, ids, doc_ids):
@@ -24,11 +25,12 @@ def rows():
 
 def test_elbo_bound_is_reproducible_and_uniform_model_gives_log_vocab():
     model = make_tiny_qwen3(vocab_size=128, seed=2)
-    first, again = (elbo_nll(model, rows(), 4, 4, 127, torch.arange(120), 3, 7) for _ in range(2))
+    setup = elbo_setup(127, torch.arange(120), 4)
+    first, again = (elbo_nll(model, rows(), setup, BenchParams(eval_rows=4, mc_samples=3, mc_seed=7)) for _ in range(2))
     assert first == again and first > 0
     with torch.no_grad():
         model.lm_head.weight.zero_()
-    uniform = elbo_nll(model, rows(), 4, 4, 127, torch.arange(120), 50, 1)
+    uniform = elbo_nll(model, rows(), setup, BenchParams(eval_rows=4, mc_samples=50, mc_seed=1))
     assert uniform == pytest.approx(math.log(128), rel=0.1)
 
 def test_ar_nll_matches_a_hand_computation():

@@ -165,11 +165,14 @@ def test_ar_baseline_is_greedy_causal_decoding():
 
 def test_mode_presets_then_explicit_values_win(tmp_path):
     params = load_params(REPO / "params.yaml", ["decode.tau_mask=0.6"]).decode
-    assert (resolve_settings(params, 32).tau_mask, resolve_settings(params, 32).tau_edit) == (0.6, 0.0)
-    q = resolve_settings(params, 32, "q")
-    assert (q.tau_mask, q.tau_edit, q.block_size, q.max_post_steps) == (0.7, 0.5, 32, 16)
+    assert (resolve_settings(params, 32).tau_mask, resolve_settings(params, 32).tau_edit) == (0.6, params.tau_edit)
+    preset, q = params.presets.Q_MODE, resolve_settings(params, 32, "q")
+    assert (preset.tau_mask, preset.tau_edit) != (params.tau_mask, params.tau_edit)
+    assert (q.tau_mask, q.tau_edit, q.max_post_steps) == (preset.tau_mask, preset.tau_edit, preset.max_post_steps)
+    assert q.block_size == (preset.block_size or 32) and resolve_settings(params, 32, "Q") == q
+    assert (q.max_new_tokens, q.temperature, q.seed) == (params.max_new_tokens, params.temperature, params.seed)
     assert (resolve_settings(params, 32, "Q", tau_edit=0.2).tau_edit,
-            resolve_settings(params, 32, "S", tau_mask=None).tau_mask) == (0.2, 0.5)
+            resolve_settings(params, 32, "S", tau_mask=None).tau_mask) == (0.2, params.presets.S_MODE.tau_mask)
     with pytest.raises(ParamsError, match="'X' is not one of S, Q"):
         resolve_settings(DecodeParams(), 32, "X")
     with pytest.raises(ParamsError, match="decode.tau_mask: Input should be less than or equal to 1"):
@@ -206,7 +209,7 @@ def model_root(tmp_path_factory, qwen3_tokenizer_dir):
     tok = AutoTokenizer.from_pretrained(qwen3_tokenizer_dir, local_files_only=True)
     model = make_tiny_qwen3(vocab_size=151936)
     add_mask_token(model, tok)
-    save_model(model, tok, root / "models/init", model_meta(tok, "test", None, 1, "h", root))
+    save_model(model, tok, root / "models/init", model_meta(tok, "test", None, 1, "h", "c0ffee"))
     return root
 
 SUMMARY = re.compile(r"mode (S|Q|params): forwards (\d+), tokens (\d+), TPF ([\d.]+), ([\d.]+) tokens/s")

@@ -32,7 +32,7 @@ def model_dir(tmp_path_factory, qwen3_tokenizer_dir):
     tok = AutoTokenizer.from_pretrained(qwen3_tokenizer_dir, local_files_only=True)
     model = lively(make_tiny_qwen3(vocab_size=151936))
     add_mask_token(model, tok)
-    return save_model(model, tok, root / "model", model_meta(tok, "test", None, 1, "h", root))
+    return save_model(model, tok, root / "model", model_meta(tok, "test", None, 1, "h", "c0ffee"))
 
 @pytest.fixture(scope="module")
 def reference(model_dir):

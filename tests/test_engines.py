@@ -65,7 +65,7 @@ def test_registry_names_are_the_params_engine_names():
 
 def test_a_saved_folder_describes_itself_to_the_engine(engine, tmp_path):
     folder = save_model(engine.model, engine.tokenizer, tmp_path / "m",
-                        model_meta(engine.tokenizer, "test", None, 16, "h", tmp_path))
+                        model_meta(engine.tokenizer, "test", None, 16, "h", "c0ffee"))
     loaded = make_engine("diffusion", folder, Params())
     assert loaded.info == ModelInfo(151645, 151669, (151643,), 151643, 16) and loaded.special == engine.special
     assert [loaded.prepare(Request("Hi", mode=m)).settings.block_size for m in (None, "S", "Q")] == [16, 16, 16]

@@ -148,13 +148,13 @@ def test_fetch_data_end_to_end_hub_mocked(shard_server, tmp_path, online, monkey
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_hub(shard_server, calls))
     monkeypatch.setattr(constants, "ENDPOINT", shard_server.base)
     p = FetchDataParams(dolma_shards=2)
-    summary = fetch_data(p, tmp_path)
+    summary = fetch_data(p, tmp_path / p.dest)
     assert calls == [("allenai/dolma", p.dolma_url_list, "dataset", p.dolma_revision),
                      ("roneneldan/TinyStories", p.tinystories_files[0], "dataset", p.tinystories_revision)]
     raw = tmp_path / "data/raw"
     assert sorted(f.name for f in (raw / "dolma").glob("*.json.gz")) == FIRST_TWO
     assert (raw / "tinystories" / p.tinystories_files[0]).exists() and len(summary["downloaded"]) == 3
-    assert fetch_data(p, tmp_path, what=("dolma",))["downloaded"] == []
+    assert fetch_data(p, tmp_path / p.dest, what=("dolma",))["downloaded"] == []
 
 def no_hub(*args, **kwargs):
     raise AssertionError("the hub must not be contacted after a failed preflight")
@@ -163,7 +163,7 @@ def test_offline_env_fails_with_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_hub)
     with pytest.raises(FetchError) as caught:
-        fetch_data(FetchDataParams(), tmp_path)
+        fetch_data(FetchDataParams(), tmp_path / "data/raw")
     message = str(caught.value)
     assert message.startswith("fetch-data:") and "\n" not in message and "HF_HUB_OFFLINE is set" in message
     assert "data/raw/dolma/" in message and "data/raw/tinystories/" in message
@@ -175,7 +175,7 @@ def test_unreachable_endpoint_fails_fast(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_hub)
     started = time.monotonic()
     with pytest.raises(FetchError) as caught:
-        fetch_data(FetchDataParams(), tmp_path, what=("tinystories",))
+        fetch_data(FetchDataParams(), tmp_path / "data/raw", what=("tinystories",))
     message = str(caught.value)
     assert time.monotonic() - started < 5 and message.startswith("fetch-data:") and "\n" not in message
     assert "127.0.0.1 unreachable" in message and "data/raw/tinystories/" in message and "dolma" not in message

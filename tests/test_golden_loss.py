@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 from hildanext.config import ObjectiveParams, SftParams
-from hildanext.train.objective import diffusion_loss, sft_loss
+from hildanext.train.objective import ObjectiveSetup, diffusion_loss, sft_loss
 GOLDEN = {
     "wsd_bdlm4": (13.223320007324219, 5.794849872589111, 4.664926528930664, 0.0, 0.0, 11.91508674621582),
     "wsd_mdlm": (12.802769660949707, 5.090940952301025, 4.850481033325195, 0.0, 0.0, 11.843111038208008),
@@ -44,7 +44,8 @@ def wsd_losses(block_size, noise):
     x0, doc_ids, _ = rows()
     def loss_fn(model):
         gen = torch.Generator().manual_seed(8)
-        return diffusion_loss(model, x0, doc_ids, block_size, OBJECTIVE, MASK_ID, REGULAR, gen, "row", noise=noise)
+        return diffusion_loss(model, (x0, doc_ids), ObjectiveSetup(OBJECTIVE, MASK_ID, REGULAR, block_size, "row"), gen,
+                              noise=noise)
     return one_step(loss_fn)
 
 def sft_losses(complementary):
@@ -52,7 +53,7 @@ def sft_losses(complementary):
     s = SftParams(mask_range=(0.3, 0.8), loss_weight="inv_t", complementary=complementary, mtf=True, mtf_weight=1.0)
     def loss_fn(model):
         gen = torch.Generator().manual_seed(9)
-        return sft_loss(model, x0, doc_ids, supervised, 4, OBJECTIVE, s, MASK_ID, REGULAR, gen)
+        return sft_loss(model, (x0, doc_ids, supervised), ObjectiveSetup(OBJECTIVE, MASK_ID, REGULAR, 4), s, gen)
     return one_step(loss_fn)
 
 @pytest.mark.parametrize("name, compute", [

@@ -87,11 +87,12 @@ def test_mask_token_resizes_when_no_spare_row(tiny_qwen3):
 def test_save_reload_plain_auto_is_causal_and_differs_from_block(tiny_qwen3, tmp_path):
     model, tok = tiny_qwen3(vocab_size=128), word_tokenizer([f"w{i}" for i in range(100)])
     add_mask_token(model, tok)
-    out = save_model(model, tok, tmp_path / "m", model_meta(tok, "test", None, 1, "h", tmp_path))
+    out = save_model(model, tok, tmp_path / "m", model_meta(tok, "test", None, 1, "h", "c0ffee"))
     check_model_folder(out)
     meta = json.loads((out / "hildanext.json").read_text())
     assert (meta["mask_id"], meta["pad_id"], meta["stop_ids"], meta["block_size"]) == (102, 101, [100, 101], 1)
     assert "hildanext's decoder" in meta["note"] and "hildanext's decoder" in (out / "README.md").read_text()
+    assert meta["git_commit"] == "c0ffee" and "git commit `c0ffee`" in (out / "README.md").read_text()
     again = AutoModelForCausalLM.from_pretrained(out, local_files_only=True).eval()
     tok2 = AutoTokenizer.from_pretrained(out, local_files_only=True)
     assert tok2.mask_token_id == 102 and again.config.mask_token_id == 102
@@ -109,7 +110,7 @@ def test_missing_model_files_are_named(tmp_path):
 def test_a_saved_folder_describes_itself_and_a_plain_one_falls_back_to_the_tokenizer(tiny_qwen3, tmp_path):
     model, tok = tiny_qwen3(vocab_size=128), word_tokenizer([f"w{i}" for i in range(100)])
     add_mask_token(model, tok)
-    out = save_model(model, tok, tmp_path / "m", model_meta(tok, "test", None, 16, "h", tmp_path))
+    out = save_model(model, tok, tmp_path / "m", model_meta(tok, "test", None, 16, "h", "c0ffee"))
     assert read_model_info(out) == ModelInfo(eos_id=100, mask_id=102, stop_ids=(101,), pad_id=101, block_size=16)
     assert recorded_params(out) is None and recorded_params(tmp_path) is None
     meta = json.loads((out / "hildanext.json").read_text())

@@ -8,7 +8,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from hildanext.config import ObjectiveParams
 from hildanext.train.masks import bdlm_attention_mask
 from hildanext.model import masked_logits
-from hildanext.train.objective import corrupt_tokens, diffusion_loss, mask_tokens, regular_token_ids, sample_t
+from hildanext.train.objective import (ObjectiveSetup, corrupt_tokens, diffusion_loss, mask_tokens, regular_token_ids,
+                                       sample_t)
 def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
@@ -42,7 +43,7 @@ def test_masking_and_corruption_respect_their_sets():
 def test_m2t_loss_is_weighted_ce_at_masked_positions(tiny_qwen3):
     model, params = tiny_qwen3(vocab_size=128), ObjectiveParams(t2t_rate=0.0, keep_rate=0.0)
     x0, doc_ids = torch.randint(0, 100, (2, 8), generator=gen(4)), torch.tensor([[0] * 8, [0] * 5 + [1] * 3])
-    out = diffusion_loss(model, x0, doc_ids, 4, params, 120, torch.arange(100), gen(5), fixed_t=0.5)
+    out = diffusion_loss(model, (x0, doc_ids), ObjectiveSetup(params, 120, torch.arange(100), 4), gen(5), fixed_t=0.5)
     _, masked = mask_tokens(x0, torch.full(x0.shape, 0.5), doc_ids >= 0, 120, gen(5))
     xt = torch.where(masked, 120, x0)
     with torch.no_grad():
@@ -55,5 +56,6 @@ def test_m2t_loss_is_weighted_ce_at_masked_positions(tiny_qwen3):
 def test_pad_positions_are_never_masked_or_supervised(tiny_qwen3):
     model = tiny_qwen3(vocab_size=128)
     x0, doc_ids = torch.randint(0, 100, (1, 8), generator=gen(6)), torch.tensor([[0] * 4 + [-1] * 4])
-    out = diffusion_loss(model, x0, doc_ids, None, ObjectiveParams(), 120, torch.arange(100), gen(7), fixed_t=1.0)
+    setup = ObjectiveSetup(ObjectiveParams(), 120, torch.arange(100), None)
+    out = diffusion_loss(model, (x0, doc_ids), setup, gen(7), fixed_t=1.0)
     assert out.masked == 4 and out.tokens == 4

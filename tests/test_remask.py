@@ -7,7 +7,7 @@ import dataclasses, math, re
 from fractions import Fraction
 import httpx, openai, pytest, torch
 from typer.testing import CliRunner
-from conftest import make_tiny_qwen3
+from conftest import REPO, make_tiny_qwen3
 from hildanext.cli import app
 from hildanext.config import DecodeParams, ParamsError, RemaskParams, load_params
 from hildanext.decode.decoder import PassRecord, block_causal, generate_ids
@@ -154,7 +154,9 @@ def test_off_by_default_is_the_plain_decoder():
     assert plain.remask is off.remask is None
     settings = resolve_settings(DecodeParams(), 32)
     assert settings.remask is None and settings.view()["remask_pass"] is False
-    assert resolve_settings(DecodeParams(), 32, "Q", remask_pass=True).remask.block_size == 64
+    repo = load_params(REPO / "params.yaml").decode
+    on = resolve_settings(repo, 32, "Q", remask_pass=True)
+    assert on.remask == repo.remask == RemaskParams() and on.view()["remask_pass"] is True
     remasking = dataclasses.replace(settings, remask=RemaskParams(), tau_edit=1.0)
     assert "remask" in unsupported(remasking) and unsupported(dataclasses.replace(settings, tau_edit=1.0)) is None
 

@@ -13,7 +13,7 @@ from hildanext.train import objective
 from hildanext.config import ObjectiveParams, SftParams, merge_overlay
 from hildanext.data.chat import Chat
 from hildanext.data.sft_data import encode_chats
-from hildanext.train.objective import regular_token_ids, sft_loss
+from hildanext.train.objective import ObjectiveSetup, regular_token_ids, sft_loss
 from hildanext.pipeline import run_stage
 from test_sft_data import three_turn_chat
 @pytest.fixture(scope="module")
@@ -28,8 +28,8 @@ def chat_batch(qwen3_tokenizer_dir):
 def recorded(monkeypatch):
     calls = []
     real = objective.forward_selected
-    def spy(net, x0, xt, doc_ids, select, block_size, align, extra=None):
-        logits = real(net, x0, xt, doc_ids, select, block_size, align, extra)
+    def spy(net, rows, xt, select, setup, extra=None):
+        logits = real(net, rows, xt, select, setup, extra)
         calls.append({"xt": xt.clone(), "select": select.clone(), "logits": logits.detach().clone()})
         return logits
     monkeypatch.setattr(objective, "forward_selected", spy)
@@ -39,8 +39,8 @@ NOISY = ObjectiveParams(t2t_rate=0.3, keep_rate=0.3)
 def run_loss(chat_batch, sft: SftParams, p=NOISY, seed=0, fixed_t=None):
     tokenizer, x0, doc_ids, supervised, _ = chat_batch
     model = make_tiny_qwen3(vocab_size=len(tokenizer) + 7).train()
-    return sft_loss(model, x0, doc_ids, supervised, 32, p, sft, tokenizer.mask_token_id, regular_token_ids(tokenizer),
-                    torch.Generator().manual_seed(seed), fixed_t=fixed_t)
+    setup = ObjectiveSetup(p, tokenizer.mask_token_id, regular_token_ids(tokenizer), 32)
+    return sft_loss(model, (x0, doc_ids, supervised), setup, sft, torch.Generator().manual_seed(seed), fixed_t=fixed_t)
 
 def test_prompt_and_user_positions_are_never_noised_or_supervised(chat_batch, monkeypatch):
     tokenizer, x0, _, supervised, pad_id = chat_batch

@@ -1,7 +1,8 @@
 # The owner's style rule, enforced on every Python file git sees (the same rules as
 # ../shared/tools/style_check.py): one 3-6 line header comment block, at most one further comment line,
 # no blank line inside a block and no runs of blank lines, one-line docstrings, lines <= 120 columns,
-# modules <= 400 lines and functions <= 50 lines. The checker is tested on hand-written bad sources.
+# modules <= 400 lines and functions <= 50 lines; package functions take at most 6 parameters (command-line
+# entry points excepted). The checker is tested on hand-written bad sources.
 import ast, subprocess
 from pathlib import Path
 import pytest
@@ -67,4 +68,27 @@ def test_every_python_file_follows_the_rule():
     files = python_files()
     assert len(files) > 10
     found = [f"{f}:{x}" for f in files for x in style_findings((REPO / f).read_text())]
+    assert found == [], "\n".join(found)
+
+COMMAND_LINES = {("src/hildanext/assets/sandbox_runner.py", "main")}
+def long_signatures(text: str, path: str = "") -> list[str]:
+    """Functions with more than 6 parameters (self/cls not counted), except typer commands and COMMAND_LINES."""
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or (path, node.name) in COMMAND_LINES:
+            continue
+        command = any(isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "command" for d in node.decorator_list)
+        a = node.args
+        names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs if x.arg not in ("self", "cls")]
+        if len(names) > 6 and not command:
+            found.append(f"{node.lineno}: {node.name} takes {len(names)} parameters (cap 6: pass a params object)")
+    return found
+
+def test_package_functions_take_a_params_object_beyond_six_parameters():
+    bad = "def f(a, b, c, d, e, f, g):\n    pass\n\nclass C:\n    def m(self, a, b, c, d, e, f):\n        pass\n"
+    cli = "@app.command('x')\ndef f(a, b, c, d, e, f, g):\n    pass\n"
+    assert long_signatures(bad) == ["1: f takes 7 parameters (cap 6: pass a params object)"]
+    assert long_signatures(cli) == []
+    files = [f for f in python_files() if f.startswith("src/")]
+    found = [f"{f}:{x}" for f in files for x in long_signatures((REPO / f).read_text(), f)]
     assert found == [], "\n".join(found)

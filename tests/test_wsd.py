@@ -1,6 +1,7 @@
 # The WSD schedule and stage on the demo pipeline (ci overlay): block size per step, LR shape, checkpoints
-# and metrics, exact resume after an interruption (same loss trajectory, same MLflow run), refusal to resume
-# under changed params, and a NaN loss stopping with the last good checkpoint kept.
+# and metrics, exact resume after an interruption (same loss trajectory, same MLflow run, the runtime profile
+# resolved once for the resume lookup and the run), refusal to resume under changed params, and a NaN loss
+# stopping with the last good checkpoint kept.
 import csv, json, shutil
 import pytest
 import torch
@@ -8,6 +9,7 @@ from hildanext.train import loop as train
 from hildanext.config import ParamsError, WsdParams, merge_overlay
 from hildanext.pipeline import run_stage
 from hildanext.train.loop import TrainingError
+from hildanext.train.profiles import resolve_profile
 from hildanext.train.schedule import train_lr
 from hildanext.train.wsd import phase_of, wsd_phases
 def test_schedule_gives_the_configured_block_size_at_each_step():
@@ -95,7 +97,10 @@ def test_resume_continues_the_same_trajectory_and_run(wsd_dir, tmp_path_factory,
         run_stage("wsd", "params.yaml", ["runtime.log_every=1", *extra])
     assert max(losses(wsd_dir)) == 8 and (wsd_dir / "models/wsd/ckpt-0000009").exists()
     monkeypatch.setattr(train, "optimizer_step", real)
+    resolve_profile.cache_clear()
     run_stage("wsd", "params.yaml", ["runtime.log_every=1", *extra])
+    asked = resolve_profile.cache_info()
+    assert asked.misses == 1 and asked.hits >= 1, asked
     monkeypatch.chdir(reference)
     run_stage("wsd", "params.yaml", ["runtime.log_every=1", *extra])
     resumed, straight = losses(wsd_dir), losses(reference)

@@ -65,7 +65,8 @@ for stage, (help_text, alias) in STAGE_HELP.items():
 def fetch_model(params: Path = PARAMS, set_: list[str] = SET):
     from hildanext.config import load_params
     from hildanext.data.hub import fetch_model as fetch
-    typer.echo(f"fetched into {fetch(load_params(params, set_).model)}")
+    p = load_params(params, set_).model
+    typer.echo(f"fetched into {fetch(p, Path(p.local_dir))}")
 
 @app.command("fetch-data", help="Download Dolma v1_6-sample shards and TinyStories files (prepare.fetch) into data/raw "
              "(needs the network).")
@@ -73,7 +74,8 @@ def fetch_model(params: Path = PARAMS, set_: list[str] = SET):
 def fetch_data(params: Path = PARAMS, set_: list[str] = SET, only: list[str] = ONLY):
     from hildanext.config import load_params
     from hildanext.data.fetch import fetch_data as fetch
-    summary = fetch(load_params(params, set_).prepare.fetch, Path("."), tuple(only) or ("dolma", "tinystories"))
+    p = load_params(params, set_).prepare.fetch
+    summary = fetch(p, Path(p.dest), tuple(only) or ("dolma", "tinystories"))
     done, skipped, size = len(summary["downloaded"]), len(summary["skipped"]), summary["bytes"]
     typer.echo(f"fetch-data: {done} downloaded, {skipped} already complete, {size} bytes into {summary['dest']}")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
 from hildanext.config import DemoParams, RuntimeParams, as_dict
-from hildanext.files import atomic_dir, git_commit, sha256_file, write_json_atomic, write_text_atomic
+from hildanext.files import atomic_dir, sha256_file, write_json_atomic, write_text_atomic
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 STOP_TOKENS = ("<|endoftext|>", "<|im_end|>")
@@ -105,11 +105,11 @@ def recorded_params(path: Path | None) -> dict | None:
     """The params a pipeline stage recorded in the folder's hildanext.json (None when it records none)."""
     return (read_meta(path) or {}).get("params")
 
-def first_model_dir(candidates, root: Path) -> tuple[str, Path] | None:
-    """(candidate as written, its path under root) for the first candidate holding a config.json."""
+def first_model_dir(candidates, base: Path) -> tuple[str, Path] | None:
+    """(candidate as written, base / candidate) for the first candidate holding a config.json."""
     for name in candidates:
-        if (Path(root) / name / "config.json").exists():
-            return name, Path(root) / name
+        if (Path(base) / name / "config.json").exists():
+            return name, Path(base) / name
     return None
 
 def suppressed_ids(tokenizer, vocab_rows: int, keep_ids) -> list[int]:
@@ -142,11 +142,12 @@ def masked_logits(model, input_ids: torch.Tensor, allowed: torch.Tensor, positio
     mask = attention_mask_4d(allowed.to(input_ids.device), model.config._attn_implementation, model.dtype)
     return model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False).logits
 
-def model_meta(tokenizer, stage: str, params, block_size: int, input_hash: str, root: Path) -> dict:
+def model_meta(tokenizer, stage: str, params, block_size: int, input_hash: str, commit: str) -> dict:
+    """hildanext.json's provenance: format, stage, special ids, block size, note, code commit, input hash, params."""
     note = "A plain AutoModelForCausalLM load is a causal model; block-diffusion decoding needs hildanext's decoder."
     meta = {"format": "hildanext/1", "stage": stage, "mask_token": tokenizer.mask_token}
     meta |= tokenizer_info(tokenizer, block_size).record()
-    meta |= {"note": note, "git_commit": git_commit(root), "input_hash": input_hash}
+    meta |= {"note": note, "git_commit": commit, "input_hash": input_hash}
     return meta | {"params": as_dict(params) if params is not None else None}
 
 def save_model(model, tokenizer, out: Path, meta: dict) -> Path:

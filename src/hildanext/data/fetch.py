@@ -1,7 +1,7 @@
 # Explicit downloads of the raw corpora into data/raw (params prepare.fetch); never run by `dvc repro`.
 # Dolma v1_6-sample: the URL list comes from the allenai/dolma dataset repo, the shards over resumable plain HTTP
 # (<name>.part files, Range requests, size checks). TinyStories: hf_hub_download. Offline it fails fast in one line.
-# Entry points: fetch_data(p, root, what) -> summary; fetch_dolma_shards(urls, out_dir, shards, max_bytes) -> summary;
+# Entry points: fetch_data(p, dest, what) -> summary; fetch_dolma_shards(urls, out_dir, shards, max_bytes) -> summary;
 # plan_shards(urls, sizes, shards, max_bytes); download(url, out, expected_size) -> "downloaded" | "skipped".
 import http.client, logging, os, urllib.request
 from collections.abc import Iterable
@@ -141,11 +141,12 @@ def fetch_tinystories(p: FetchDataParams, out_dir: Path, hint: str) -> dict:
         record(summary, path, "skipped" if file_stamp(path) == before else "downloaded", path.stat().st_size)
     return summary
 
-def fetch_data(p: FetchDataParams, root: Path = Path("."), what: tuple[str, ...] = SOURCES) -> dict:
+def fetch_data(p: FetchDataParams, dest: Path, what: tuple[str, ...] = SOURCES) -> dict:
+    """Download the chosen sources into dest/<source> (the CLI passes prepare.fetch.dest)."""
     from huggingface_hub import constants
     if unknown := sorted(set(what) - set(SOURCES)):
         raise FetchError(f"fetch-data: unknown source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}")
-    dest = Path(root) / p.dest
+    dest = Path(dest)
     hint = place_hint(**{source: dest / source for source in SOURCES if source in what})
     preflight(constants.ENDPOINT, "the Hugging Face hub", hint)
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)

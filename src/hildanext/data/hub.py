@@ -1,6 +1,6 @@
 # Explicit downloads from the Hugging Face hub; never run by `dvc repro`. Offline they fail fast with one
 # line saying what to place where.
-# Entry points: fetch_model(p: ModelParams, root) -> Path (Qwen/Qwen3-0.6B at the pinned revision), FetchError.
+# Entry points: fetch_model(p: ModelParams, out) -> out (Qwen/Qwen3-0.6B at the pinned revision), FetchError.
 import logging, os, socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,9 +20,10 @@ def hub_unreachable(endpoint: str, timeout: float = 5.0) -> str | None:
         return f"{url.hostname} unreachable: {e.strerror or e}"
     return None
 
-def fetch_model(p: ModelParams, root: Path = Path(".")) -> Path:
+def fetch_model(p: ModelParams, out: Path) -> Path:
+    """Download p.hub_id at p.revision into out (the CLI passes model.local_dir)."""
     from huggingface_hub import constants, snapshot_download
-    out = Path(root) / p.local_dir
+    out = Path(out)
     place = ("place config.json, model.safetensors, tokenizer.json, tokenizer_config.json, vocab.json and merges.txt "
              f"of {p.hub_id}@{p.revision} in {out}/")
     if reason := hub_unreachable(constants.ENDPOINT):

@@ -1,5 +1,5 @@
 # Random access and training batches over packed shards (data/tokenized, data/sft) in constant memory
-# (np.memmap). Entry points: PackedShards(root, split, tokenizer_dir) (refuses shards made with another
+# (np.memmap). Entry points: PackedShards(folder, split, tokenizer_dir) (refuses shards made with another
 # tokenizer, one line; subclasses add arrays via `arrays`), check_tokenizer, ShardLoader(shards, batch_size,
 # seed): next_batch, next_step (a rank's share of a global step), state()/load_state() for exact resume;
 # batches map array names to tensors.
@@ -19,20 +19,20 @@ class PackedShards:
     """Rows of one split: array name -> (dtype on disk in <split>.<name>.bin, numpy dtype of the tensor)."""
     arrays = {"input_ids": (np.uint32, np.int64), "doc_ids": (np.int32, np.int64)}
     stage = "tokenize"
-    def __init__(self, root: Path, split: str, tokenizer_dir: Path | None = None):
-        self.root = Path(root)
-        if not (self.root / "manifest.json").exists():
-            raise DataError(f"{self.root}: no manifest.json; run the {self.stage} stage first")
-        self.manifest = json.loads((self.root / "manifest.json").read_text())
+    def __init__(self, folder: Path, split: str, tokenizer_dir: Path | None = None):
+        self.folder = Path(folder)
+        if not (self.folder / "manifest.json").exists():
+            raise DataError(f"{self.folder}: no manifest.json; run the {self.stage} stage first")
+        self.manifest = json.loads((self.folder / "manifest.json").read_text())
         if tokenizer_dir is not None:
-            check_tokenizer(self.manifest, tokenizer_dir, self.root, self.stage)
+            check_tokenizer(self.manifest, tokenizer_dir, self.folder, self.stage)
         self.seq_len, rows = self.manifest["seq_len"], self.manifest["splits"][split]["rows"]
         self.columns = {name: self.open_array(split, name, disk, rows) for name, (disk, _) in self.arrays.items()}
         self.ids, self.doc_ids = self.columns["input_ids"], self.columns["doc_ids"]
     def open_array(self, split: str, name: str, dtype, rows: int) -> np.ndarray:
         if not rows:
             return np.zeros((0, self.seq_len), dtype)
-        return np.memmap(self.root / f"{split}.{name}.bin", dtype, "r", shape=(rows, self.seq_len))
+        return np.memmap(self.folder / f"{split}.{name}.bin", dtype, "r", shape=(rows, self.seq_len))
     def __len__(self) -> int:
         return len(self.ids)
     def __getitem__(self, index) -> tuple[torch.Tensor, ...]:
@@ -42,7 +42,7 @@ class PackedShards:
 class ShardLoader:
     def __init__(self, shards: PackedShards, batch_size: int, seed: int):
         if len(shards) < batch_size:
-            raise DataError(f"{shards.root}: {len(shards)} rows, fewer than one batch of {batch_size}")
+            raise DataError(f"{shards.folder}: {len(shards)} rows, fewer than one batch of {batch_size}")
         self.shards, self.batch_size, self.seed, self.epoch, self.position = shards, batch_size, seed, 0, 0
     def order(self) -> np.ndarray:
         return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.shards))

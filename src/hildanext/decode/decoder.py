@@ -21,6 +21,15 @@ class PassRecord:
     edited: list[tuple[int, int, int]]
     phase: str = "decode"
 
+@dataclass(frozen=True)
+class PassAt:
+    """Where one pass runs: canvas[start:end] of a block, its step in that block, and the decode or remask phase."""
+    block: int
+    step: int
+    start: int
+    end: int
+    phase: str = "decode"
+
 @dataclass
 class DecodeStats:
     forwards: int
@@ -78,12 +87,6 @@ def update_sets(current, tokens, conf, editable, s: DecodeSettings, mask_id: int
         unmask[conf.masked_fill(~masked, -1.0).argmax()] = True
     edit = editable & ~masked & (tokens != current) & (conf > s.tau_edit)
     return unmask, edit
-
-def pass_record(block: int, step: int, offset: int, before, after, unmask, edit, mask_id: int,
-                phase: str = "decode") -> PassRecord:
-    unmasked = [(int(i) + offset, int(after[i])) for i in unmask.nonzero().flatten()]
-    edited = [(int(i) + offset, int(before[i]), int(after[i])) for i in edit.nonzero().flatten()]
-    return PassRecord(block, step, int((after == mask_id).sum()), unmasked, edited, phase)
 
 def cut_at_stop(ids: list[int], stop_ids) -> list[int]:
     for i, token in enumerate(ids):
@@ -147,20 +150,25 @@ class BlockDecoder:
             post += not has_masks
             if post > self.s.max_post_steps:
                 return changed
-            changed = self.apply_pass(block, step, start, end, self.block_logits(start, end), editable)
+            changed = self.apply_pass(PassAt(block, step, start, end), self.block_logits(start, end), editable)
             step += 1
             if not has_masks and not changed:
                 return False
-    def apply_pass(self, block: int, step: int, start: int, end: int, logits, editable, phase: str = "decode") -> bool:
-        """One pass over canvas[start:end]: propose, Gamma/Delta, write, trace, notify; True if it changed tokens."""
-        current = self.canvas[start:end].clone()
+    def apply_pass(self, at: PassAt, logits, editable) -> bool:
+        """One pass over canvas[at.start:at.end]: propose, Gamma/Delta, write, trace, notify; True if it changed."""
+        current = self.canvas[at.start : at.end].clone()
         tokens, conf = propose(logits, self.banned, self.s, self.gen)
         unmask, edit = update_sets(current, tokens, conf, editable, self.s, self.mask_id)
-        self.canvas[start:end] = torch.where(unmask | edit, tokens, current)
-        offset, after = start - self.prompt_len, self.canvas[start:end]
-        self.trace.append(pass_record(block, step, offset, current, after, unmask, edit, self.mask_id, phase))
+        self.canvas[at.start : at.end] = torch.where(unmask | edit, tokens, current)
+        self.trace.append(self.pass_record(at, current, unmask, edit))
         self.notify({"type": "pass", "record": self.trace[-1], "forwards": self.forwards})
         return bool((unmask | edit).any())
+    def pass_record(self, at: PassAt, before, unmask, edit) -> PassRecord:
+        """The trace entry of a pass that turned before into canvas[at.start:at.end]; positions are answer-relative."""
+        offset, after = at.start - self.prompt_len, self.canvas[at.start : at.end]
+        unmasked = [(int(i) + offset, int(after[i])) for i in unmask.nonzero().flatten()]
+        edited = [(int(i) + offset, int(before[i]), int(after[i])) for i in edit.nonzero().flatten()]
+        return PassRecord(at.block, at.step, int((after == self.mask_id).sum()), unmasked, edited, at.phase)
     def notify(self, event: dict) -> None:
         if self.observer is not None:
             self.observer(event)
@@ -219,7 +227,7 @@ class BlockDecoder:
         answer = torch.arange(start, end, device=self.canvas.device) >= self.prompt_len
         while bool((masked := answer & (self.canvas[start:end] == self.mask_id)).any()):
             self.forwards += 1
-            self.apply_pass(block, step, start, end, self.forward(0, end, end - start), masked, "remask")
+            self.apply_pass(PassAt(block, step, start, end, "remask"), self.forward(0, end, end - start), masked)
             step += 1
 
 def decode_stats(forwards: int, tokens: int, seconds: float, cache_forwards: int = 0) -> DecodeStats:

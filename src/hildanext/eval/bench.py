@@ -1,8 +1,8 @@
 # Bench measures of a block-diffusion model against its AR base: an ELBO bound on perplexity over packed eval
 # rows (M2T only, 1/t-weighted, fixed Monte Carlo seed) beside the AR perplexity, generations from held-out
 # openings (active decode setting, S, Q, AR: TPF, tokens/s, distinct-2, repetition, stop share, speed vs AR)
-# and micro HumanEval pass@1 per setting. Entry points: elbo_nll, ar_nll, text_metrics, openings, run_setting,
-# bench_settings (pipeline/bench.py runs the stage).
+# and micro HumanEval pass@1 per setting. Entry points: elbo_setup, elbo_nll, ar_nll, text_metrics, openings,
+# run_setting, bench_settings (pipeline/bench.py runs the stage).
 from dataclasses import replace
 import torch
 from hildanext.config import BenchParams, ObjectiveParams
@@ -11,16 +11,20 @@ from hildanext.decode.engines import Request
 from hildanext.eval import codeeval
 from hildanext.model import masked_logits
 from hildanext.train.masks import causal_doc_mask
-from hildanext.train.objective import diffusion_loss
+from hildanext.train.objective import ObjectiveSetup, diffusion_loss
+M2T_ONLY = ObjectiveParams(t2t_rate=0.0, keep_rate=0.0, embed_noise_std=0.0)
+def elbo_setup(mask_id: int, regular_ids: torch.Tensor, block_size: int) -> ObjectiveSetup:
+    """The NELBO's objective: the M2T term alone (no T2T, no KEEP, no embedding noise) at block_size."""
+    return ObjectiveSetup(M2T_ONLY, mask_id, regular_ids, block_size)
+
 @torch.no_grad()
-def elbo_nll(model, shards: PackedShards, rows: int, block_size: int, mask_id: int, regular, samples: int,
-             seed: int) -> float:
-    """Nats per token of the block-diffusion NELBO (an upper bound on the NLL), averaged over MC samples."""
-    p, gen = ObjectiveParams(t2t_rate=0.0, keep_rate=0.0, embed_noise_std=0.0), torch.Generator().manual_seed(seed)
+def elbo_nll(model, shards: PackedShards, setup: ObjectiveSetup, b: BenchParams) -> float:
+    """Nats per token of the NELBO (an upper bound on the NLL) on b.eval_rows rows, mean of b.mc_samples draws."""
+    rows, gen = min(len(shards), b.eval_rows), torch.Generator().manual_seed(b.mc_seed)
     total, tokens = 0.0, 0
-    for _ in range(samples):
+    for _ in range(b.mc_samples):
         for i in range(0, rows, 8):
-            out = diffusion_loss(model, *shards[i : min(i + 8, rows)], block_size, p, mask_id, regular, gen)
+            out = diffusion_loss(model, shards[i : min(i + 8, rows)], setup, gen)
             total, tokens = total + out.loss_m2t * out.tokens, tokens + out.tokens
     return total / max(tokens, 1)
 

@@ -9,7 +9,7 @@ from hildanext.config import Params
 from hildanext.data.loader import PackedShards
 from hildanext.decode.engines import make_engine
 from hildanext.eval import codeeval
-from hildanext.eval.bench import ar_nll, bench_settings, elbo_nll, openings
+from hildanext.eval.bench import ar_nll, bench_settings, elbo_nll, elbo_setup, openings
 from hildanext.files import write_json_atomic
 from hildanext.model import peak_memory_mb
 from hildanext.pipeline import paths
@@ -18,8 +18,8 @@ FLOAT_KEYS = ("tpf", "tokens_per_s", "distinct_2", "repetition_4", "stop_share",
 def perplexity(params: Params, engine, ar) -> dict:
     b, shards = params.bench, PackedShards(paths.TOKENIZED, "eval", paths.INIT)
     count, tokenizer = min(len(shards), b.eval_rows), engine.tokenizer
-    bd = elbo_nll(engine.model, shards, count, engine.trained_block_size, tokenizer.mask_token_id,
-                  regular_token_ids(tokenizer), b.mc_samples, b.mc_seed)
+    setup = elbo_setup(tokenizer.mask_token_id, regular_token_ids(tokenizer), engine.trained_block_size)
+    bd = elbo_nll(engine.model, shards, setup, b)
     plain = ar_nll(ar.model, shards, count)
     return {"bd_elbo_bound": math.exp(bd), "ar": math.exp(plain), "ratio": math.exp(bd - plain), "rows": count,
             "mc_samples": b.mc_samples}

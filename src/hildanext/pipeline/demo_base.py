@@ -2,7 +2,6 @@
 # trained BPE tokenizer, pretrained autoregressively (params demo_base), with metrics/demo_base.json; with
 # another model.base it writes a skip marker instead. Entry point: run(params, tracker).
 import hashlib
-from pathlib import Path
 from hildanext.config import Params
 from hildanext.data.demo_corpus import demo_stories
 from hildanext.files import write_json_atomic
@@ -19,7 +18,7 @@ def run(params: Params, tracker) -> dict:
     stories = demo_stories(p.stories, p.seed)
     model, tokenizer, metrics = build_demo_base(stories, p, params.runtime.seed, tracker.log)
     corpus_hash = hashlib.sha256("\n".join(stories).encode()).hexdigest()
-    meta = model_meta(tokenizer, "demo_base", params, 1, corpus_hash, Path(".")) | {"metrics": metrics}
+    meta = model_meta(tokenizer, "demo_base", params, 1, corpus_hash, paths.commit()) | {"metrics": metrics}
     save_model(model, tokenizer, out, meta)
     write_json_atomic(metrics_file, metrics)
     return metrics

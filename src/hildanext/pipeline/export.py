@@ -30,7 +30,7 @@ def run(params: Params, tracker) -> dict:
     bench = json.loads(paths.metrics("bench").read_text())
     model, tokenizer = load_decoder(source, params.runtime)
     trained = read_model_info(source, tokenizer).block_size
-    meta = model_meta(tokenizer, "export", params, trained, sha256_file(source / "hildanext.json"), Path("."))
+    meta = model_meta(tokenizer, "export", params, trained, sha256_file(source / "hildanext.json"), paths.commit())
     results = {"perplexity": bench["perplexity"], "settings": bench["settings"]}
     meta |= {"source": params.bench.model, "decode": as_dict(params.decode), "bench": results}
     save_model(model, tokenizer, out, meta)

@@ -1,7 +1,6 @@
 # The merge stage (`hildanext merge`): the merge.top_k best checkpoints of the final WSD phase in models/wsd
 # (by eval M2T loss at wsd.decay_to) -> their mean in models/merged, evaluated the same way and reported
 # beside the best single checkpoint in metrics/merge.json. Entry point: run(params, tracker).
-from pathlib import Path
 from hildanext.config import Params
 from hildanext.data.loader import PackedShards
 from hildanext.files import write_json_atomic
@@ -10,7 +9,7 @@ from hildanext.pipeline import paths
 from hildanext.train.checkpoints import Checkpoints
 from hildanext.train.evaluate import evaluate
 from hildanext.train.merge import final_phase_candidates, merged_checkpoints
-from hildanext.train.objective import regular_token_ids
+from hildanext.train.objective import ObjectiveSetup, regular_token_ids
 from hildanext.train.profiles import micro_steps, resolve_profile
 from hildanext.train.wsd import diffusion_eval_loss, wsd_phases
 def run(params: Params, tracker) -> dict:
@@ -19,14 +18,15 @@ def run(params: Params, tracker) -> dict:
     final_phase = wsd_phases(p, eval_shards.seq_len)[-1].name
     chosen = final_phase_candidates(ckpts, final_phase)[: params.merge.top_k]
     model, tokenizer = merged_checkpoints(chosen, paths.INIT, params.runtime)
-    loss_fn = diffusion_eval_loss(p.decay_to, params.objective, p.block_align, tokenizer.mask_token_id,
-                                  regular_token_ids(tokenizer))
+    setup = ObjectiveSetup(params.objective, tokenizer.mask_token_id, regular_token_ids(tokenizer), p.decay_to,
+                           p.block_align)
+    loss_fn = diffusion_eval_loss(setup)
     merged = evaluate(model, eval_shards, loss_fn, p, micro_steps(p.batch_size, resolve_profile(params.runtime))[0])
     best = ckpts.state(chosen[0])["eval"][ckpts.best_key]
     names = [c.name for c in chosen]
     report = {"chosen": names, "merged_loss_m2t": merged["loss_m2t"], "merged_acc_m2t": merged["acc_m2t"],
               "best_single_loss_m2t": best}
-    meta = model_meta(tokenizer, "merge", params, p.decay_to, ",".join(names), Path(".")) | {"merge": report}
+    meta = model_meta(tokenizer, "merge", params, p.decay_to, ",".join(names), paths.commit()) | {"merge": report}
     save_model(model, tokenizer, paths.MERGED, meta)
     write_json_atomic(paths.metrics("merge"), report)
     return {k: v for k, v in report.items() if k != "chosen"} | {"k": len(chosen)}

@@ -11,7 +11,7 @@ from hildanext.data.chat import demo_chats
 from hildanext.data.demo_corpus import demo_stories
 from hildanext.data.sft_data import encode_chats
 from hildanext.decode.engines import Request, make_engine
-from hildanext.train.objective import diffusion_loss, regular_token_ids, sft_loss
+from hildanext.train.objective import ObjectiveSetup, diffusion_loss, regular_token_ids, sft_loss
 from hildanext.serve.loading import dummy_engine
 def engine_for(params: Params, model_dir: Path | None):
     if model_dir is None:
@@ -37,14 +37,15 @@ def smoke_lines(params: Params, model_dir: Path | None = None):
     engine, where = engine_for(params, model_dir)
     model, tokenizer, mask_id, eos_id = engine.model, engine.tokenizer, engine.special.mask_id, engine.special.eos_id
     yield f"model: {where} ({sum(p.numel() for p in model.parameters())} parameters, {model.device})"
-    regular, gen = regular_token_ids(tokenizer), torch.Generator().manual_seed(0)
+    setup = ObjectiveSetup(params.objective, mask_id, regular_token_ids(tokenizer), 4)
+    gen = torch.Generator().manual_seed(0)
     model.train()
-    out = diffusion_loss(model, *wsd_batch(tokenizer, eos_id), 4, params.objective, mask_id, regular, gen)
+    out = diffusion_loss(model, wsd_batch(tokenizer, eos_id), setup, gen)
     yield f"wsd step: loss {train_step(model, out.loss):.3f} (m2t {out.loss_m2t:.3f}, t2t {out.loss_t2t:.3f})"
     [(_, ids, supervised)] = encode_chats(tokenizer, demo_chats(1, 3), 8, eos_id, Counter())
     x0 = torch.as_tensor(ids.astype("int64"))[None]
-    out = sft_loss(model, x0, torch.zeros_like(x0), torch.as_tensor(supervised)[None], 8, params.objective, SftParams(),
-                   mask_id, regular, gen)
+    rows = x0, torch.zeros_like(x0), torch.as_tensor(supervised)[None]
+    out = sft_loss(model, rows, setup.at(8), SftParams(), gen)
     yield f"sft batch: loss {train_step(model, out.loss):.3f} (m2t {out.loss_m2t:.3f}, mtf {out.loss_mtf:.3f})"
     model.eval()
     for mode in ("S", "Q"):

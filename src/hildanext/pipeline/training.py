@@ -27,7 +27,7 @@ def start(job: TrainJob, p: TrainParams, params: Params, shards) -> TrainRun:
 def finish(run: TrainRun, model, out: Path, steps: int, extra: dict) -> dict:
     """Save model to out, write metrics/<stage>.json (steps, final and best eval, extra); flat final/ + start/."""
     state, ckpts, stage = run.state, run.ckpts, run.job.stage
-    meta = model_meta(run.tokenizer, stage, run.params, run.params.wsd.decay_to, state["fingerprint"], Path("."))
+    meta = model_meta(run.tokenizer, stage, run.params, run.params.wsd.decay_to, state["fingerprint"], paths.commit())
     save_model(model, run.tokenizer, out, meta | {"eval": state["eval"]})
     best = ckpts.best()
     metrics = {"steps": steps, "final": state["eval"], "best_checkpoint": best.name, "best": ckpts.state(best)["eval"]}

@@ -30,7 +30,7 @@ def run(params: Params, tracker) -> dict:
     if not train.tracked:
         return {}
     model, p = merged_model(train.model, paths.INIT, params.runtime), params.wsd
-    loss_fn = wsd.diffusion_eval_loss(p.decay_to, params.objective, p.block_align, train.mask_id, train.regular)
+    loss_fn = wsd.diffusion_eval_loss(train.loss_setup(p.decay_to, p.block_align))
     half = evaluate(model, shards[1], loss_fn, p, train.micro, fixed_t=0.5)
     final = state["eval"] | {"acc_m2t_mask0.5": half["acc_m2t"], "unigram_acc": wsd.unigram_accuracy(*shards)}
     extra = {"final": final, "phases": [as_dict(ph) for ph in phases]}

@@ -1,4 +1,4 @@
-# The FastAPI app: create_app(params, root, engine=None) with a lifespan hook that loads the model off the
+# The FastAPI app: create_app(params, base, engine=None) with a lifespan hook that loads the model off the
 # event loop (the first existing serve.model_candidates folder, else the tiny random dummy) and starts the one
 # worker thread; GET /health, POST /generate (text plus forwards, TPF, tokens/s, optional per-pass trace), the
 # OpenAI routes (openai_api), jobs (jobs) and the live view (live). Entry points: create_app, run_server.
@@ -41,12 +41,12 @@ async def generate(body: GenerateBody, request: Request):
     remask = {"remask": dataclasses.asdict(c.result.remask) if c.result.remask else None}
     return out | ({"trace": [dataclasses.asdict(r) for r in c.result.trace]} | remask if body.trace else {})
 
-def create_app(params: Params, root: Path = Path("."), engine=None) -> FastAPI:
-    """The app; engine (tests) replaces loading from serve.model_candidates."""
+def create_app(params: Params, base: Path = Path("."), engine=None) -> FastAPI:
+    """The app; engine (tests) replaces loading from serve.model_candidates (folders relative to base)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if engine is None:
-            loaded = await anyio.to_thread.run_sync(load_engine, params, Path(root))
+            loaded = await anyio.to_thread.run_sync(load_engine, params, Path(base))
         else:
             loaded = (engine, str(engine.model_dir or "custom"), engine.model_dir)
         worker = Worker(loaded[0], params.serve.queue_size, params.runtime.threads)
@@ -62,7 +62,7 @@ def create_app(params: Params, root: Path = Path("."), engine=None) -> FastAPI:
         app.include_router(part)
     return app
 
-def run_server(params: Params, host: str | None = None, port: int | None = None, root: Path = Path(".")) -> None:
+def run_server(params: Params, host: str | None = None, port: int | None = None, base: Path = Path(".")) -> None:
     import uvicorn
     port = params.serve.port if port is None else port
-    uvicorn.run(create_app(params, root), host=host or params.serve.host, port=port, timeout_graceful_shutdown=5)
+    uvicorn.run(create_app(params, base), host=host or params.serve.host, port=port, timeout_graceful_shutdown=5)

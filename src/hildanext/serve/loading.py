@@ -1,4 +1,4 @@
-# What the server decodes with: the first existing folder of serve.model_candidates (relative to the root, the
+# What the server decodes with: the first existing folder of serve.model_candidates (relative to base, the
 # working directory; model.first_model_dir, the list `hildanext generate` also uses), loaded by
 # hildanext.decode.engines.make_engine, or, when none exists, a tiny random Qwen3 (real transformers classes) with
 # a small demo tokenizer and <|mask|>, built in-process in about a second, labelled "dummy".
@@ -26,12 +26,12 @@ def dummy_engine(params: Params) -> Engine:
     model = model.to(device=resolve_device(params.runtime), dtype=DTYPES[params.runtime.dtype]).eval()
     return engine_class("ar" if params.serve.engine == "ar" else "diffusion")(model, tokenizer, params, None)
 
-def load_engine(params: Params, root: Path) -> tuple[Engine, str, Path | None]:
-    """(engine, label, folder): the first model candidate, else the dummy."""
-    found = first_model_dir(params.serve.model_candidates, root)
+def load_engine(params: Params, base: Path) -> tuple[Engine, str, Path | None]:
+    """(engine, label, folder): the first model candidate under base, else the dummy."""
+    found = first_model_dir(params.serve.model_candidates, base)
     if found is None:
         log.warning("no model folder among %s under %s; serving the tiny random dummy model",
-                    ", ".join(params.serve.model_candidates), Path(root).resolve())
+                    ", ".join(params.serve.model_candidates), Path(base).resolve())
         return dummy_engine(params), "dummy", None
     name, path = found
     log.info("serving %s with the %s engine", path, params.serve.engine)

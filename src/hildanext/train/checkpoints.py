@@ -9,17 +9,17 @@ def params_hash(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 class Checkpoints:
-    def __init__(self, root: Path, keep_last: int, keep_best: int, best_key: str):
-        self.root, self.keep_last, self.keep_best, self.best_key = Path(root), keep_last, keep_best, best_key
+    def __init__(self, folder: Path, keep_last: int, keep_best: int, best_key: str):
+        self.folder, self.keep_last, self.keep_best, self.best_key = Path(folder), keep_last, keep_best, best_key
     def all(self) -> list[Path]:
-        return sorted(self.root.glob("ckpt-*")) if self.root.exists() else []
+        return sorted(self.folder.glob("ckpt-*")) if self.folder.exists() else []
     def state(self, path: Path) -> dict:
         return json.loads((path / "trainer_state.json").read_text())
     def latest(self) -> Path | None:
         found = self.all()
         return found[-1] if found else None
     def save(self, model, tokenizer, optimizer, state: dict) -> Path:
-        out = self.root / f"ckpt-{state['step']:07d}"
+        out = self.folder / f"ckpt-{state['step']:07d}"
         with atomic_dir(out) as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)

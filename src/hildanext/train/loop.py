@@ -1,14 +1,13 @@
 # The one training loop shared by WSD and SFT: gradient accumulation, clipping, LR per step, NaN/inf guard,
 # MLflow logging (a nested run per phase), a per-step CSV for DVC plots, checkpoints every N steps and at
-# phase ends, fp16 loss scaling, exact resume. Entry points: LoopSpec, train_loop, TrainingError,
-# optimizer_step, truncate_csv (cut the CSV back to a resumed step).
+# phase ends, fp16 loss scaling, exact resume. Entry points: LoopSpec, train_loop(run, spec, tracker) (run: a
+# train.setup.TrainRun), TrainingError, optimizer_step, truncate_csv (cut the CSV back to a resumed step).
 import csv, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 import torch
 from hildanext.model import peak_memory_mb
-from hildanext.train.checkpoints import Checkpoints
 class TrainingError(RuntimeError):
     pass
 
@@ -92,39 +91,40 @@ def phase_steps(spec: LoopSpec, start: int) -> tuple[str, int, int]:
         end += 1
     return name, block_size, end
 
-def run_phase(model, tokenizer, optimizer, loader, spec: LoopSpec, ckpts: Checkpoints, state: dict,
-              csv_path: Path) -> dict:
+def run_phase(run, spec: LoopSpec, state: dict) -> dict:
+    """Steps of the phase at state["step"] on run's model, optimizer, loader and checkpoints; the new state."""
     import mlflow
     name, block_size, end = phase_steps(spec, state["step"])
     while state["step"] < end:
         step, started = state["step"], time.perf_counter()
-        outs, grad_norm = optimizer_step(model, optimizer, spec, step,
-                                         loader.next_step(spec.grad_accum, spec.rank, spec.world))
-        state = (state | {"step": step + 1, "loader": loader.state()}
+        outs, grad_norm = optimizer_step(run.model, run.optimizer, spec, step,
+                                         run.loader.next_step(spec.grad_accum, spec.rank, spec.world))
+        state = (state | {"step": step + 1, "loader": run.loader.state()}
                  | ({"scaler": spec.scaler.state_dict()} if spec.scaler else {}))
         if spec.rank:
             continue
         if step % spec.log_every == 0 or step + 1 == end:
             log_step(step_metrics(outs, grad_norm, spec.lr_at(step), block_size, time.perf_counter() - started), step,
-                     state["run_id"], csv_path, name)
+                     state["run_id"], run.job.csv_path, name)
         if state["step"] % spec.checkpoint_every == 0 or state["step"] == end:
-            state = state | {"phase": name, "eval": spec.eval_at(model, step)}
+            state = state | {"phase": name, "eval": spec.eval_at(run.model, step)}
             mlflow.log_metrics(state["eval"], step=step)
-            ckpts.save(model, tokenizer, optimizer, state)
+            run.ckpts.save(run.model, run.tokenizer, run.optimizer, state)
     return state
 
-def train_loop(model, tokenizer, optimizer, loader, spec: LoopSpec, ckpts: Checkpoints, state: dict, csv_path: Path,
-               tracker) -> dict:
-    model.train()
+def train_loop(run, spec: LoopSpec, tracker) -> dict:
+    """Every phase from run.state to spec.total_steps, each under its nested tracker run; the final state."""
+    run.model.train()
+    state = run.state
     while state["step"] < spec.total_steps:
         name, block_size, _ = phase_steps(spec, state["step"])
         runs = state.setdefault("phase_runs", {})
         with tracker.phase(name, {"phase": name, "block_size": block_size}, runs.get(name)) as child:
             state["phase_runs"] = runs | ({name: child} if child else {})
             try:
-                state = run_phase(model, tokenizer, optimizer, loader, spec, ckpts, state, csv_path)
+                state = run_phase(run, spec, state)
             except TrainingError as e:
-                last = ckpts.latest()
+                last = run.ckpts.latest()
                 raise TrainingError(f"{e} (phase {name}); stopped, the last good checkpoint is "
                                     f"{last or 'none'}") from None
     return state

@@ -14,7 +14,8 @@ def final_phase_candidates(ckpts: Checkpoints, final_phase: str) -> list[Path]:
     states = {c: ckpts.state(c) for c in ckpts.all()}
     found = [c for c, s in states.items() if s.get("phase") == final_phase and ckpts.best_key in s.get("eval", {})]
     if not found:
-        raise MergeError(f"{ckpts.root}: no checkpoint of the final WSD phase {final_phase!r}; run the wsd stage first")
+        raise MergeError(f"{ckpts.folder}: no checkpoint of the final WSD phase {final_phase!r}; "
+                         "run the wsd stage first")
     return sorted(found, key=lambda c: states[c]["eval"][ckpts.best_key])
 
 def checkpoint_weights(path: Path, base_dir: Path | None = None) -> dict:

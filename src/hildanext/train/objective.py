@@ -1,13 +1,13 @@
 # The LLaDA2.1 training objective as small pure functions shared by WSD and SFT: per-block (or per-sequence)
 # t ~ U[eps, 1], M2T masking with loss weighted 1/t, T2T corruption of visible tokens by random regular ids,
 # an optional KEEP term, embedding noise at masked positions, and the vectorised BDLM/MDLM forward where the
-# LM head runs only at supervised positions. Entry points: regular_token_ids, sample_t, mask_tokens,
-# corrupt_tokens, noise_tokens, model_inputs, forward_selected, stream_losses, SupervisedLM (DDP-wrappable),
-# diffusion_loss (CPT) and sft_loss (SFT) -> LossOutput.
-from dataclasses import dataclass
+# LM head runs only at supervised positions. Entry points: ObjectiveSetup (what a loss needs besides the rows),
+# regular_token_ids, sample_t, mask_tokens, corrupt_tokens, noise_tokens, model_inputs, forward_selected,
+# stream_losses, SupervisedLM (DDP-wrappable), diffusion_loss (CPT) and sft_loss (SFT) -> LossOutput.
+from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
-from hildanext.config import ObjectiveParams
+from hildanext.config import ObjectiveParams, SftParams
 from hildanext.train.masks import bdlm_attention_mask, block_index, mdlm_attention_mask
 from hildanext.model import attention_mask_4d
 @dataclass
@@ -19,6 +19,17 @@ class LossOutput:
     masked: int
     tokens: int
     loss_mtf: float | None = None
+
+@dataclass(frozen=True)
+class ObjectiveSetup:
+    """The objective params, mask id, T2T draw pool, block size (None = MDLM) and block alignment of a loss."""
+    objective: ObjectiveParams
+    mask_id: int
+    regular_ids: torch.Tensor
+    block_size: int | None
+    align: str = "row"
+    def at(self, block_size: int | None) -> "ObjectiveSetup":
+        return replace(self, block_size=block_size)
 
 def regular_token_ids(tokenizer) -> torch.Tensor:
     special = set(tokenizer.all_special_ids) | {i for i in tokenizer.added_tokens_decoder}
@@ -90,15 +101,17 @@ class Noised:
     def select(self) -> torch.Tensor:
         return self.masked | self.substituted | self.kept
 
-def noise_tokens(x0, xt, masked, maskable, p: ObjectiveParams, regular_ids, gen) -> Noised:
+def noise_tokens(x0, xt, masked, maskable, setup: ObjectiveSetup, gen) -> Noised:
     """T2T substitutions and KEEP picks among the visible maskable positions of an M2T-masked x_t."""
-    xt, substituted = corrupt_tokens(xt, maskable & ~masked, p.t2t_rate, regular_ids, gen)
+    p = setup.objective
+    xt, substituted = corrupt_tokens(xt, maskable & ~masked, p.t2t_rate, setup.regular_ids, gen)
     kept = (torch.rand(x0.shape, generator=gen) < p.keep_rate) & maskable & ~masked & ~substituted
     return Noised(xt, masked, substituted, kept)
 
-def forward_selected(net, x0, xt, doc_ids, select, block_size, align, extra=None) -> torch.Tensor:
-    model = getattr(net, "module", net).lm
-    input_ids, positions, allowed = model_inputs(x0, xt, doc_ids, block_size, align)
+def forward_selected(net, rows, xt, select, setup: ObjectiveSetup, extra=None) -> torch.Tensor:
+    """Logits at the select positions of x_t; rows = (x0, doc_ids)."""
+    (x0, doc_ids), model = rows, getattr(net, "module", net).lm
+    input_ids, positions, allowed = model_inputs(x0, xt, doc_ids, setup.block_size, setup.align)
     device = model.get_input_embeddings().weight.device
     return net(input_ids.to(device), positions.to(device), allowed, select.to(device), extra)
 
@@ -114,18 +127,17 @@ def stream_losses(logits, x0, n: Noised, weights, m2t_norm) -> tuple[torch.Tenso
     acc = (logits.argmax(-1) == targets)[on_masked].float().mean() if on_masked.any() else torch.tensor(0.0)
     return loss_m2t, loss_t2t, loss_keep, acc
 
-def diffusion_loss(model, x0, doc_ids, block_size: int | None, p: ObjectiveParams, mask_id: int, regular_ids, gen,
-                   align="row", noise=False, fixed_t=None) -> LossOutput:
-    """The CPT objective (WSD): per-block t ~ U[eps, 1] over every real token, M2T weighted 1/t + T2T + KEEP."""
-    net = as_supervised(model)
+def diffusion_loss(model, rows, setup: ObjectiveSetup, gen, noise=False, fixed_t=None) -> LossOutput:
+    """CPT (WSD) on rows (x0, doc_ids): per-block t ~ U[eps, 1] on every real token, M2T weighted 1/t + T2T + KEEP."""
+    (x0, doc_ids), p, net = rows, setup.objective, as_supervised(model)
     maskable = doc_ids >= 0
-    t = (sample_t(doc_ids, block_size or x0.shape[1], p, align, gen) if fixed_t is None
+    t = (sample_t(doc_ids, setup.block_size or x0.shape[1], p, setup.align, gen) if fixed_t is None
          else torch.full(x0.shape, float(fixed_t)))
-    xt, masked = mask_tokens(x0, t, maskable, mask_id, gen)
-    n = noise_tokens(x0, xt, masked, maskable, p, regular_ids, gen)
+    xt, masked = mask_tokens(x0, t, maskable, setup.mask_id, gen)
+    n = noise_tokens(x0, xt, masked, maskable, setup, gen)
     lm = getattr(net, "module", net).lm
     extra = embedding_noise(lm, masked, p.embed_noise_std, gen) if noise and p.embed_noise_std > 0 else None
-    logits = forward_selected(net, x0, n.xt, doc_ids, n.select, block_size, align, extra)
+    logits = forward_selected(net, (x0, doc_ids), n.xt, n.select, setup, extra)
     loss_m2t, loss_t2t, loss_keep, acc = stream_losses(logits, x0, n, 1 / t, maskable.sum())
     loss = loss_m2t + p.t2t_weight * loss_t2t + p.keep_weight * loss_keep
     return LossOutput(loss, loss_m2t.item(), loss_t2t.item(), acc.item(), int(masked.sum()), int(maskable.sum()))
@@ -137,32 +149,31 @@ def example_t(doc_ids: torch.Tensor, low: float, high: float, gen: torch.Generat
     draws = low + (high - low) * torch.rand(int(inverse.max()) + 1, generator=gen)
     return draws[inverse]
 
-def mtf_loss(net, x0, n: Noised, doc_ids, logits, block_size, align, mask_id: int) -> torch.Tensor:
+def mtf_loss(net, rows, n: Noised, logits, setup: ObjectiveSetup) -> torch.Tensor:
     """MTF round 2: the masks hold round 1's argmax draft (no grad); learn to restore x0 at every drafted position."""
     with torch.no_grad():
         draft_logits = logits.detach()[n.masked[n.select].to(logits.device)]
-        draft_logits[:, mask_id] = float("-inf")
+        draft_logits[:, setup.mask_id] = float("-inf")
         x_draft = n.xt.clone()
         x_draft[n.masked] = draft_logits.argmax(-1).to(x_draft.device)
-    redo = forward_selected(net, x0, x_draft, doc_ids, n.masked, block_size, align)
-    return F.cross_entropy(redo, x0[n.masked].to(redo.device))
+    redo = forward_selected(net, rows, x_draft, n.masked, setup)
+    return F.cross_entropy(redo, rows[0][n.masked].to(redo.device))
 
-def sft_loss(model, x0, doc_ids, supervised, block_size: int, p: ObjectiveParams, s, mask_id: int, regular_ids, gen,
-             align="row", fixed_t=None) -> LossOutput:
-    """The SFT objective on response positions only: t per example in sft.mask_range, M2T + T2T + KEEP (+ MTF)."""
-    net = as_supervised(model)
+def sft_loss(model, rows, setup: ObjectiveSetup, s: SftParams, gen, fixed_t=None) -> LossOutput:
+    """SFT on rows (x0, doc_ids, supervised): t per example in sft.mask_range, M2T + T2T + KEEP (+ MTF)."""
+    (x0, doc_ids, supervised), p, net = rows, setup.objective, as_supervised(model)
     t = example_t(doc_ids, *s.mask_range, gen) if fixed_t is None else torch.full(x0.shape, float(fixed_t))
     masked = (torch.rand(x0.shape, generator=gen) < t) & supervised
     if s.complementary:
         x0, doc_ids, t = torch.cat([x0, x0]), torch.cat([doc_ids, doc_ids]), torch.cat([t, 1 - t])
         masked = torch.cat([masked, supervised & ~masked])
         supervised = torch.cat([supervised, supervised])
-    n = noise_tokens(x0, torch.where(masked, mask_id, x0), masked, supervised, p, regular_ids, gen)
-    logits = forward_selected(net, x0, n.xt, doc_ids, n.select, block_size, align)
+    n = noise_tokens(x0, torch.where(masked, setup.mask_id, x0), masked, supervised, setup, gen)
+    logits = forward_selected(net, (x0, doc_ids), n.xt, n.select, setup)
     weights, norm = (1 / t, supervised.sum()) if s.loss_weight == "inv_t" else (torch.ones_like(t), masked.sum())
     loss_m2t, loss_t2t, loss_keep, acc = stream_losses(logits, x0, n, weights, norm)
     loss = loss_m2t + p.t2t_weight * loss_t2t + p.keep_weight * loss_keep
-    loss_mtf = mtf_loss(net, x0, n, doc_ids, logits, block_size, align, mask_id) if s.mtf and masked.any() else None
+    loss_mtf = mtf_loss(net, (x0, doc_ids), n, logits, setup) if s.mtf and masked.any() else None
     if loss_mtf is not None:
         loss = loss + s.mtf_weight * loss_mtf
     mtf_value = (loss_mtf.item() if loss_mtf is not None else 0.0) if s.mtf else None

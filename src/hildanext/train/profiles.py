@@ -1,10 +1,10 @@
 # Runtime profiles: memory and precision knobs only (recipe values such as lr stay in their sections).
 # Precedence: an explicit runtime key > the profile's value > the cpu default. gtx1080 = the Pascal-safe
 # settings (micro-batch 1 with accumulation up to the recipe batch, gradient checkpointing, 85% VRAM cap,
-# fp32 compute, PyTorch's SDPA dispatch, 8-bit AdamW, LoRA + the mask row). Entry points: PROFILES, resolve_profile,
-# check_device, check_precision, micro_steps, prepare_model, sdpa_backends, compute_context,
-# make_scaler, make_optimizer.
-import contextlib
+# fp32 compute, PyTorch's SDPA dispatch, 8-bit AdamW, LoRA + the mask row). Entry points: PROFILES, resolve_profile
+# (memoised on the frozen RuntimeParams, so a stage resolves its profile once), check_device, check_precision,
+# micro_steps, prepare_model, sdpa_backends, compute_context, make_scaler, make_optimizer.
+import contextlib, functools
 from dataclasses import dataclass, fields
 import torch
 from hildanext.config import ParamsError, RuntimeParams
@@ -26,6 +26,7 @@ PROFILES = {
     "gtx1080": Profile("gtx1080", 1, True, 0.85, "none", "auto", "adamw8bit", "mask_row", "lora"),
     "ampere": Profile("ampere", 0, False, 1.0, "bf16", "auto", "adamw", "all", "none"),
 }
+@functools.cache
 def resolve_profile(runtime: RuntimeParams) -> Profile:
     base = PROFILES[runtime.profile]
     names = [f.name for f in fields(Profile) if f.name != "name"]

@@ -14,7 +14,7 @@ from hildanext.train import adapters, checkpoints, evaluate, loop, masks, object
 from hildanext.train.adapters import training_model
 from hildanext.train.checkpoints import Checkpoints, params_hash, resumable
 from hildanext.train.loop import LoopSpec, train_loop, truncate_csv
-from hildanext.train.objective import as_supervised, regular_token_ids
+from hildanext.train.objective import ObjectiveSetup, as_supervised, regular_token_ids
 from hildanext.train.profiles import (Profile, check_device, check_precision, compute_context, make_optimizer,
                                       make_scaler, micro_steps, resolve_profile)
 from hildanext.train.schedule import train_lr
@@ -67,6 +67,8 @@ class TrainRun:
     @property
     def mask_id(self) -> int:
         return self.tokenizer.mask_token_id
+    def loss_setup(self, block_size: int | None, align: str = "row") -> ObjectiveSetup:
+        return ObjectiveSetup(self.params.objective, self.mask_id, self.regular, block_size, align)
     def context(self):
         return compute_context(self.profile, self.model.device)
     def generator(self, step: int, micro: int) -> torch.Generator:
@@ -78,8 +80,7 @@ class TrainRun:
                         self.params.runtime.log_every, self.job.best_key, self.dist.process_index,
                         self.dist.num_processes, self.scaler)
     def train(self, spec: LoopSpec, tracker) -> dict:
-        parts = (self.model, self.tokenizer, self.optimizer, self.loader)
-        self.state = train_loop(*parts, spec, self.ckpts, self.state, self.job.csv_path, tracker)
+        self.state = train_loop(self, spec, tracker)
         return self.state
 
 def load_start(job: TrainJob, params: Params, profile: Profile, ckpts: Checkpoints, run_id: str):
@@ -89,7 +90,7 @@ def load_start(job: TrainJob, params: Params, profile: Profile, ckpts: Checkpoin
     print(f"{job.stage}: {why}")
     if latest is None:
         if run_id:
-            shutil.rmtree(ckpts.root, ignore_errors=True)
+            shutil.rmtree(ckpts.folder, ignore_errors=True)
             job.csv_path.unlink(missing_ok=True)
         model, tokenizer = training_model(job.base_dir, None, params, profile)
         return model, tokenizer, None, {"step": 0, "fingerprint": fp, "run_id": run_id, "phase_runs": {}}

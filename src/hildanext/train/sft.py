@@ -2,26 +2,26 @@
 # optional complementary masks and MTF) in BDLM at the trained block size, through the same setup, loop,
 # checkpoints and resume as WSD, with eval on held-out chats. Entry points: sft_eval_loss,
 # sft_spec(run, eval_shards, block_size) -> LoopSpec.
-from hildanext.config import ObjectiveParams, SftParams
+from hildanext.config import SftParams
 from hildanext.data.sft_data import SftShards
 from hildanext.train.evaluate import evaluate
 from hildanext.train.loop import LoopSpec
-from hildanext.train.objective import sft_loss
+from hildanext.train.objective import ObjectiveSetup, sft_loss
 from hildanext.train.setup import TrainRun
 BEST_KEY = "eval/sft/loss_m2t"
-def sft_eval_loss(block_size: int, o: ObjectiveParams, s: SftParams, mask_id: int, regular_ids):
-    """The evaluate() loss of SFT: sft_loss at block_size over (input_ids, doc_ids, supervised) rows."""
+def sft_eval_loss(setup: ObjectiveSetup, s: SftParams):
+    """The evaluate() loss of SFT: sft_loss at setup.block_size over (input_ids, doc_ids, supervised) rows."""
     def loss_fn(model, rows, gen, fixed_t):
-        return sft_loss(model, *rows, block_size, o, s, mask_id, regular_ids, gen, fixed_t=fixed_t)
+        return sft_loss(model, rows, setup, s, gen, fixed_t=fixed_t)
     return loss_fn
 
 def sft_spec(run: TrainRun, eval_shards: SftShards, block_size: int) -> LoopSpec:
-    s, o = run.p, run.params.objective
-    eval_loss = sft_eval_loss(block_size, o, s, run.mask_id, run.regular)
+    s, setup = run.p, run.loss_setup(block_size)
+    eval_loss = sft_eval_loss(setup, s)
     def loss_at(model, batch, step, micro):
         rows = batch["input_ids"], batch["doc_ids"], batch["supervised"]
         with run.context():
-            return sft_loss(run.net, *rows, block_size, o, s, run.mask_id, run.regular, run.generator(step, micro))
+            return sft_loss(run.net, rows, setup, s, run.generator(step, micro))
     def eval_at(model, step):
         return {f"eval/sft/{k}": v for k, v in evaluate(model, eval_shards, eval_loss, s, run.micro).items()}
     return run.spec(s.steps, lambda step: ("sft", block_size), loss_at, eval_at)

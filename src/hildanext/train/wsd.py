@@ -4,11 +4,11 @@
 # diffusion_eval_loss (also used by merge), unigram_accuracy, wsd_spec(run, phases, eval_shards) -> LoopSpec.
 from dataclasses import dataclass
 import numpy as np
-from hildanext.config import ObjectiveParams, ParamsError, WsdParams
+from hildanext.config import ParamsError, WsdParams
 from hildanext.data.loader import PackedShards
 from hildanext.train.evaluate import evaluate
 from hildanext.train.loop import LoopSpec
-from hildanext.train.objective import diffusion_loss
+from hildanext.train.objective import ObjectiveSetup, diffusion_loss
 from hildanext.train.setup import TrainRun
 @dataclass(frozen=True)
 class Phase:
@@ -58,10 +58,10 @@ def unigram_accuracy(train: PackedShards, evals: PackedShards, max_rows: int = 1
     eval_ids, eval_docs = np.asarray(evals.ids), np.asarray(evals.doc_ids)
     return float((eval_ids[eval_docs >= 0] == mode).mean())
 
-def diffusion_eval_loss(block_size: int | None, o: ObjectiveParams, align: str, mask_id: int, regular_ids):
-    """The evaluate() loss of WSD and merge: diffusion_loss at block_size (None = MDLM), no embedding noise."""
+def diffusion_eval_loss(setup: ObjectiveSetup):
+    """The evaluate() loss of WSD and merge: diffusion_loss at setup.block_size (None = MDLM), no embedding noise."""
     def loss_fn(model, rows, gen, fixed_t):
-        return diffusion_loss(model, *rows, block_size, o, mask_id, regular_ids, gen, align, fixed_t=fixed_t)
+        return diffusion_loss(model, rows, setup, gen, fixed_t=fixed_t)
     return loss_fn
 
 def eval_at_step(run: TrainRun, model, phases: list[Phase], eval_shards: PackedShards, step: int) -> dict:
@@ -69,19 +69,19 @@ def eval_at_step(run: TrainRun, model, phases: list[Phase], eval_shards: PackedS
     sizes = {p.decay_to, None if phase.mdlm else phase.block_size}
     out = {}
     for size in sizes:
-        loss_fn = diffusion_eval_loss(size, run.params.objective, p.block_align, run.mask_id, run.regular)
+        loss_fn = diffusion_eval_loss(run.loss_setup(size, p.block_align))
         tag = "mdlm" if size is None else f"b{size}"
         out |= {f"eval/{tag}/{k}": v for k, v in evaluate(model, eval_shards, loss_fn, p, run.micro).items()}
     return out
 
 def wsd_spec(run: TrainRun, phases: list[Phase], eval_shards: PackedShards) -> LoopSpec:
-    p, o, total = run.p, run.params.objective, phases[-1].start + phases[-1].steps
+    setup, total = run.loss_setup(None, run.p.block_align), phases[-1].start + phases[-1].steps
     def loss_at(model, batch, step, micro):
         phase = phase_of(phases, step)
-        block, noise = None if phase.mdlm else phase.block_size, step < o.embed_noise_steps
+        rows, noise = (batch["input_ids"], batch["doc_ids"]), step < setup.objective.embed_noise_steps
         with run.context():
-            return diffusion_loss(run.net, batch["input_ids"], batch["doc_ids"], block, o, run.mask_id, run.regular,
-                                  run.generator(step, micro), p.block_align, noise=noise)
+            return diffusion_loss(run.net, rows, setup.at(None if phase.mdlm else phase.block_size),
+                                  run.generator(step, micro), noise=noise)
     def phase_at(step):
         return phase_of(phases, step).name, phase_of(phases, step).block_size
     return run.spec(total, phase_at, loss_at, lambda model, step: eval_at_step(run, model, phases, eval_shards, step))
