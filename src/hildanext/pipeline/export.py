@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from hildanext.config import Params, as_dict
 from hildanext.files import sha256_file, write_text_atomic
-from hildanext.model import load_decoder, model_meta, read_model_info, save_model
+from hildanext.model import ModelFolderError, load_decoder, model_meta, read_model_info, save_model
 from hildanext.pipeline import paths
 def table_row(name: str, row: dict) -> str:
     cells = [row[k] for k in ("tpf", "tokens_per_s", "speed_vs_ar", "distinct_2", "repetition_4", "stop_share")]
@@ -27,8 +27,10 @@ def export_card(bench: dict, params: Params, out: Path, block_size: int) -> str:
 
 def run(params: Params, tracker) -> dict:
     source, out = Path(params.bench.model), paths.EXPORT
-    bench = json.loads(paths.metrics("bench").read_text())
     model, tokenizer = load_decoder(source, params.runtime)
+    if not paths.metrics("bench").exists():
+        raise ModelFolderError(f"{paths.metrics('bench')} is missing; run the bench stage first (`hildanext bench`)")
+    bench = json.loads(paths.metrics("bench").read_text())
     trained = read_model_info(source, tokenizer).block_size
     meta = model_meta(tokenizer, "export", params, trained, sha256_file(source / "hildanext.json"), paths.commit())
     results = {"perplexity": bench["perplexity"], "settings": bench["settings"]}
