@@ -50,6 +50,7 @@ def test_fetch_model_offline_fails_with_one_line(workdir, env, reason):
     assert reason in lines[0] and "Qwen/Qwen3-0.6B" in lines[0]
     assert "models/qwen3-0.6b" in lines[0] and "model.safetensors" in lines[0]
     assert not (workdir / "models/qwen3-0.6b/model.safetensors").exists()
+    assert out.stdout.strip() == "fetch-model: params from params.yaml"
 
 def test_fetch_data_offline_fails_with_one_line(workdir):
     out = run("fetch-data", cwd=workdir)
@@ -57,6 +58,7 @@ def test_fetch_data_offline_fails_with_one_line(workdir):
     assert out.returncode == 2 and len(lines) == 1, out.stderr
     assert lines[0].startswith("hildanext: error: fetch-data:"), out.stderr
     assert "data/raw/dolma" in lines[0] and "data/raw/tinystories" in lines[0]
+    assert out.stdout.strip() == "fetch-data: params from params.yaml"
 
 @pytest.mark.parametrize("args, expected", [
     (["prepare-data", "--set", "prepare.sources=nowhere/*.jsonl"],

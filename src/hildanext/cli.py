@@ -66,6 +66,7 @@ def fetch_model(params: Path = PARAMS, set_: list[str] = SET):
     from hildanext.config import load_params
     from hildanext.data.hub import fetch_model as fetch
     p = load_params(params, set_).model
+    typer.echo(f"fetch-model: params from {params}")
     typer.echo(f"fetched into {fetch(p, Path(p.local_dir))}")
 
 @app.command("fetch-data", help="Download Dolma v1_6-sample shards and TinyStories files (prepare.fetch) into data/raw "
@@ -75,6 +76,7 @@ def fetch_data(params: Path = PARAMS, set_: list[str] = SET, only: list[str] = O
     from hildanext.config import load_params
     from hildanext.data.fetch import fetch_data as fetch
     p = load_params(params, set_).prepare.fetch
+    typer.echo(f"fetch-data: params from {params}")
     summary = fetch(p, Path(p.dest), tuple(only) or ("dolma", "tinystories"))
     done, skipped, size = len(summary["downloaded"]), len(summary["skipped"]), summary["bytes"]
     typer.echo(f"fetch-data: {done} downloaded, {skipped} already complete, {size} bytes into {summary['dest']}")
