@@ -47,13 +47,13 @@ def test_ar_nll_matches_a_hand_computation():
             count += len(seq) - 1
     assert ar_nll(model, data, 4) == pytest.approx(total / count, rel=1e-4)
 
-def completion(ids, finish="length", forwards=2, seconds=0.5):
-    stats = SimpleNamespace(forwards=forwards, tokens=len(ids), seconds=seconds)
+def completion(ids, finish="length", forwards=2, seconds=0.5, refreshes=0):
+    stats = SimpleNamespace(forwards=forwards, tokens=len(ids), seconds=seconds, cache_forwards=refreshes)
     return SimpleNamespace(ids=ids, finish_reason=finish, result=SimpleNamespace(stats=stats))
 
 def test_text_metrics_match_hand_counts():
-    out = text_metrics([completion([1, 2, 1, 2, 1, 2], "stop"), completion([5, 6, 7, 8])])
-    assert out["tpf"] == pytest.approx(10 / 4) and out["tokens_per_s"] == pytest.approx(10 / 1.0)
+    out = text_metrics([completion([1, 2, 1, 2, 1, 2], "stop"), completion([5, 6, 7, 8], refreshes=1)])
+    assert out["tpf"] == pytest.approx(10 / 5) and out["tokens_per_s"] == pytest.approx(10 / 1.0)
     assert out["distinct_2"] == pytest.approx(5 / 8) and out["stop_share"] == 0.5
     assert out["repetition_4"] == pytest.approx((1 - 2 / 3 + 0) / 2)
 

@@ -67,7 +67,8 @@ def test_a_healthy_worker_serves_m2t_requests(model_dir, tmp_path, monkeypatch):
     assert (first.engine, first.ids, first.finish_reason, first.notices) == expected
     assert first.text == engine.tokenizer.decode(prompt[:3]) and second.engine == "dinfer"
     assert [len(r.unmasked) for r in first.result.trace] == [2, 2]
-    assert (first.result.stats.forwards, first.result.stats.cache_forwards) == (2, 3)
+    stats = first.result.stats
+    assert (stats.forwards, stats.cache_forwards, stats.prefill_forwards, stats.tpf) == (2, 0, 3, len(first.ids) / 2)
     assert [e["type"] for e in events] == ["pass", "pass", "block"] and events[-1]["ids"] == first.ids
     log = logged(tmp_path / "log.jsonl")
     assert [m["op"] for m in log] == ["hello", "load", "generate", "generate", "quit"]

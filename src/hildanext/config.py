@@ -103,6 +103,7 @@ class ObjectiveParams:
     keep_weight: Annotated[float, Field(ge=0)] = 0.1
     embed_noise_std: Annotated[float, Field(ge=0)] = 1.0
     embed_noise_steps: NonNeg = 100
+    shift: bool = False
 
 @dataclass(config=STRICT)
 class TrainParams:

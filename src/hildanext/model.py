@@ -64,29 +64,31 @@ class ModelInfo:
     stop_ids: tuple[int, ...] = ()
     pad_id: int | None = None
     block_size: int | None = None
+    shift: bool = False
     def record(self) -> dict:
-        """The hildanext.json keys (its stop_ids list eos first)."""
+        """The hildanext.json keys (its stop_ids list eos first; shift: position i predicts token i + 1)."""
         ids = {"mask_id": self.mask_id, "pad_id": self.pad_id, "eos_id": self.eos_id}
-        return ids | {"stop_ids": [self.eos_id, *self.stop_ids], "block_size": self.block_size}
+        return ids | {"stop_ids": [self.eos_id, *self.stop_ids], "block_size": self.block_size, "shift": self.shift}
 
 def token_id(tokenizer, token: str) -> int | None:
     found = tokenizer.convert_tokens_to_ids(token)
     return None if found is None or found == tokenizer.unk_token_id else found
 
-def tokenizer_info(tokenizer, block_size: int | None = None) -> ModelInfo:
+def tokenizer_info(tokenizer, block_size: int | None = None, shift: bool = False) -> ModelInfo:
     """The ids looked up in the tokenizer: its eos (else the first stop token), <|endoftext|> and <|im_end|>."""
     found = [i for i in (token_id(tokenizer, t) for t in STOP_TOKENS) if i is not None]
     eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else found[0]
     stops = tuple(dict.fromkeys(i for i in found if i != eos_id))
-    return ModelInfo(eos_id, tokenizer.mask_token_id, stops, tokenizer.pad_token_id, block_size)
+    return ModelInfo(eos_id, tokenizer.mask_token_id, stops, tokenizer.pad_token_id, block_size, shift)
 
 def info_from_record(meta: dict) -> ModelInfo:
-    """A hildanext.json record as ModelInfo; keys a folder written earlier lacks take their defaults."""
+    """A hildanext.json record as ModelInfo; keys a folder written earlier lacks (shift too) take their defaults."""
     stops = [i for i in meta.get("stop_ids") or () if i is not None]
     eos_id = meta.get("eos_id") if meta.get("eos_id") is not None else stops[0]
-    known = {f.name for f in fields(ModelInfo)} - {"eos_id", "stop_ids"}
+    known = {f.name for f in fields(ModelInfo)} - {"eos_id", "stop_ids", "shift"}
     rest = {key: value for key, value in meta.items() if key in known}
-    return ModelInfo(eos_id=eos_id, stop_ids=tuple(dict.fromkeys(i for i in stops if i != eos_id)), **rest)
+    stop_ids = tuple(dict.fromkeys(i for i in stops if i != eos_id))
+    return ModelInfo(eos_id=eos_id, stop_ids=stop_ids, shift=bool(meta.get("shift", False)), **rest)
 
 def read_meta(path: Path | None) -> dict | None:
     meta = Path(path) / "hildanext.json" if path is not None else None
@@ -143,12 +145,16 @@ def masked_logits(model, input_ids: torch.Tensor, allowed: torch.Tensor, positio
     return model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False).logits
 
 def model_meta(tokenizer, stage: str, params, block_size: int, input_hash: str, commit: str) -> dict:
-    """hildanext.json's provenance: format, stage, special ids, block size, note, code commit, input hash, params."""
+    """hildanext.json's provenance: format, stage, ids, block size, shift, note, code commit, input hash, params."""
     note = "A plain AutoModelForCausalLM load is a causal model; block-diffusion decoding needs hildanext's decoder."
     meta = {"format": "hildanext/1", "stage": stage, "mask_token": tokenizer.mask_token}
-    meta |= tokenizer_info(tokenizer, block_size).record()
+    meta |= tokenizer_info(tokenizer, block_size, recorded_shift(tokenizer, params)).record()
     meta |= {"note": note, "git_commit": commit, "input_hash": input_hash}
     return meta | {"params": as_dict(params) if params is not None else None}
+
+def recorded_shift(tokenizer, params) -> bool:
+    """params.objective.shift for a folder with <|mask|> (a diffusion folder); False without params or mask."""
+    return bool(params is not None and tokenizer.mask_token is not None and params.objective.shift)
 
 def save_model(model, tokenizer, out: Path, meta: dict) -> Path:
     out = Path(out)

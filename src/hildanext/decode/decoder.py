@@ -1,9 +1,9 @@
 # LLaDA2.1 block-diffusion decoding (threshold unmasking plus token editing) over any Hugging Face causal-LM
 # module, on an absolute block grid from position 0. Entry points: generate_ids(model, prompt_ids, settings,
-# special, observer) -> DecodeResult (ids, trace, stats, remask record); update_sets (the Gamma/Delta rule);
-# propose (sampling). settings.cache runs each pass on the current block over a BlockKVCache, cuda_graphs uses
-# cudagraph.StaticBlockForward, settings.remask adds the remask pass (scored here, windows chosen by remask.py).
-# observer sees {type: pass, record}, {type: remask, windows} and {type: block, ids so far} (with remask: one).
+# special, observer) -> DecodeResult (ids, trace, stats, remask record); update_sets (Gamma/Delta); propose.
+# settings.cache runs each pass on the current block over a BlockKVCache, cuda_graphs uses StaticBlockForward,
+# settings.remask adds the remask pass, settings.shift reads position p's logits at p - 1 (token shift).
+# observer sees {type: pass, record, forwards, refreshes}, {type: remask, windows}, {type: block, ids} (remask: 1).
 import inspect, math, time
 from dataclasses import dataclass
 import torch
@@ -32,12 +32,14 @@ class PassAt:
 
 @dataclass
 class DecodeStats:
+    """forwards: decode passes; cache_forwards: stale-block refreshes; TPF = tokens / both (prefill excluded)."""
     forwards: int
     tokens: int
     tpf: float
     seconds: float
     tokens_per_s: float
     cache_forwards: int = 0
+    prefill_forwards: int = 0
 
 @dataclass
 class DecodeResult:
@@ -111,13 +113,13 @@ class BlockDecoder:
         self.cache = BlockKVCache(length) if s.cache else None
         self.cache_arg = cache_argument(model)
         graphs = s.cuda_graphs and s.cache
-        self.static = StaticBlockForward(model, self.cache, s.block_size, self.cache_arg) if graphs else None
+        self.static = StaticBlockForward(model, self.cache, s.block_size, self.cache_arg, s.shift) if graphs else None
         banned = [i for i in sorted({special.mask_id, *special.banned_ids}) if i < model.config.vocab_size]
         self.banned = torch.tensor(banned, dtype=torch.long, device=device)
         self.stops = torch.tensor(special.stops, dtype=torch.long, device=device)
         self.gen = torch.Generator(device=device).manual_seed(s.seed)
         self.trace: list[PassRecord] = []
-        self.forwards = self.cache_forwards = 0
+        self.forwards = self.cache_forwards = self.prefill_forwards = 0
         self.remask: RemaskRecord | None = None
     def forward(self, q_start: int, q_end: int, keep: int) -> torch.Tensor:
         allowed = block_causal(q_start, q_end, self.s.block_size, self.canvas.device)
@@ -130,16 +132,25 @@ class BlockDecoder:
         out = self.model(input_ids=self.canvas[None, q_start:q_end], attention_mask=mask, position_ids=positions,
                          use_cache=False, logits_to_keep=keep, **extra)
         return out.logits[0, -keep:]
+    def logits_for(self, q_start: int, start: int, end: int) -> torch.Tensor:
+        """Logits predicting canvas[start:end] from one forward over [q_start, end) (with shift: from p - 1)."""
+        if not self.s.shift:
+            return self.forward(q_start, end, end - start)
+        first = max(start - 1, 0)
+        rows = self.forward(min(q_start, first), end, end - first)[:-1]
+        return rows if start > 0 else torch.cat([rows.new_zeros(1, rows.shape[-1]), rows])
     def extend_cache(self, start: int) -> None:
+        """Make the cached K/V of [0, start) exact: the prompt's prefill, or the refresh of a stale block."""
         if self.cache is not None and self.cache.clean_len < start:
             self.forward(self.cache.clean_len, start, 1)
             self.cache.clean_len = start
-            self.cache_forwards += 1
+            self.prefill_forwards += start <= self.prompt_len
+            self.cache_forwards += start > self.prompt_len
     def block_logits(self, start: int, end: int) -> torch.Tensor:
         self.forwards += 1
-        if self.static is not None:
+        if self.static is not None and (start > 0 or not self.s.shift):
             return self.static(self.canvas, start)
-        return self.forward(start if self.cache is not None else 0, end, end - start)
+        return self.logits_for(start if self.cache is not None else 0, start, end)
     def decode_block(self, block: int) -> bool:
         """All passes of one block, in place; True when the last pass changed tokens (its cached K/V are stale)."""
         start, end = block * self.s.block_size, (block + 1) * self.s.block_size
@@ -161,7 +172,8 @@ class BlockDecoder:
         unmask, edit = update_sets(current, tokens, conf, editable, self.s, self.mask_id)
         self.canvas[at.start : at.end] = torch.where(unmask | edit, tokens, current)
         self.trace.append(self.pass_record(at, current, unmask, edit))
-        self.notify({"type": "pass", "record": self.trace[-1], "forwards": self.forwards})
+        counts = {"forwards": self.forwards, "refreshes": self.cache_forwards}
+        self.notify({"type": "pass", "record": self.trace[-1]} | counts)
         return bool((unmask | edit).any())
     def pass_record(self, at: PassAt, before, unmask, edit) -> PassRecord:
         """The trace entry of a pass that turned before into canvas[at.start:at.end]; positions are answer-relative."""
@@ -204,7 +216,7 @@ class BlockDecoder:
         conf = self.committed_confidence(len(ids))[:length].tolist()
         windows = select_windows(ids[:length], conf, self.s.tau_mask, self.s.remask)
         positions = remasked_positions(windows)
-        self.notify({"type": "remask", "windows": windows, "forwards": self.forwards})
+        self.notify({"type": "remask", "windows": windows, "forwards": self.forwards, "refreshes": self.cache_forwards})
         self.redecode(positions, len(ids))
         return remask_record(windows, ids, self.answer_tokens(len(ids)))
     def answer_tokens(self, length: int) -> list[int]:
@@ -213,7 +225,7 @@ class BlockDecoder:
         """Probability of each committed answer token in one fresh block-causal forward over prompt + answer."""
         self.forwards += 1
         end = self.prompt_len + length
-        probs = without_banned(self.forward(0, end, length), self.banned).softmax(-1)
+        probs = without_banned(self.logits_for(0, self.prompt_len, end), self.banned).softmax(-1)
         return probs.gather(-1, self.canvas[self.prompt_len : end, None]).squeeze(-1)
     def redecode(self, positions: list[int], length: int) -> None:
         """Mask the answer positions, then re-decode their blocks in order, each forward over prompt + answer so far."""
@@ -227,19 +239,25 @@ class BlockDecoder:
         answer = torch.arange(start, end, device=self.canvas.device) >= self.prompt_len
         while bool((masked := answer & (self.canvas[start:end] == self.mask_id)).any()):
             self.forwards += 1
-            self.apply_pass(PassAt(block, step, start, end, "remask"), self.forward(0, end, end - start), masked)
+            self.apply_pass(PassAt(block, step, start, end, "remask"), self.logits_for(0, start, end), masked)
             step += 1
 
-def decode_stats(forwards: int, tokens: int, seconds: float, cache_forwards: int = 0) -> DecodeStats:
-    return DecodeStats(forwards, tokens, tokens / max(forwards, 1), seconds, tokens / max(seconds, 1e-9),
-                       cache_forwards)
+def decode_stats(forwards: int, tokens: int, seconds: float, cache_forwards: int = 0,
+                 prefill_forwards: int = 0) -> DecodeStats:
+    """TPF counts every forward after the prompt's prefill: decode passes and stale-block refreshes."""
+    return DecodeStats(forwards, tokens, tokens / max(forwards + cache_forwards, 1), seconds,
+                       tokens / max(seconds, 1e-9), cache_forwards, prefill_forwards)
 
 def generate_ids(model, prompt_ids, settings: DecodeSettings, special: SpecialIds, observer=None) -> DecodeResult:
     """Decode settings.max_new_tokens after prompt_ids; ids exclude the prompt and end after the first stop token."""
     check_special(special)
-    decoder = BlockDecoder(model, torch.as_tensor(prompt_ids, dtype=torch.long).flatten(), settings, special, observer)
+    prompt = torch.as_tensor(prompt_ids, dtype=torch.long).flatten()
+    if settings.shift and len(prompt) == 0:
+        raise ValueError("token shift needs a non-empty prompt: position 0 has no position before it to predict it")
+    decoder = BlockDecoder(model, prompt, settings, special, observer)
     started = time.perf_counter()
     with torch.inference_mode():
         ids = decoder.run()
-    stats = decode_stats(decoder.forwards, len(ids), time.perf_counter() - started, decoder.cache_forwards)
+    counts = (decoder.cache_forwards, decoder.prefill_forwards)
+    stats = decode_stats(decoder.forwards, len(ids), time.perf_counter() - started, *counts)
     return DecodeResult(ids, decoder.trace, stats, decoder.remask)

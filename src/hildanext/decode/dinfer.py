@@ -2,7 +2,7 @@
 # params.dinfer.python runs dinfer_worker.py by path) over JSON lines on stdin/stdout (hello, load, generate, quit;
 # DESIGN.md, dInfer engine). Capability checks (python present, dinfer and vLLM importable there, CUDA capability
 # >= min) run before first use; any failure or timeout switches the engine to DiffusionEngine for good with ONE
-# warning, plus a notice on each Completion it serves. Editing requests (tau_edit < 1) are always ours.
+# warning, plus a notice on each Completion it serves. Editing requests (tau_edit < 1) and shift folders are ours.
 import json, logging, queue, shutil, subprocess, threading, time, warnings, weakref
 from collections import deque
 from pathlib import Path
@@ -107,6 +107,8 @@ def capability_problem(hello: dict, python: str, min_cc: float) -> str | None:
 
 def unsupported(s: DecodeSettings) -> str | None:
     """Why dInfer cannot serve these decode settings (None when it can)."""
+    if s.shift:
+        return f"the folder uses token shift: dInfer's BlockDiffusionLLM has none, {SERVED}"
     if s.remask is not None:
         return f"the remask pass is on: dInfer has none, {SERVED}"
     if s.tau_edit < 1.0:
@@ -200,13 +202,13 @@ class DInferEngine(Engine):
                    "suppress_ids": list(ids.banned_ids), "early_stop": s.eos_early_stop}
         return {"op": "generate", "id": f"r{self.requests}", **fields}
     def result(self, reply: dict, s: DecodeSettings) -> DecodeResult:
-        """The worker's reply as our DecodeResult: ids cut after the first stop, its per-pass trace, its counts."""
+        """The reply as a DecodeResult: ids cut after the first stop, trace, counts (forwards - passes: prefill)."""
         ids = cut_at_stop([int(t) for t in reply["ids"]][: s.max_new_tokens], set(self.special.stops))
         trace = [PassRecord(int(b), int(step), int(left), [(int(i), int(t)) for i, t in unmasked], [])
                  for b, step, left, unmasked in reply.get("trace", [])]
         forwards = int(reply["forwards"])
         passes = int(reply.get("passes", forwards))
-        stats = decode_stats(passes, len(ids), float(reply["seconds"]), max(forwards - passes, 0))
+        stats = decode_stats(passes, len(ids), float(reply["seconds"]), 0, max(forwards - passes, 0))
         return DecodeResult(ids, trace, stats)
 
 def replay(observer, trace: list[PassRecord], ids: list[int], prompt_len: int, block_size: int) -> None:

@@ -66,7 +66,8 @@ class Engine:
                     "remask_pass": request.remask}
         graphs = self.params.runtime.cuda_graphs and self.model.device.type == "cuda"
         trained = self.trained_block_size
-        return resolve_settings(self.params.decode, trained, request.mode, cuda_graphs=graphs, **explicit)
+        return resolve_settings(self.params.decode, trained, request.mode, cuda_graphs=graphs, shift=self.info.shift,
+                                **explicit)
     def prepare(self, request: Request) -> Prepared:
         return Prepared(request, encode_prompt(self.tokenizer, request.prompt, request.chat), self.resolve(request))
     def run(self, prepared: Prepared, observer=None) -> Completion:

@@ -1,6 +1,7 @@
 # The decode settings, resolved once at the edge: the decode params, then the mode's preset (S or Q), then every
 # explicit value that is not None, checked by DecodeParams itself; a null block size is the model's trained one
-# (an explicit other size is honoured with one warning line). Entry points: resolve_settings -> DecodeSettings
+# (an explicit other size is honoured with one warning line); shift is the folder's token shift (ModelInfo.shift,
+# never a decode param). Entry points: resolve_settings -> DecodeSettings
 # (the one frozen bundle the decoder takes), SpecialIds and special_ids_for(info, tokenizer, vocab_rows), MODES.
 import dataclasses, logging
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ class DecodeSettings:
     remask: RemaskParams | None = None
     cache: bool = True
     cuda_graphs: bool = False
+    shift: bool = False
     def __post_init__(self):
         if self.block_size < 1 or self.max_new_tokens < 1 or self.max_post_steps < 0 or self.temperature < 0:
             raise ValueError(f"need block_size, max_new_tokens >= 1, max_post_steps, temperature >= 0: {self}")
@@ -71,12 +73,12 @@ def block_size_for(requested: int | None, trained: int) -> int:
     return trained if requested is None else requested
 
 def resolve_settings(params: DecodeParams, trained_block_size: int, mode: str | None = None, *, cache: bool = True,
-                     cuda_graphs: bool = False, **explicit) -> DecodeSettings:
-    """Active params, then the mode's preset, then every explicit value that is not None (any DecodeParams key)."""
+                     cuda_graphs: bool = False, shift: bool = False, **explicit) -> DecodeSettings:
+    """Active params, then the mode's preset, then every explicit value that is not None; shift is the folder's."""
     names = {f.name for f in dataclasses.fields(DecodeParams)} - {"presets", "remask"}
     if unknown := set(explicit) - names:
         raise ParamsError(f"decode: unknown setting {sorted(unknown)}")
     d = checked(with_mode(params, mode), {k: v for k, v in explicit.items() if v is not None}, "decode settings")
     return DecodeSettings(d.tau_mask, d.tau_edit, block_size_for(d.block_size, trained_block_size), d.max_new_tokens,
                           d.max_post_steps, d.temperature, d.top_k, d.top_p, d.eos_early_stop, d.seed,
-                          d.remask if d.remask_pass else None, cache, cuda_graphs)
+                          d.remask if d.remask_pass else None, cache, cuda_graphs, shift)

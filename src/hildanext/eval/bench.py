@@ -45,13 +45,14 @@ def ngrams(ids: list[int], n: int) -> list[tuple]:
     return [tuple(ids[i : i + n]) for i in range(len(ids) - n + 1)]
 
 def text_metrics(completions) -> dict:
-    """TPF, tokens/s, distinct-2 over all answers, mean share of repeated 4-grams, share ending in a stop."""
+    """TPF (refreshes counted), tokens/s, distinct-2 over all answers, mean share of repeated 4-grams, share ending in a stop."""
     stats = [c.result.stats for c in completions]
     bigrams = [g for c in completions for g in ngrams(c.ids, 2)]
     repeats = [1 - len(set(grams)) / len(grams) for c in completions if (grams := ngrams(c.ids, 4))]
     seconds, tokens = sum(s.seconds for s in stats), sum(s.tokens for s in stats)
     stops = sum(c.finish_reason == "stop" for c in completions)
-    return {"tpf": tokens / max(sum(s.forwards for s in stats), 1), "tokens_per_s": tokens / max(seconds, 1e-9),
+    forwards = sum(s.forwards + s.cache_forwards for s in stats)
+    return {"tpf": tokens / max(forwards, 1), "tokens_per_s": tokens / max(seconds, 1e-9),
             "distinct_2": len(set(bigrams)) / max(len(bigrams), 1), "repetition_4": sum(repeats) / max(len(repeats), 1),
             "stop_share": stops / max(len(completions), 1)}
 

@@ -1,7 +1,8 @@
 # The export stage (`hildanext export`): bench.model (default models/sft) -> models/export, the folder other
 # machines `dvc pull` and serve: Hugging Face weights and tokenizer, hildanext.json with ids, the trained block
-# size (read back from the source folder), the active decode settings and presets, the bench metrics and the
-# full params, and a model card with the bench table and how to decode. Entry points: export_card, run.
+# size and token shift (read back from the source folder), the active decode settings and presets, the bench
+# metrics and the full params, and a model card with the bench table and how to decode. Entry points:
+# export_card, run.
 import json
 from importlib import resources
 from pathlib import Path
@@ -31,10 +32,11 @@ def run(params: Params, tracker) -> dict:
     if not paths.metrics("bench").exists():
         raise ModelFolderError(f"{paths.metrics('bench')} is missing; run the bench stage first (`hildanext bench`)")
     bench = json.loads(paths.metrics("bench").read_text())
-    trained = read_model_info(source, tokenizer).block_size
+    info = read_model_info(source, tokenizer)
+    trained = info.block_size
     meta = model_meta(tokenizer, "export", params, trained, sha256_file(source / "hildanext.json"), paths.commit())
     results = {"perplexity": bench["perplexity"], "settings": bench["settings"]}
-    meta |= {"source": params.bench.model, "decode": as_dict(params.decode), "bench": results}
+    meta |= {"shift": info.shift, "source": params.bench.model, "decode": as_dict(params.decode), "bench": results}
     save_model(model, tokenizer, out, meta)
     write_text_atomic(out / "README.md", (out / "README.md").read_text() + export_card(bench, params, out, trained))
     d = params.decode

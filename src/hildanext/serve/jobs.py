@@ -1,7 +1,8 @@
 # Batch and benchmark jobs: POST /jobs queues a batch of prompts, or the fixed prompt set of
 # assets/serve_bench_prompts.json, as one worker task that decodes one prompt per step (waiting requests go
 # in between); GET /jobs and GET /jobs/{id} poll, DELETE /jobs/{id} cancels between decoder passes. Results
-# carry per-prompt stats and a summary (tokens, forwards, TPF, tokens/s). Entry points: router, JobStore, JobTask.
+# carry per-prompt stats and a summary (tokens, forwards, refreshes, TPF, tokens/s). Entry points: router,
+# JobStore, JobTask.
 import asyncio, dataclasses, json, threading, time, uuid
 from importlib import resources
 from fastapi import APIRouter, Request
@@ -35,8 +36,9 @@ def result_row(index: int, prompt: str, c: Completion) -> dict:
 
 def summary(rows: list[dict]) -> dict:
     tokens, forwards = sum(r["completion_tokens"] for r in rows), sum(r["stats"]["forwards"] for r in rows)
-    seconds = sum(r["stats"]["seconds"] for r in rows)
-    return {"prompts": len(rows), "tokens": tokens, "forwards": forwards, "tpf": tokens / max(forwards, 1),
+    refreshes, seconds = sum(r["stats"]["cache_forwards"] for r in rows), sum(r["stats"]["seconds"] for r in rows)
+    return {"prompts": len(rows), "tokens": tokens, "forwards": forwards, "refreshes": refreshes,
+            "tpf": tokens / max(forwards + refreshes, 1),
             "tokens_per_s": tokens / max(seconds, 1e-9), "seconds": seconds}
 
 class JobStore:

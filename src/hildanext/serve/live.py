@@ -34,20 +34,20 @@ class LiveFormatter:
         self.decided |= {i for i, _ in record.unmasked if visible(i)}
         unmasked = [{"i": i, "text": self.piece(t)} for i, t in record.unmasked if visible(i)]
         edited = [{"i": i, "old": self.piece(a), "new": self.piece(b)} for i, a, b in record.edited if visible(i)]
-        tpf = len(self.decided) / max(event["forwards"], 1)
+        tpf = len(self.decided) / max(event["forwards"] + event.get("refreshes", 0), 1)
         return {"phase": record.phase, "block": record.block, "step": record.step, "unmasked": unmasked,
                 "edited": edited, "masks_left": record.masks_left, "forwards": event["forwards"], "tpf": tpf}
     def on_remask(self, event: dict) -> dict:
         """The scoring forward of the remask pass: the positions it masks again (block and step are None)."""
         picks = [pick for w in event["windows"] for pick in w.remasked]
         remasked = [{"i": i, "text": self.piece(t), "conf": conf} for i, t, conf in picks]
-        tpf = len(self.decided) / max(event["forwards"], 1)
+        tpf = len(self.decided) / max(event["forwards"] + event.get("refreshes", 0), 1)
         return {"phase": "remask", "block": None, "step": None, "unmasked": [], "edited": [], "remasked": remasked,
                 "masks_left": len(remasked), "forwards": event["forwards"], "tpf": tpf}
     def done(self, completion) -> dict:
         s = completion.result.stats
-        stats = {"forwards": s.forwards, "tokens": s.tokens, "tpf": s.tpf, "seconds": s.seconds,
-                 "tokens_per_s": s.tokens_per_s}
+        stats = {"forwards": s.forwards, "refreshes": s.cache_forwards, "tokens": s.tokens, "tpf": s.tpf,
+                 "seconds": s.seconds, "tokens_per_s": s.tokens_per_s}
         return {"text": completion.text, "finish_reason": completion.finish_reason, "stats": stats}
 
 def sse(event: str, data: dict) -> str:
