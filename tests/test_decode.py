@@ -1,8 +1,8 @@
 # The decoder against hand-written expectations: Gamma/Delta on a scripted fake LM (threshold, at-least-one,
-# tau_edit 0, prompt never edited, post-step budget), stops, suppressed ids, cached == uncached in float64 on
-# a tiny Qwen3 (P and N off the block grid, a stop mid-block, refreshed blocks), seeds, the AR baseline, settings
-# resolution (modes, explicit values, the trained block size and its warning), tokenizer ids, and `hildanext
-# generate` on saved tiny models with the real Qwen3 tokenizer (folder order, where its params come from).
+# tau_edit 0, prompt never edited, post-step budget), stops, suppressed ids, TPF and token-shift windows by hand,
+# cached == uncached in float64 on a tiny Qwen3 (P and N off the block grid, a stop mid-block, refreshed blocks),
+# seeds, the AR baseline, settings resolution (modes, explicit values, the trained block size and its warning),
+# tokenizer ids, and `hildanext generate` on saved tiny models with the real Qwen3 tokenizer (folder order, params).
 import dataclasses, json, logging, os, re, shutil, subprocess, sys
 from types import SimpleNamespace
 import pytest
@@ -113,6 +113,28 @@ def test_confidences_and_proposals_exclude_mask_and_suppressed_ids():
         tokens, conf = propose(logits, torch.tensor([BANNED, MASK]),
                                dataclasses.replace(settings, temperature=temperature), torch.Generator().manual_seed(0))
         assert not torch.isin(tokens, torch.tensor([BANNED, MASK])).any() and bool((conf > 0).all())
+
+def test_tpf_counts_stale_block_refreshes_but_not_the_prompt_prefill():
+    script, prompt = oracle({p: 6 for p in range(12)}), [1, 2, 3, 4, 5]
+    cached_model, cached = decode(script, prompt, 7, max_post_steps=0, cache=True)
+    plain_model, plain = decode(script, prompt, 7, max_post_steps=0)
+    s = cached.stats
+    assert cached.ids == plain.ids == [6] * 7 and [len(x) for x in cached_model.inputs] == [4, 4, 4, 4]
+    assert (s.forwards, s.cache_forwards, s.prefill_forwards, s.tpf) == (2, 1, 1, 7 / 3)
+    assert [len(x) for x in plain_model.inputs] == [8, 12] and (plain.stats.forwards, plain.stats.tpf) == (2, 7 / 2)
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_shift_reads_each_position_from_the_row_before_it(cache):
+    script = lambda positions: [{(p + 1) % 8 + 2: 0.9} for p in positions]
+    model, out = decode(script, [1, 2, 3, 4, 5], 7, cache=cache, shift=True)
+    M = MASK
+    windows = [[1, 2, 3, 4], [4, 5, M, M, M], [4, 5, 7, 8, 9], [9, M, M, M, M], [9, 2, 3, 4, 5]]
+    if not cache:
+        windows = [[1, 2, 3, 4, 5, M, M, M], [1, 2, 3, 4, 5, 7, 8, 9], [1, 2, 3, 4, 5, 7, 8, 9, M, M, M, M],
+                   [1, 2, 3, 4, 5, 7, 8, 9, 2, 3, 4, 5]]
+    assert out.ids == [7, 8, 9, 2, 3, 4, 5] and model.inputs == windows
+    model, first_block = decode(script, [1], 3, cache=cache, shift=True)
+    assert first_block.ids == [3, 4, 5] and model.inputs[0] == [1, M, M, M]
 
 def lively_qwen3(attn: str):
     model = make_tiny_qwen3(attn=attn).double()

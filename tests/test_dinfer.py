@@ -1,6 +1,6 @@
 # The dInfer engine with dInfer itself FAKED, because it cannot run here (no vLLM, no CUDA >= 8.0): (a) DInferEngine
 # against fake workers (tests/fake_dinfer/fake_worker.py: canned replies, crash, hang, 6.1 GPU, no vLLM, garbage) ->
-# served, or one warning + a notice + the same output as DiffusionEngine; editing requests stay ours. (b) The
+# served, or one warning + a notice + the same output as DiffusionEngine; editing and shift stay ours. (b) The
 # real dinfer_worker.py against a fake `dinfer` (tests/fake_dinfer/dinfer.py: the pinned signatures, code paths
 # transcribed from dInfer@fce4e32): constructor arguments, the forward convention mapped onto a tiny real Qwen3,
 # and ids equal to our decoder's with editing off, in-process, over the protocol, and through DInferEngine.
@@ -99,6 +99,19 @@ def test_requests_dinfer_cannot_serve_are_ours_with_a_logged_notice(model_dir, r
     assert got.engine == "diffusion" and notice in got.notices[0] and notice in caplog.text
     assert (got.ids, got.text, got.result.trace) == (ours.ids, ours.text, ours.result.trace)
     assert logged(tmp_path / "log.jsonl") == []
+
+def test_a_token_shift_folder_is_ours_and_the_worker_never_starts(model_dir, reference, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_DINFER_LOG", str(tmp_path / "log.jsonl"))
+    params, info = params_for(fake_python(tmp_path, "ok")), dataclasses.replace(reference.info, shift=True)
+    ours = DiffusionEngine(reference.model, reference.tokenizer, params, model_dir, info).complete(M2T)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = DInferEngine(reference.model, reference.tokenizer, params, model_dir, info).complete(M2T)
+    assert got.engine == "diffusion" and got.notices == [
+        "the folder uses token shift: dInfer's BlockDiffusionLLM has none, so the diffusion engine served it"]
+    assert (got.ids, got.result.trace) == (ours.ids, ours.result.trace) and logged(tmp_path / "log.jsonl") == []
+    unshifted = reference.complete(M2T)
+    assert ours.result.trace != unshifted.result.trace
 
 @pytest.mark.parametrize("mode, reason", [
     ("crash", "exited during generate (exit code 3): RuntimeError: CUDA error: device-side assert triggered"),
