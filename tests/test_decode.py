@@ -125,7 +125,7 @@ def test_tpf_counts_stale_block_refreshes_but_not_the_prompt_prefill():
 
 @pytest.mark.parametrize("cache", [False, True])
 def test_shift_reads_each_position_from_the_row_before_it(cache):
-    script = lambda positions: [{(p + 1) % 8 + 2: 0.9} for p in positions]
+    script = oracle({p: (p + 1) % 8 + 2 for p in range(12)})
     model, out = decode(script, [1, 2, 3, 4, 5], 7, cache=cache, shift=True)
     M = MASK
     windows = [[1, 2, 3, 4], [4, 5, M, M, M], [4, 5, 7, 8, 9], [9, M, M, M, M], [9, 2, 3, 4, 5]]

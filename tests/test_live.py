@@ -39,7 +39,9 @@ def test_stream_matches_generate_and_shows_edits(server):
     assert sum(len(p["edited"]) for p in passes) >= 1
     assert all(set(e) == {"i", "old", "new"} for p in passes for e in p["edited"])
     decided = {u["i"] for p in passes for u in p["unmasked"]}
-    assert passes[-1]["tpf"] == pytest.approx(len(decided) / passes[-1]["forwards"])
+    assert passes[-1]["tpf"] == pytest.approx(len(decided) / (passes[-1]["forwards"] + passes[-1]["refreshes"]))
+    stats = done["stats"]
+    assert stats["tpf"] == pytest.approx(stats["tokens"] / (len(names) - 2 + stats["refreshes"]))
     assert decided <= set(range(SETTINGS['max_new_tokens']))
 
 def test_page_files_and_bad_queries(server):

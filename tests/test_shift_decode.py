@@ -67,7 +67,8 @@ def test_cached_equals_uncached_with_shift_and_a_stop_mid_block(block, mode):
         prompt = list(range(20, 20 + prompt_len))
         settings = shifted_settings(block, mode, max_new_tokens=3 * block, tau_mask=0.3)
         free = generate_ids(model, prompt, dataclasses.replace(settings, cache=False), SPECIAL).ids
-        mid = [i for i in range(len(free)) if (prompt_len + i) % block not in (0, block - 1) and free[i] not in free[:i]]
+        inside = [i for i in range(len(free)) if (prompt_len + i) % block not in (0, block - 1)]
+        mid = [i for i in inside if free[i] not in free[:i]]
         stop = SpecialIds(MASK, free[mid[1]], (), (MASK,))
         plain, cached, static = three_ways(model, prompt, settings, stop)
         assert EOS not in free and plain.ids == cached.ids == static.ids == free[: mid[1] + 1]

@@ -45,7 +45,7 @@ def ngrams(ids: list[int], n: int) -> list[tuple]:
     return [tuple(ids[i : i + n]) for i in range(len(ids) - n + 1)]
 
 def text_metrics(completions) -> dict:
-    """TPF (refreshes counted), tokens/s, distinct-2 over all answers, mean share of repeated 4-grams, share ending in a stop."""
+    """TPF (refreshes in), tokens/s, distinct-2 over all answers, mean repeated 4-gram share, share ending in a stop."""
     stats = [c.result.stats for c in completions]
     bigrams = [g for c in completions for g in ngrams(c.ids, 2)]
     repeats = [1 - len(set(grams)) / len(grams) for c in completions if (grams := ngrams(c.ids, 4))]

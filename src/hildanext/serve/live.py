@@ -34,9 +34,11 @@ class LiveFormatter:
         self.decided |= {i for i, _ in record.unmasked if visible(i)}
         unmasked = [{"i": i, "text": self.piece(t)} for i, t in record.unmasked if visible(i)]
         edited = [{"i": i, "old": self.piece(a), "new": self.piece(b)} for i, a, b in record.edited if visible(i)]
-        tpf = len(self.decided) / max(event["forwards"] + event.get("refreshes", 0), 1)
+        refreshes = event.get("refreshes", 0)
+        tpf = len(self.decided) / max(event["forwards"] + refreshes, 1)
         return {"phase": record.phase, "block": record.block, "step": record.step, "unmasked": unmasked,
-                "edited": edited, "masks_left": record.masks_left, "forwards": event["forwards"], "tpf": tpf}
+                "edited": edited, "masks_left": record.masks_left, "forwards": event["forwards"],
+                "refreshes": refreshes, "tpf": tpf}
     def on_remask(self, event: dict) -> dict:
         """The scoring forward of the remask pass: the positions it masks again (block and step are None)."""
         picks = [pick for w in event["windows"] for pick in w.remasked]
