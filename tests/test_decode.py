@@ -311,9 +311,10 @@ def test_static_block_forward_equals_the_windowed_cache(attn):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
-def test_cuda_graph_path_equals_eager_on_gpu():
+@pytest.mark.parametrize("shift, prompt_len", [(False, 11), (True, 11), (True, 3)])
+def test_cuda_graph_path_equals_eager_on_gpu(shift, prompt_len):
     model = make_tiny_qwen3(vocab_size=64, seed=3).cuda()
-    prompt = list(range(5, 16))
+    prompt = list(range(5, 5 + prompt_len))
     common = {"mask_id": 63, "eos_id": 62, "block_size": 8, "tau_mask": 0.05, "tau_edit": 0.0, "max_post_steps": 3,
-              "max_new_tokens": 21, "eos_early_stop": False}
+              "max_new_tokens": 21, "eos_early_stop": False, "shift": shift}
     assert run_decoder(model, prompt, cuda_graphs=True, **common).ids == run_decoder(model, prompt, **common).ids
