@@ -25,7 +25,7 @@ def test_qwen3_special_ids_and_mask_id(qwen3_tokenizer_dir):
     assert add_mask_token(model, tok) == 151669
     assert model.get_input_embeddings().weight.shape[0] == 151936
     assert tokenizer_info(tok).record() == {"mask_id": 151669, "pad_id": 151643, "eos_id": 151645,
-                                            "stop_ids": [151645, 151643], "block_size": None}
+                                            "stop_ids": [151645, 151643], "block_size": None, "shift": False}
     assert tok.decode([151669]) == "<|mask|>" and tok("a<|mask|>b")["input_ids"][1] == 151669
 
 def test_qwen3_chat_rendering_without_thinking(qwen3_tokenizer_dir):
