@@ -258,6 +258,12 @@ class ServeParams:
     max_job_prompts: Pos = 64
 
 @dataclass(config=STRICT)
+class FrontierPoint:
+    tau_mask: Rate
+    tau_edit: Rate
+
+FRONTIER = (*(FrontierPoint(m, 1.0) for m in (0.3, 0.5, 0.7, 0.9)), FrontierPoint(0.5, 0.0), FrontierPoint(0.7, 0.5))
+@dataclass(config=STRICT)
 class BenchParams:
     model: str = "models/sft"
     ar_model: str = ""
@@ -265,11 +271,14 @@ class BenchParams:
     eval_rows: Pos = 32
     mc_samples: Pos = 4
     mc_seed: NonNeg = 0
-    openings: Pos = 8
+    openings: Pos = 32
     opening_tokens: Pos = 16
     max_new_tokens: Pos = 64
     seed: NonNeg = 0
     code: bool = True
+    repeats: Pos = 3
+    cost_repeats: Pos = 20
+    frontier: tuple[FrontierPoint, ...] = FRONTIER
 
 @dataclass(config=STRICT)
 class Params:

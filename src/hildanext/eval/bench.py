@@ -1,11 +1,13 @@
 # Bench measures of a block-diffusion model against its AR base: an ELBO bound on perplexity over packed eval
-# rows (M2T only, 1/t-weighted, fixed Monte Carlo seed) beside the AR perplexity, generations from held-out
-# openings (active decode setting, S, Q, AR: TPF, tokens/s, distinct-2, repetition, stop share, speed vs AR)
-# and micro HumanEval pass@1 per setting. Entry points: elbo_setup, elbo_nll, ar_nll, text_metrics, openings,
-# run_setting, bench_settings (pipeline/bench.py runs the stage).
+# rows (M2T only, 1/t-weighted, fixed Monte Carlo seed) beside the AR perplexity, and greedy generations from
+# held-out openings per setting (active, S, Q, each frontier point, AR; equal settings run once): TPF, tokens/s
+# (median of interleaved repeats), Gen PPL under the AR base, distinct-2, repetition, stop share, ratios to AR,
+# micro HumanEval pass@1 for the named settings. Entry points: elbo_setup, elbo_nll, ar_nll, gen_ppl,
+# text_metrics, openings, bench_requests, bench_settings (pipeline/bench.py runs the stage).
+import math, statistics
 from dataclasses import replace
 import torch
-from hildanext.config import BenchParams, ObjectiveParams
+from hildanext.config import BenchParams, FrontierPoint, ObjectiveParams
 from hildanext.data.loader import PackedShards
 from hildanext.decode.engines import Request
 from hildanext.eval import codeeval
@@ -13,6 +15,9 @@ from hildanext.model import masked_logits
 from hildanext.train.masks import causal_doc_mask
 from hildanext.train.objective import ObjectiveSetup, diffusion_loss
 M2T_ONLY = ObjectiveParams(t2t_rate=0.0, keep_rate=0.0, embed_noise_std=0.0)
+NAMED = {"active": None, "S": "S", "Q": "Q"}
+FRONTIER_KEYS = ("tpf", "tokens_per_s", "speed_vs_ar", "gen_ppl", "gen_ppl_vs_ar", "distinct_2", "repetition_4",
+                 "repetition_vs_ar", "stop_share")
 def elbo_setup(mask_id: int, regular_ids: torch.Tensor, block_size: int) -> ObjectiveSetup:
     """The NELBO's objective: the M2T term alone (no T2T, no KEEP, no embedding noise) at block_size."""
     return ObjectiveSetup(M2T_ONLY, mask_id, regular_ids, block_size)
@@ -41,6 +46,23 @@ def ar_nll(model, shards: PackedShards, rows: int) -> float:
         total, count = total + float(ce), count + int(valid.sum())
     return total / max(count, 1)
 
+@torch.no_grad()
+def gen_ppl(ar_model, prompt_ids_list, continuation_ids_list) -> float:
+    """exp of the token-weighted mean NLL of each continuation (its stop token included) given its prompt."""
+    total, count = 0.0, 0
+    for prompt, continuation in zip(prompt_ids_list, continuation_ids_list, strict=True):
+        if not prompt:
+            raise ValueError("gen_ppl: an empty prompt leaves the first continuation token without context")
+        if not continuation:
+            continue
+        ids = torch.tensor([[*prompt, *continuation]], device=ar_model.device)
+        logits = ar_model(input_ids=ids).logits[0, len(prompt) - 1 : -1].float()
+        total += float(torch.nn.functional.cross_entropy(logits, ids[0, len(prompt) :], reduction="sum"))
+        count += len(continuation)
+    if count == 0:
+        raise ValueError("gen_ppl: no continuation tokens to score")
+    return math.exp(total / count)
+
 def ngrams(ids: list[int], n: int) -> list[tuple]:
     return [tuple(ids[i : i + n]) for i in range(len(ids) - n + 1)]
 
@@ -61,21 +83,70 @@ def openings(texts: list[str], tokenizer, count: int, length: int) -> list[str]:
     heads = [tokenizer(t, add_special_tokens=False)["input_ids"][:length] for t in texts[: count * 2]]
     return [tokenizer.decode(h) for h in heads if len(h) == length][:count]
 
-def run_setting(engine, prompts: list[str], request: Request, code: bool) -> dict:
-    done = [engine.complete(replace(request, prompt=p)) for p in prompts]
-    row = text_metrics(done)
-    if code:
-        report = codeeval.evaluate(codeeval.complete_tasks(engine,
-                                                           codeeval.code_request(request.mode, request.max_new_tokens)))
-        row |= {"pass_at_1": float(report["pass@1"]), "code_isolation": report["isolation"]}
-    return row
+def point_name(point: FrontierPoint) -> str:
+    return f"mask{point.tau_mask:g}_edit{point.tau_edit:g}"
 
-def bench_settings(engine, ar, prompts: list[str], b: BenchParams) -> dict:
-    """One row of text metrics (and pass@1 when b.code) per setting: active, S, Q and the AR baseline."""
-    base = Request("", max_new_tokens=b.max_new_tokens, seed=b.seed)
-    modes = {"active": None, "S": "S", "Q": "Q", "ar": None}
-    rows = {name: run_setting(ar if name == "ar" else engine, prompts, replace(base, mode=mode), b.code)
-            for name, mode in modes.items()}
-    for row in rows.values():
-        row["speed_vs_ar"] = row["tokens_per_s"] / max(rows["ar"]["tokens_per_s"], 1e-9)
-    return rows
+def bench_requests(b: BenchParams) -> dict[str, Request]:
+    """Greedy requests of the named settings (active, S, Q), then one per frontier point (active params + taus)."""
+    base = Request("", mode=None, max_new_tokens=b.max_new_tokens, seed=b.seed, temperature=0.0)
+    named = {name: replace(base, mode=mode) for name, mode in NAMED.items()}
+    return named | {point_name(p): replace(base, tau_mask=p.tau_mask, tau_edit=p.tau_edit) for p in b.frontier}
+
+def distinct_runs(engine, requests: dict[str, Request]) -> dict[str, str]:
+    """For each name, the first name whose request resolves to the same decode settings (each runs once)."""
+    seen, first = [], {}
+    for name, request in requests.items():
+        settings = engine.resolve(request)
+        first[name] = next((n for n, s in seen if s == settings), name)
+        seen += [(name, settings)] if first[name] == name else []
+    return first
+
+def interleaved(jobs: dict, repeats: int) -> dict[str, list[list]]:
+    """Each job's completions per repeat, jobs interleaved within each repeat, after one warm-up completion each."""
+    for engine, prepared in jobs.values():
+        engine.run(prepared[0])
+    runs = {name: [] for name in jobs}
+    for _ in range(repeats):
+        for name, (engine, prepared) in jobs.items():
+            runs[name].append([engine.run(p) for p in prepared])
+    return runs
+
+def measured_row(repeats: list[list], prepared, ar_model) -> dict:
+    """Quality from the first repeat (greedy decoding repeats itself), tokens/s the median over repeats."""
+    speeds = [text_metrics(done)["tokens_per_s"] for done in repeats]
+    row = text_metrics(repeats[0]) | {"tokens_per_s": statistics.median(speeds), "tokens_per_s_repeats": speeds}
+    return row | {"gen_ppl": gen_ppl(ar_model, [p.prompt_ids for p in prepared], [c.ids for c in repeats[0]])}
+
+def code_row(engine, request: Request) -> dict:
+    tasks = codeeval.complete_tasks(engine, codeeval.code_request(request.mode, request.max_new_tokens))
+    report = codeeval.evaluate(tasks)
+    return {"pass_at_1": float(report["pass@1"]), "code_isolation": report["isolation"]}
+
+def vs_ar(row: dict, ar: dict) -> dict:
+    """speed, Gen PPL and repetition relative to the AR row (None where the AR value is 0)."""
+    ratios = {"speed_vs_ar": "tokens_per_s", "gen_ppl_vs_ar": "gen_ppl", "repetition_vs_ar": "repetition_4"}
+    return row | {k: row[key] / ar[key] if ar[key] else None for k, key in ratios.items()}
+
+def prepared_jobs(engine, ar, requests: dict[str, Request], names, prompts: list[str]) -> dict:
+    """name -> (its engine, its request prepared for each prompt); "ar" runs on the AR engine."""
+    jobs = {}
+    for name in names:
+        runner = ar if name == "ar" else engine
+        jobs[name] = runner, [runner.prepare(replace(requests[name], prompt=p)) for p in prompts]
+    return jobs
+
+def bench_settings(engine, ar, prompts: list[str], b: BenchParams) -> tuple[dict, list[dict]]:
+    """Rows per named setting and AR (pass@1 when b.code) and the frontier rows (each point, then AR)."""
+    requests = bench_requests(b)
+    first = distinct_runs(engine, requests) | {"ar": "ar"}
+    jobs = prepared_jobs(engine, ar, requests | {"ar": requests["active"]}, dict.fromkeys(first.values()), prompts)
+    runs = interleaved(jobs, b.repeats)
+    measured = {name: measured_row(runs[name], jobs[name][1], ar.model) for name in jobs}
+    if b.code:
+        for name in dict.fromkeys(first[n] for n in (*NAMED, "ar")):
+            measured[name] |= code_row(jobs[name][0], requests.get(name, requests["active"]))
+    ratios = {name: vs_ar(row, measured["ar"]) for name, row in measured.items()}
+    rows = {name: ratios[first[name]] for name in (*NAMED, "ar")}
+    points = [{"setting": point_name(p), "tau_mask": p.tau_mask, "tau_edit": p.tau_edit} for p in b.frontier]
+    points += [{"setting": "ar", "tau_mask": None, "tau_edit": None}]
+    return rows, [p | {k: ratios[first[p["setting"]]][k] for k in FRONTIER_KEYS} for p in points]
