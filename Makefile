@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 run: setup
 	dvc repro
+	$(BIN)/python benchmarks/plot_frontier.py
 test: setup
 	$(BIN)/python -m pytest -q -ra --durations=20
 test-fast: setup

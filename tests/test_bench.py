@@ -1,14 +1,21 @@
 # The bench stage's measures: the ELBO bound is reproducible for a fixed Monte Carlo seed and, on a model
-# trained to predict nothing better than uniform, equals log(vocab) in expectation; the AR NLL equals a hand
-# computation over in-document next tokens; text metrics match hand counts; bench and export run on the ci overlay.
-import json, math, shutil
+# trained to predict nothing better than uniform, equals log(vocab) in expectation; the AR NLL and Gen PPL equal
+# hand computations and Gen PPL ranks corpus text above its shuffle; text metrics (leaderboard TPF) match hand
+# counts; settings with equal decode settings share one run; frontier CSV and plot; bench + export on ci overlay.
+import csv, importlib.util, json, math, shutil, statistics
 from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import make_tiny_qwen3
-from hildanext.config import BenchParams
-from hildanext.eval.bench import ar_nll, elbo_nll, elbo_setup, text_metrics
+from hildanext.config import BenchParams, DemoParams, FrontierPoint, Params
+from hildanext.data.demo_corpus import demo_stories
+from hildanext.decode.engines import Request, make_engine
+from hildanext.eval.bench import (FRONTIER_KEYS, ar_nll, bench_settings, distinct_runs, bench_requests, elbo_nll,
+                                  elbo_setup, gen_ppl, text_metrics)
+from hildanext.eval.cost import forward_cost, median_ms
+from hildanext.pipeline.bench import write_frontier_csv
+from hildanext.train.demo import build_demo_base
 class Rows:
     """PackedShards-like: rows of ids and doc ids."""
     def __init__(self, ids, doc_ids):
@@ -47,6 +54,33 @@ def test_ar_nll_matches_a_hand_computation():
             count += len(seq) - 1
     assert ar_nll(model, data, 4) == pytest.approx(total / count, rel=1e-4)
 
+def test_gen_ppl_matches_a_hand_computation():
+    model = make_tiny_qwen3(vocab_size=128, seed=4)
+    prompts, continuations = [[5, 9, 2], [7], [3, 3]], [[11, 4, 127], [8, 8, 8, 1, 6], []]
+    nll, count = 0.0, 0
+    for prompt, continuation in zip(prompts, continuations, strict=True):
+        seq = torch.tensor(prompt + continuation)
+        with torch.no_grad():
+            logp = model(input_ids=seq[None]).logits[0].double().log_softmax(-1)
+        for i in range(len(prompt), len(seq)):
+            nll, count = nll - float(logp[i - 1, seq[i]]), count + 1
+    assert gen_ppl(model, prompts, continuations) == pytest.approx(math.exp(nll / count), rel=1e-5)
+    without_last = gen_ppl(model, prompts, [[11, 4], *continuations[1:]])
+    assert without_last != pytest.approx(gen_ppl(model, prompts, continuations), rel=1e-6)
+    with pytest.raises(ValueError):
+        gen_ppl(model, [[]], [[1]])
+
+def test_gen_ppl_ranks_corpus_continuations_above_the_same_tokens_shuffled():
+    p = DemoParams(stories=200, vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
+                   num_kv_heads=1, head_dim=16, seq_len=32, batch_size=4, steps=150, warmup_steps=2)
+    model, tokenizer, _ = build_demo_base(demo_stories(p.stories, p.seed), p, 0, lambda metrics, step: None)
+    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in demo_stories(20, 99)]
+    ids = [i for i in ids if len(i) >= 40][:8]
+    prompts, real = [i[:8] for i in ids], [i[8:40] for i in ids]
+    order = torch.randperm(32, generator=torch.Generator().manual_seed(0)).tolist()
+    shuffled = [[c[j] for j in order] for c in real]
+    assert len(ids) == 8 and gen_ppl(model.eval(), prompts, real) < 0.8 * gen_ppl(model, prompts, shuffled)
+
 def completion(ids, finish="length", forwards=2, seconds=0.5, refreshes=0):
     stats = SimpleNamespace(forwards=forwards, tokens=len(ids), seconds=seconds, cache_forwards=refreshes)
     return SimpleNamespace(ids=ids, finish_reason=finish, result=SimpleNamespace(stats=stats))
@@ -56,6 +90,54 @@ def test_text_metrics_match_hand_counts():
     assert out["tpf"] == pytest.approx(10 / 5) and out["tokens_per_s"] == pytest.approx(10 / 1.0)
     assert out["distinct_2"] == pytest.approx(5 / 8) and out["stop_share"] == 0.5
     assert out["repetition_4"] == pytest.approx((1 - 2 / 3 + 0) / 2)
+
+def test_equal_decode_settings_share_one_run(model_dir):
+    engine = make_engine("diffusion", model_dir, Params())
+    points = (FrontierPoint(0.5, 0.0), FrontierPoint(0.7, 0.5), FrontierPoint(0.9, 1.0))
+    first = distinct_runs(engine, bench_requests(BenchParams(frontier=points)))
+    assert first == {"active": "active", "S": "active", "Q": "Q", "mask0.5_edit0": "active", "mask0.7_edit0.5": "Q",
+                     "mask0.9_edit1": "mask0.9_edit1"}
+
+def test_bench_settings_rows_frontier_and_gen_ppl_of_greedy_continuations(model_dir):
+    engine, ar, prompts = make_engine("diffusion", model_dir, Params()), make_engine("ar", model_dir, Params()), [
+        "Once upon a time", "The cat sat"]
+    b = BenchParams(openings=2, max_new_tokens=8, code=False, repeats=2,
+                    frontier=(FrontierPoint(0.5, 0.0), FrontierPoint(0.9, 1.0)))
+    rows, frontier = bench_settings(engine, ar, prompts, b)
+    assert set(rows) == {"active", "S", "Q", "ar"} and rows["active"] == rows["S"]
+    assert [r["setting"] for r in frontier] == ["mask0.5_edit0", "mask0.9_edit1", "ar"]
+    assert {k: frontier[0][k] for k in FRONTIER_KEYS} == {k: rows["S"][k] for k in FRONTIER_KEYS}
+    for row in rows.values():
+        assert len(row["tokens_per_s_repeats"]) == 2
+        assert row["tokens_per_s"] == statistics.median(row["tokens_per_s_repeats"])
+    assert rows["ar"]["tpf"] == rows["ar"]["speed_vs_ar"] == rows["ar"]["gen_ppl_vs_ar"] == 1.0
+    for name, runner, mode in (("Q", engine, "Q"), ("ar", ar, None)):
+        done = [runner.prepare(Request(p, mode=mode, max_new_tokens=8, temperature=0.0)) for p in prompts]
+        ids = [runner.run(p).ids for p in done]
+        expected = gen_ppl(ar.model, [p.prompt_ids for p in done], ids)
+        assert rows[name]["gen_ppl"] == pytest.approx(expected)
+    assert rows["Q"]["gen_ppl_vs_ar"] == pytest.approx(rows["Q"]["gen_ppl"] / rows["ar"]["gen_ppl"])
+
+def test_forward_cost_reports_both_times_and_their_ratio(model_dir):
+    calls = []
+    assert median_ms(lambda: calls.append(1), 5) >= 0 and len(calls) == 6
+    model = make_engine("diffusion", model_dir, Params()).model
+    cost = forward_cost(model, model, 16, 8, 3)
+    assert cost["block_forward_ms"] > 0 and cost["ar_step_ms"] > 0
+    assert cost["parity_tpf"] == pytest.approx(cost["block_forward_ms"] / cost["ar_step_ms"])
+
+def test_frontier_csv_and_plot(tmp_path, repo_root):
+    rows = [{"setting": "mask0.9_edit1", "tau_mask": 0.9, "tau_edit": 1.0} | {k: 2.0 for k in FRONTIER_KEYS},
+            {"setting": "ar", "tau_mask": None, "tau_edit": None} | {k: 1.0 for k in FRONTIER_KEYS}]
+    write_frontier_csv(tmp_path / "frontier.csv", rows)
+    read = list(csv.DictReader((tmp_path / "frontier.csv").read_text().splitlines()))
+    assert [r["setting"] for r in read] == ["mask0.9_edit1", "ar"] and read[1]["tau_edit"] == ""
+    assert float(read[0]["gen_ppl"]) == 2.0 and not (tmp_path / "frontier.tmp").exists()
+    spec = importlib.util.spec_from_file_location("plot_frontier", repo_root / "benchmarks/plot_frontier.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    png = module.plot_frontier(tmp_path / "frontier.csv", tmp_path / "docs/frontier.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
 
 @pytest.mark.slow
 def test_bench_stage_on_the_ci_overlay(tmp_path, repo_root, monkeypatch):
@@ -72,8 +154,11 @@ def test_bench_stage_on_the_ci_overlay(tmp_path, repo_root, monkeypatch):
     assert set(report["settings"]) == {"active", "S", "Q", "ar"} and report["harness_self_test"] is True
     assert (report["perplexity"]["bd_elbo_bound"] > 1 and report["perplexity"]["ar"] > 1
             and "perplexity/ratio" in metrics)
-    assert all(0 <= row["pass_at_1"] <= 1 and row["tpf"] > 0 for row in report["settings"].values())
+    assert all(0 <= row["pass_at_1"] <= 1 and row["tpf"] > 0 and row["gen_ppl"] > 1
+               for row in report["settings"].values())
+    assert report["cost"]["parity_tpf"] > 0 and [r["setting"] for r in report["frontier"]][-1] == "ar"
     assert (tmp_path / "metrics/bench_settings.csv").read_text().startswith("setting,")
+    assert (tmp_path / "metrics/frontier.csv").read_text().startswith("setting,tau_mask,tau_edit,tpf,")
     run_stage("export")
     meta = json.loads((tmp_path / "models/export/hildanext.json").read_text())
     assert (meta["stage"] == "export" and meta["decode"]["tau_mask"] == 0.5
