@@ -1,8 +1,8 @@
 # The cost of one block-diffusion forward against one AR decode step on the same machine: the median time of a
-# cached forward of block_size query tokens after a context (a BlockKVCache, all-true mask, as a cached decode
-# pass runs) and of one cached AR step of the base (a DynamicCache cropped by one after each step), both after a
-# warm-up; their ratio is the TPF a block-diffusion decoder needs to match AR speed. Entry points: median_ms,
-# block_forward_ms, ar_step_ms, forward_cost.
+# cached forward of `queries` tokens (the block, one more with token shift) after a context (a BlockKVCache,
+# all-true mask, as a cached decode pass runs) and of one cached AR step of the base (a DynamicCache cropped by
+# one after each step), both after a warm-up; their ratio is the TPF a block-diffusion decoder needs to match AR
+# speed. Entry points: median_ms, block_forward_ms, ar_step_ms, forward_cost.
 import statistics, time
 import torch
 from transformers import DynamicCache
@@ -26,9 +26,9 @@ def filler_ids(model, length: int) -> torch.Tensor:
     return torch.arange(length, device=model.device)[None] % model.config.vocab_size
 
 @torch.inference_mode()
-def block_forward_ms(model, context: int, block_size: int, repeats: int) -> float:
-    """One cached forward of block_size query tokens at [context, context + block_size) over the cached context."""
-    ids, end, cache = filler_ids(model, context + block_size), context + block_size, BlockKVCache(context + block_size)
+def block_forward_ms(model, context: int, queries: int, repeats: int) -> float:
+    """One cached forward of `queries` query tokens at [context, context + queries) over the cached context."""
+    ids, end, cache = filler_ids(model, context + queries), context + queries, BlockKVCache(context + queries)
     impl, arg = model.config._attn_implementation, cache_argument(model)
     def run(start: int, stop: int):
         allowed = torch.ones(stop - start, stop, dtype=torch.bool, device=model.device)
@@ -49,8 +49,8 @@ def ar_step_ms(model, context: int, repeats: int) -> float:
         cache.crop(-1)
     return median_ms(step, repeats)
 
-def forward_cost(model, ar_model, context: int, block_size: int, repeats: int) -> dict:
+def forward_cost(model, ar_model, context: int, queries: int, repeats: int) -> dict:
     """block_forward_ms, ar_step_ms and parity_tpf = their ratio (the TPF at which both decode equally fast)."""
-    block, step = block_forward_ms(model, context, block_size, repeats), ar_step_ms(ar_model, context, repeats)
+    block, step = block_forward_ms(model, context, queries, repeats), ar_step_ms(ar_model, context, repeats)
     return {"block_forward_ms": block, "ar_step_ms": step, "parity_tpf": block / max(step, 1e-9),
-            "context_tokens": context, "block_size": block_size, "repeats": repeats}
+            "context_tokens": context, "query_tokens": queries, "repeats": repeats}

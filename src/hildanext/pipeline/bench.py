@@ -34,7 +34,8 @@ def run(params: Params, tracker) -> dict:
     texts = pq.read_table(paths.PROCESSED / "eval.parquet", columns=["text"]).column("text").to_pylist()
     prompts = openings(texts, engine.tokenizer, b.openings, b.opening_tokens)
     rows, frontier = bench_settings(engine, ar, prompts, b)
-    cost = forward_cost(engine.model, ar.model, b.opening_tokens, engine.trained_block_size, b.cost_repeats)
+    query = engine.trained_block_size + int(engine.info.shift)
+    cost = forward_cost(engine.model, ar.model, b.opening_tokens, query, b.cost_repeats)
     ppl, peak = perplexity(params, engine, ar), peak_memory_mb()
     report = {"model": b.model, "engine": engine.name, "device": str(engine.model.device), "peak_mem_mb": peak,
               "perplexity": ppl, "settings": rows, "prompts": len(prompts), "repeats": b.repeats, "cost": cost,
