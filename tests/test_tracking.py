@@ -1,7 +1,7 @@
 # MLflow tracking in a temporary sqlite store: one run per stage, params logged flat with dotted keys, DVC
 # experiment tags, metrics every log_every steps, nested phase runs, DVC_ROOT respected, and the experiment's
 # artifact location pinned under the root; the experiment carries mlflow.experimentKind = custom_model_development
-# (so the MLflow 3 UI opens on the runs table), also added to an older experiment without it, never overwritten.
+# (MLflow's kind for model training), also added to an older experiment without it, never overwritten.
 import mlflow
 from hildanext.config import Params, RuntimeParams, flatten
 from hildanext.tracking import stage_run, tracking_root

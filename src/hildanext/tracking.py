@@ -2,7 +2,7 @@
 # root is DVC_ROOT when set (queued DVC experiments log to the parent repo) or the working directory.
 # Entry points: tracking_root(), stage_run(stage, params, root, run_id) -> Tracker (log every runtime.log_every
 # steps, nested phase runs; run_id continues a resumed run). The experiment is tagged mlflow.experimentKind =
-# custom_model_development (on create, and added to an older one), so the MLflow 3 UI opens on its runs table.
+# custom_model_development (on create, and added to an older one): the UI's ML kind (3.17 follows its own switch).
 import contextlib, logging, os
 from pathlib import Path
 import mlflow
