@@ -1,6 +1,7 @@
 # Params loading: the repo's params.yaml validates, defaults match the dataclasses, --set overrides use
 # dvc-style dotted keys, and unknown keys, wrong types or out-of-range values fail with one message naming
-# the key and the file. Also the overlay merge used by tests and CI (overlays/ci.yaml).
+# the key and the file. Also the overlay merge used by tests and CI (overlays/ci.yaml) and the gtx1080 recipe
+# overlay (safe train config, step-by-step decay with no warning, its token budget).
 import dataclasses
 import pytest
 import yaml
@@ -83,7 +84,7 @@ def test_bad_overlay_leaves_params_untouched(tmp_path, repo_root):
         merge_overlay(path, overlay)
     assert path.read_text() == before
 
-def test_gtx1080_recipe_overlay_carries_the_safe_train_config(tmp_path, repo_root):
+def test_gtx1080_recipe_overlay_carries_the_safe_train_config(tmp_path, repo_root, caplog):
     from hildanext.train.profiles import micro_steps, resolve_profile
     from hildanext.train.wsd import wsd_phases
     path = write(tmp_path, (repo_root / "params.yaml").read_text())
@@ -97,5 +98,9 @@ def test_gtx1080_recipe_overlay_carries_the_safe_train_config(tmp_path, repo_roo
     assert lrs == (1e-4, 100, 1e-4, 100)
     recipe, defaults = flatten(params), flatten(Params())
     assert {key: recipe[key] for key in DEMO_VALUES} == {key: defaults[key] for key in DEMO_VALUES}
-    assert [ph.block_size for ph in wsd_phases(params.wsd, params.tokenize.seq_len)] == [1, 4, 32, 64, 1024, 64, 32]
+    with caplog.at_level("WARNING", logger="hildanext.train.wsd"):
+        phases = wsd_phases(params.wsd, params.tokenize.seq_len)
+    assert [ph.block_size for ph in phases] == [1, 4, 32, 64, 1024, 512, 256, 128, 64, 32] and caplog.records == []
+    tokens = sum(ph.steps for ph in phases) * params.wsd.batch_size * params.tokenize.seq_len
+    assert tokens == 5000 * 8 * 1024 and params.sft.steps * params.sft.batch_size * params.sft_data.seq_len == 8192000
     assert [s.kind for s in params.prepare.sources] == ["dolma", "tinystories"]

@@ -1,6 +1,8 @@
 # Top-k merge: the merged weights equal the element-wise mean of the chosen state dicts, only checkpoints of
-# the final WSD phase (with an eval score) are candidates, ranked by eval loss, and a missing final phase
-# stops with one clear message. The stage itself runs end to end in test_wsd.py and the DVC test.
+# the final WSD phase (with an eval score) are candidates, ranked by eval loss, a missing final phase stops
+# with one clear message, and retention over real saves across 3 phases keeps the final phase's best k plus the
+# last N (earlier phases only by the last N, optimizer state only in the latest). The stage itself runs end to
+# end in test_wsd.py and the DVC test.
 import json
 import pytest
 import torch
@@ -34,3 +36,23 @@ def test_only_final_phase_checkpoints_ranked_by_loss(tmp_path):
     assert [c.name for c in chosen] == ["ckpt-0000030", "ckpt-0000020"]
     with pytest.raises(MergeError, match="no checkpoint of the final WSD phase 'decay-16'"):
         final_phase_candidates(Checkpoints(tmp_path, 1, 0, KEY), "decay-16")
+
+def test_retention_keeps_the_final_phase_best_and_only_the_last_of_earlier_phases(tmp_path):
+    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models
+    model = make_tiny_qwen3()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"a": 0}, unk_token="a")))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    ckpts = Checkpoints(tmp_path, keep_last=2, keep_best=3, best_key=KEY)
+    saves = [(2, "warmup-4", 0.05), (4, "warmup-4", 0.04), (6, "stable-8", 0.01), (8, "stable-8", 0.6),
+             (10, "stable-8", 0.7), (12, "decay-4", 0.5), (14, "decay-4", 0.2), (16, "decay-4", 0.9),
+             (18, "decay-4", 0.3), (20, "decay-4", 0.8)]
+    kept = {}
+    for step, phase, loss in saves:
+        ckpts.save(model, tokenizer, optimizer, {"step": step, "phase": phase, "eval": {KEY: loss}})
+        kept[step] = [int(c.name.removeprefix("ckpt-")) for c in ckpts.all()]
+    assert kept[10] == [6, 8, 10] and kept[20] == [12, 14, 18, 20]
+    assert [c.name for c in ckpts.all() if (c / "optimizer.pt").exists()] == ["ckpt-0000020"]
+    assert ckpts.best().name == "ckpt-0000014"
+    chosen = final_phase_candidates(ckpts, "decay-4")[:3]
+    assert [c.name for c in chosen] == ["ckpt-0000014", "ckpt-0000018", "ckpt-0000012"]

@@ -1,6 +1,7 @@
 # MLflow tracking in a temporary sqlite store: one run per stage, params logged flat with dotted keys, DVC
 # experiment tags, metrics every log_every steps, nested phase runs, DVC_ROOT respected, and the experiment's
-# artifact location pinned under the root.
+# artifact location pinned under the root; the experiment carries mlflow.experimentKind = custom_model_development
+# (MLflow's kind for model training), also added to an older experiment without it, never overwritten.
 import mlflow
 from hildanext.config import Params, RuntimeParams, flatten
 from hildanext.tracking import stage_run, tracking_root
@@ -38,3 +39,18 @@ def test_two_stage_runs_share_one_experiment(tmp_path, monkeypatch):
             pass
     df = runs(tmp_path)
     assert list(df["tags.mlflow.runName"]) == ["demo_base", "init"] and set(df["status"]) == {"FINISHED"}
+
+def test_the_experiment_is_tagged_as_custom_model_development(tmp_path, monkeypatch):
+    kind = "mlflow.experimentKind"
+    for name, tags in (("fresh", None), ("older", {}), ("chosen", {kind: "genai_development"})):
+        root = tmp_path / name
+        root.mkdir()
+        mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+        if tags is not None:
+            mlflow.create_experiment("hildanext", tags=tags)
+            assert mlflow.get_experiment_by_name("hildanext").tags.get(kind) == tags.get(kind)
+        monkeypatch.setenv("DVC_ROOT", str(root))
+        with stage_run("init", Params()):
+            pass
+        expected = "genai_development" if name == "chosen" else "custom_model_development"
+        assert mlflow.get_experiment_by_name("hildanext").tags[kind] == expected and len(runs(root)) == 1

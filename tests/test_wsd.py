@@ -1,12 +1,13 @@
-# The WSD schedule and stage on the demo pipeline (ci overlay): block size per step, LR shape, checkpoints
-# and metrics, exact resume after an interruption (same loss trajectory, same MLflow run, the runtime profile
-# resolved once for the resume lookup and the run), refusal to resume under changed params, and a NaN loss
-# stopping with the last good checkpoint kept.
-import csv, json, shutil
+# The WSD schedule and stage on the demo pipeline (ci overlay): block size per step, one warning for a decay that
+# shrinks the block more than 2x, enough final-phase checkpoints for the merge (demo and gtx1080), LR shape,
+# checkpoints and metrics, exact resume after an interruption (same loss trajectory, same MLflow run, the runtime
+# profile resolved once for the resume lookup and the run), refusal to resume under changed params, and a NaN
+# loss stopping with the last good checkpoint kept.
+import csv, json, logging, shutil
 import pytest
 import torch
 from hildanext.train import loop as train
-from hildanext.config import ParamsError, WsdParams, merge_overlay
+from hildanext.config import ParamsError, WsdParams, load_params, merge_overlay
 from hildanext.pipeline import run_stage
 from hildanext.train.loop import TrainingError
 from hildanext.train.profiles import resolve_profile
@@ -23,6 +24,31 @@ def test_schedule_gives_the_configured_block_size_at_each_step():
         wsd_phases(WsdParams(warmup_blocks=(12,)), 32)
     with pytest.raises(ParamsError, match="wsd.warmup_steps: give 1 or 4 values, got 2"):
         wsd_phases(WsdParams(warmup_steps=(1, 2)), 128)
+
+def test_a_decay_that_shrinks_the_block_more_than_2x_warns_once_and_halving_does_not(caplog):
+    with caplog.at_level(logging.WARNING, logger="hildanext.train.wsd"):
+        abrupt = wsd_phases(WsdParams(stable_steps=10, decay_blocks=(64, 32)), 1024)
+    assert [ph.block_size for ph in abrupt][-3:] == [1024, 64, 32] and len(caplog.records) == 1
+    assert "stable-1024 -> decay-64" in caplog.records[0].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hildanext.train.wsd"):
+        halving = wsd_phases(WsdParams(stable_steps=10), 1024)
+    assert [ph.block_size for ph in halving][-6:] == [1024, 512, 256, 128, 64, 32] and caplog.records == []
+
+def final_phase_checkpoint_steps(phases, every: int) -> list[int]:
+    """Steps the loop checkpoints with the final phase's name: every `every` steps inside it, and at its end."""
+    start, end = phases[-1].start, phases[-1].start + phases[-1].steps
+    return [s for s in range(start + 1, end + 1) if s % every == 0 or s == end]
+
+@pytest.mark.parametrize("overlay, expected", [(None, [330, 340, 350, 360]),
+                                               ("gtx1080.yaml", [4625, 4750, 4875, 5000])])
+def test_the_final_phase_offers_the_merge_top_k_checkpoints(tmp_path, repo_root, overlay, expected):
+    path = tmp_path / "params.yaml"
+    shutil.copy(repo_root / "params.yaml", path)
+    params = merge_overlay(path, repo_root / "overlays" / overlay) if overlay else load_params(path)
+    phases = wsd_phases(params.wsd, params.tokenize.seq_len)
+    steps = final_phase_checkpoint_steps(phases, params.wsd.checkpoint_every)
+    assert phases[-1].name == "decay-32" and steps == expected and len(steps) >= params.merge.top_k
 
 def test_lr_warmup_then_constant_or_decay():
     p = WsdParams(lr=1e-3, lr_warmup_steps=4)
@@ -68,21 +94,29 @@ def interrupt_at(monkeypatch, stop_step, error=KeyboardInterrupt):
     monkeypatch.setattr(train, "optimizer_step", stopping)
     return real
 
-def test_wsd_stage_writes_checkpoints_final_and_metrics(wsd_dir):
+def test_wsd_stage_writes_checkpoints_final_and_metrics(wsd_dir, capsys):
     metrics = run_stage("wsd")
     report = json.loads((wsd_dir / "metrics/wsd.json").read_text())
     names = sorted(p.name for p in (wsd_dir / "models/wsd").iterdir())
     assert names[-1] == "final" and len(names) <= 1 + 2 + 1 and report["steps"] == 18
     assert set(metrics) == {"final/eval/b32/loss_m2t", "final/eval/b32/loss_t2t", "final/eval/b32/acc_m2t",
+                            "final/eval/clean_b32/loss_m2t", "final/eval/clean_b32/acc_m2t",
                             "final/acc_m2t_mask0.5", "final/unigram_acc"}
     meta = json.loads((wsd_dir / "models/wsd/final/hildanext.json").read_text())
     assert meta["block_size"] == 32 and meta["stage"] == "wsd" and meta["mask_id"] is not None
     assert sorted(losses(wsd_dir)) == [0, 2, 5, 8, 10, 11, 14, 15, 17]
-    merged = run_stage("merge", "params.yaml", ["merge.top_k=2"])
+    params = load_params(wsd_dir / "params.yaml")
+    expected = final_phase_checkpoint_steps(wsd_phases(params.wsd, 64), params.wsd.checkpoint_every)
+    assert names[:-1] == [f"ckpt-{s:07d}" for s in expected] == ["ckpt-0000016", "ckpt-0000018"]
+    capsys.readouterr()
+    merged = run_stage("merge")
+    out = capsys.readouterr().out
+    assert "merge: only 2 checkpoint(s) of the final phase decay-32 for merge.top_k 3; averaging 2" in out
     merge = json.loads((wsd_dir / "metrics/merge.json").read_text())
     states = {c: json.loads((wsd_dir / "models/wsd" / c / "trainer_state.json").read_text()) for c in merge["chosen"]}
-    assert merged["k"] == len(merge["chosen"]) <= 2 and {s["phase"] for s in states.values()} == {"decay-32"}
-    assert merge["best_single_loss_m2t"] == min(s["eval"]["eval/b32/loss_m2t"] for s in states.values())
+    assert merged["k"] == len(merge["chosen"]) == merge["candidates"] == 2 and merge["top_k"] == 3
+    assert {s["phase"] for s in states.values()} == {"decay-32"}
+    assert merge["best_single_loss_m2t"] == min(s["eval"]["eval/clean_b32/loss_m2t"] for s in states.values())
     assert json.loads((wsd_dir / "models/merged/hildanext.json").read_text())["stage"] == "merge"
     phases = ["warmup-1", "warmup-4", "warmup-32", "warmup-64", "stable-64", "decay-32"]
     assert [p["name"] for p in report["phases"]] == phases

@@ -1,7 +1,8 @@
 # MLflow tracking shared by every stage: one run per stage execution in sqlite:///<root>/mlflow.db, where
 # root is DVC_ROOT when set (queued DVC experiments log to the parent repo) or the working directory.
 # Entry points: tracking_root(), stage_run(stage, params, root, run_id) -> Tracker (log every runtime.log_every
-# steps, nested phase runs; run_id continues a resumed run).
+# steps, nested phase runs; run_id continues a resumed run). The experiment is tagged mlflow.experimentKind =
+# custom_model_development (on create, and added to an older one): the UI's ML kind (3.17 follows its own switch).
 import contextlib, logging, os
 from pathlib import Path
 import mlflow
@@ -10,16 +11,20 @@ from hildanext.files import git_commit
 def tracking_root() -> Path:
     return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
 
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 def experiment_id(root: Path, name: str) -> str:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
     exp = mlflow.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    try:
-        return mlflow.create_experiment(name, artifact_location=(root / "mlruns").as_uri())
-    except mlflow.exceptions.MlflowException:
-        return mlflow.get_experiment_by_name(name).experiment_id
+    if exp is None:
+        try:
+            return mlflow.create_experiment(name, artifact_location=(root / "mlruns").as_uri(), tags=EXPERIMENT_KIND)
+        except mlflow.exceptions.MlflowException:
+            exp = mlflow.get_experiment_by_name(name)
+    for key, value in EXPERIMENT_KIND.items():
+        if key not in exp.tags:
+            mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, key, value)
+    return exp.experiment_id
 
 class Tracker:
     def __init__(self, log_every: int, enabled: bool = True):

@@ -1,7 +1,8 @@
 # The wsd stage (`hildanext wsd`): models/init + data/tokenized -> models/wsd/ckpt-* and models/wsd/final by
 # Warmup-Stable-Decay conversion with M2T+T2T, resuming only when the fingerprint matches; metrics/wsd.json
-# (final eval at wsd.decay_to, M2T accuracy at mask rate 0.5 beside the unigram baseline, the phases) and
-# metrics/wsd_log.csv. Entry points: job(params), resume_run_id(params), run(params, tracker).
+# (final eval at wsd.decay_to with the clean M2T that ranks checkpoints, M2T accuracy at mask rate 0.5 beside
+# the unigram baseline, the phases) and metrics/wsd_log.csv. Entry points: job(params), resume_run_id(params),
+# run(params, tracker).
 from pathlib import Path
 from hildanext.config import Params, as_dict
 from hildanext.data.loader import PackedShards
@@ -14,8 +15,8 @@ from hildanext.train.setup import TrainJob
 def job(params: Params) -> TrainJob:
     inputs = (Path(__file__), Path(wsd.__file__), paths.INIT / "hildanext.json", paths.TOKENIZED / "manifest.json")
     sections = (as_dict(params.wsd), as_dict(params.objective), as_dict(params.tokenize), params.runtime.seed)
-    best_key = f"eval/b{params.wsd.decay_to}/loss_m2t"
-    return TrainJob("wsd", paths.INIT, paths.WSD, paths.log_csv("wsd"), best_key, sections, inputs)
+    return TrainJob("wsd", paths.INIT, paths.WSD, paths.log_csv("wsd"), wsd.ranking_key(params.wsd.decay_to),
+                    sections, inputs)
 
 def resume_run_id(params: Params) -> str | None:
     return training.resume_run_id(job(params), params, paths.TOKENIZED / "manifest.json")

@@ -1,6 +1,7 @@
 # Training checkpoints of WSD and SFT: ckpt-<step> folders (weights, tokenizer, optimizer state only in the
-# latest, trainer_state.json), pruned to the last N plus the best k by an eval key; a run resumes only from a
-# checkpoint with the same fingerprint. Entry points: Checkpoints, params_hash, resumable, checkpoint_run_id.
+# latest, trainer_state.json with step and phase), pruned to the last N plus the best k by an eval key among the
+# checkpoints of the phase being trained (at the end: the final phase, the merge's candidates); a run resumes only
+# from a checkpoint with the same fingerprint. Entry points: Checkpoints, params_hash, resumable, checkpoint_run_id.
 import hashlib, json, shutil
 from pathlib import Path
 import torch
@@ -27,18 +28,23 @@ class Checkpoints:
             write_json_atomic(tmp / "trainer_state.json", state)
         self.prune()
         return out
+    def ranked(self) -> list[Path]:
+        """The scored checkpoints of the latest checkpoint's phase, best (lowest best_key) first."""
+        states = {p: self.state(p) for p in self.all()}
+        phase = states[max(states)].get("phase") if states else None
+        scored = [p for p, s in states.items() if s.get("phase") == phase and self.best_key in s.get("eval", {})]
+        return sorted(scored, key=lambda p: states[p]["eval"][self.best_key])
     def prune(self) -> None:
         found = self.all()
-        scored = [p for p in found if self.best_key in self.state(p).get("eval", {})]
-        best = sorted(scored, key=lambda p: self.state(p)["eval"][self.best_key])[: self.keep_best]
-        keep = set(found[-self.keep_last :]) | set(best)
+        keep = set(found[-self.keep_last :]) | set(self.ranked()[: self.keep_best])
         for path in found:
             if path not in keep:
                 shutil.rmtree(path)
             elif path != found[-1]:
                 (path / "optimizer.pt").unlink(missing_ok=True)
     def best(self) -> Path:
-        return min(self.all(), key=lambda c: self.state(c)["eval"].get(self.best_key, float("inf")))
+        """The best checkpoint of the latest's phase, else the latest."""
+        return next(iter(self.ranked()), self.latest())
 
 def resumable(ckpts: Checkpoints, fp: str) -> tuple[Path | None, str]:
     latest = ckpts.latest()

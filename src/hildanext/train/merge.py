@@ -1,5 +1,5 @@
 # Top-k checkpoint merge (LLaDA2.0 section 4.3): the plain arithmetic mean of the k best checkpoints of the
-# final WSD phase, ranked by their eval key (M2T loss at the inference block size); LoRA checkpoints are folded
+# final WSD phase, ranked by their eval key (clean M2T loss at the inference block size); LoRA checkpoints are folded
 # into the base first. Entry points: final_phase_candidates, average_state_dicts, merged_checkpoints, MergeError.
 from pathlib import Path
 from safetensors.torch import load_file

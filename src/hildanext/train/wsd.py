@@ -1,15 +1,18 @@
 # LLaDA2.0 Warmup-Stable-Decay conversion: the block-size schedule (warmup 1 -> 4 -> 32 -> 64, stable MDLM at
-# the full sequence with the x0 half dropped, decay down to the inference block size wsd.decay_to), the loss
-# per step and the eval at the phase's and the inference block size. Entry points: Phase, wsd_phases, phase_of,
-# diffusion_eval_loss (also used by merge), unigram_accuracy, wsd_spec(run, phases, eval_shards) -> LoopSpec.
+# the full sequence with the x0 half dropped, decay step by step down to the inference block size wsd.decay_to;
+# one warning line when a phase shrinks the block more than 2x), the loss per step and the eval at the phase's and
+# the inference block size plus the clean M2T eval that ranks checkpoints. Entry points: Phase, wsd_phases,
+# phase_of, ranking_key, diffusion_eval_loss (also used by merge), unigram_accuracy, wsd_spec -> LoopSpec.
+import logging
 from dataclasses import dataclass
 import numpy as np
 from hildanext.config import ParamsError, WsdParams
 from hildanext.data.loader import PackedShards
-from hildanext.train.evaluate import evaluate
+from hildanext.train.evaluate import evaluate, m2t_only
 from hildanext.train.loop import LoopSpec
 from hildanext.train.objective import ObjectiveSetup, diffusion_loss
 from hildanext.train.setup import TrainRun
+log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Phase:
     name: str
@@ -47,7 +50,15 @@ def wsd_phases(p: WsdParams, seq_len: int) -> list[Phase]:
     for name, block_size, mdlm, steps in plan:
         phases.append(Phase(name, block_size, mdlm, start, steps))
         start += steps
+    warn_abrupt(phases)
     return phases
+
+def warn_abrupt(phases: list[Phase]) -> None:
+    pairs = zip(phases[:-1], phases[1:], strict=True)
+    jumps = [f"{a.name} -> {b.name}" for a, b in pairs if a.block_size > 2 * b.block_size]
+    if jumps:
+        log.warning("wsd: the block size shrinks more than 2x at %s; LLaDA2.0 decays step by step "
+                    "(leave wsd.decay_blocks empty to halve)", ", ".join(jumps))
 
 def phase_of(phases: list[Phase], step: int) -> Phase:
     return next((ph for ph in phases if ph.start <= step < ph.start + ph.steps), phases[-1])
@@ -57,6 +68,10 @@ def unigram_accuracy(train: PackedShards, evals: PackedShards, max_rows: int = 1
     mode = np.bincount(ids[docs >= 0].astype(np.int64)).argmax()
     eval_ids, eval_docs = np.asarray(evals.ids), np.asarray(evals.doc_ids)
     return float((eval_ids[eval_docs >= 0] == mode).mean())
+
+def ranking_key(decay_to: int) -> str:
+    """The eval key ranking WSD checkpoints and merge candidates: the clean M2T loss at the inference block size."""
+    return f"eval/clean_b{decay_to}/loss_m2t"
 
 def diffusion_eval_loss(setup: ObjectiveSetup):
     """The evaluate() loss of WSD and merge: diffusion_loss at setup.block_size (None = MDLM), no embedding noise."""
@@ -72,7 +87,9 @@ def eval_at_step(run: TrainRun, model, phases: list[Phase], eval_shards: PackedS
         loss_fn = diffusion_eval_loss(run.loss_setup(size, p.block_align))
         tag = "mdlm" if size is None else f"b{size}"
         out |= {f"eval/{tag}/{k}": v for k, v in evaluate(model, eval_shards, loss_fn, p, run.micro).items()}
-    return out
+    clean = diffusion_eval_loss(m2t_only(run.loss_setup(p.decay_to, p.block_align)))
+    report = evaluate(model, eval_shards, clean, p, run.micro)
+    return out | {f"eval/clean_b{p.decay_to}/{k}": report[k] for k in ("loss_m2t", "acc_m2t")}
 
 def wsd_spec(run: TrainRun, phases: list[Phase], eval_shards: PackedShards) -> LoopSpec:
     setup, total = run.loss_setup(None, run.p.block_align), phases[-1].start + phases[-1].steps
