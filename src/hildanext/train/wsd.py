@@ -1,7 +1,8 @@
 # LLaDA2.0 Warmup-Stable-Decay conversion: the block-size schedule (warmup 1 -> 4 -> 32 -> 64, stable MDLM at
 # the full sequence with the x0 half dropped, decay down to the inference block size wsd.decay_to), the loss
-# per step and the eval at the phase's and the inference block size. Entry points: Phase, wsd_phases, phase_of,
-# diffusion_eval_loss (also used by merge), unigram_accuracy, wsd_spec(run, phases, eval_shards) -> LoopSpec.
+# per step (CAP at wsd.decay_cap_weight in the decay phases) and the eval at the phase's and the inference block
+# size. Entry points: Phase, wsd_phases, phase_of, phase_setup, diffusion_eval_loss (also used by merge),
+# unigram_accuracy, wsd_spec(run, phases, eval_shards) -> LoopSpec.
 from dataclasses import dataclass
 import numpy as np
 from hildanext.config import ParamsError, WsdParams
@@ -58,6 +59,11 @@ def unigram_accuracy(train: PackedShards, evals: PackedShards, max_rows: int = 1
     eval_ids, eval_docs = np.asarray(evals.ids), np.asarray(evals.doc_ids)
     return float((eval_ids[eval_docs >= 0] == mode).mean())
 
+def phase_setup(setup: ObjectiveSetup, phase: Phase, p: WsdParams) -> ObjectiveSetup:
+    """The training loss setup of a phase: its block size (None = MDLM), CAP only in the decay phases."""
+    phased = setup.at(None if phase.mdlm else phase.block_size)
+    return phased.with_cap(p.decay_cap_weight) if phase.name.startswith("decay-") else phased
+
 def diffusion_eval_loss(setup: ObjectiveSetup):
     """The evaluate() loss of WSD and merge: diffusion_loss at setup.block_size (None = MDLM), no embedding noise."""
     def loss_fn(model, rows, gen, fixed_t):
@@ -80,8 +86,8 @@ def wsd_spec(run: TrainRun, phases: list[Phase], eval_shards: PackedShards) -> L
         phase = phase_of(phases, step)
         rows, noise = (batch["input_ids"], batch["doc_ids"]), step < setup.objective.embed_noise_steps
         with run.context():
-            return diffusion_loss(run.net, rows, setup.at(None if phase.mdlm else phase.block_size),
-                                  run.generator(step, micro), noise=noise)
+            return diffusion_loss(run.net, rows, phase_setup(setup, phase, run.p), run.generator(step, micro),
+                                  noise=noise)
     def phase_at(step):
         return phase_of(phases, step).name, phase_of(phases, step).block_size
     return run.spec(total, phase_at, loss_at, lambda model, step: eval_at_step(run, model, phases, eval_shards, step))
