@@ -1,6 +1,7 @@
 # The bench stage's measures: the ELBO bound is reproducible for a fixed Monte Carlo seed and, on a model
 # trained to predict nothing better than uniform, equals log(vocab) in expectation; the AR NLL equals a hand
-# computation over in-document next tokens; text metrics match hand counts; bench and export run on the ci overlay.
+# computation over in-document next tokens and the ELBO counts the same tokens (shift on or off); text
+# metrics match hand counts; bench and export run on the ci overlay.
 import json, math, shutil
 from types import SimpleNamespace
 import pytest
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 from conftest import make_tiny_qwen3
 from hildanext.config import BenchParams
 from hildanext.eval.bench import ar_nll, elbo_nll, elbo_setup, text_metrics
+from hildanext.train.objective import diffusion_loss
 class Rows:
     """PackedShards-like: rows of ids and doc ids."""
     def __init__(self, ids, doc_ids):
@@ -46,6 +48,15 @@ def test_ar_nll_matches_a_hand_computation():
             total += float(F.cross_entropy(logits[:-1], seq[1:], reduction="sum"))
             count += len(seq) - 1
     assert ar_nll(model, data, 4) == pytest.approx(total / count, rel=1e-4)
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_elbo_counts_the_tokens_the_ar_perplexity_scores(shift):
+    model, data = make_tiny_qwen3(vocab_size=128, seed=3), rows()
+    ar_tokens = sum(int((docs == doc).sum()) - 1 for docs in data.doc_ids for doc in docs.unique() if doc >= 0)
+    setup = elbo_setup(127, torch.arange(120), 4, shift)
+    with torch.no_grad():
+        out = diffusion_loss(model, data[0:4], setup, torch.Generator().manual_seed(0), fixed_t=1.0)
+    assert setup.objective.shift == shift and out.tokens == out.masked == ar_tokens == 9 + 5 + 15 + 4 + 7 + 7
 
 def completion(ids, finish="length", forwards=2, seconds=0.5):
     stats = SimpleNamespace(forwards=forwards, tokens=len(ids), seconds=seconds)
