@@ -1,7 +1,8 @@
 # The bench stage's measures: the ELBO bound is reproducible for a fixed Monte Carlo seed and, on a model
 # trained to predict nothing better than uniform, equals log(vocab) in expectation; the AR NLL and Gen PPL equal
-# hand computations and Gen PPL ranks corpus text above its shuffle; text metrics (leaderboard TPF) match hand
-# counts; settings with equal decode settings share one run; frontier CSV and plot; bench + export on ci overlay.
+# hand computations, the ELBO counts the AR perplexity's tokens (shift on or off) and Gen PPL ranks corpus text
+# above its shuffle; text metrics (leaderboard TPF) match hand counts; settings with equal decode settings share
+# one run; frontier CSV and plot; bench + export on ci overlay.
 import csv, importlib.util, json, math, shutil, statistics
 from types import SimpleNamespace
 import pytest
@@ -16,6 +17,7 @@ from hildanext.eval.bench import (FRONTIER_KEYS, ar_nll, bench_settings, distinc
 from hildanext.eval.cost import forward_cost, median_ms
 from hildanext.pipeline.bench import write_frontier_csv
 from hildanext.train.demo import build_demo_base
+from hildanext.train.objective import diffusion_loss
 class Rows:
     """PackedShards-like: rows of ids and doc ids."""
     def __init__(self, ids, doc_ids):
@@ -80,6 +82,15 @@ def test_gen_ppl_ranks_corpus_continuations_above_the_same_tokens_shuffled():
     order = torch.randperm(32, generator=torch.Generator().manual_seed(0)).tolist()
     shuffled = [[c[j] for j in order] for c in real]
     assert len(ids) == 8 and gen_ppl(model.eval(), prompts, real) < 0.8 * gen_ppl(model, prompts, shuffled)
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_elbo_counts_the_tokens_the_ar_perplexity_scores(shift):
+    model, data = make_tiny_qwen3(vocab_size=128, seed=3), rows()
+    ar_tokens = sum(int((docs == doc).sum()) - 1 for docs in data.doc_ids for doc in docs.unique() if doc >= 0)
+    setup = elbo_setup(127, torch.arange(120), 4, shift)
+    with torch.no_grad():
+        out = diffusion_loss(model, data[0:4], setup, torch.Generator().manual_seed(0), fixed_t=1.0)
+    assert setup.objective.shift == shift and out.tokens == out.masked == ar_tokens == 9 + 5 + 15 + 4 + 7 + 7
 
 def completion(ids, finish="length", forwards=2, seconds=0.5, refreshes=0):
     stats = SimpleNamespace(forwards=forwards, tokens=len(ids), seconds=seconds, cache_forwards=refreshes)

@@ -132,6 +132,7 @@ class WsdParams(TrainParams):
     decay_blocks: tuple[Pos, ...] = ()
     decay_steps: tuple[Pos, ...] = (40,)
     block_align: Literal["row", "document"] = "row"
+    decay_cap_weight: Annotated[float, Field(ge=0)] = 0.0
 
 @dataclass(config=STRICT)
 class MergeParams:
@@ -162,6 +163,7 @@ class SftParams(TrainParams):
     complementary: bool = False
     mtf: bool = True
     mtf_weight: Annotated[float, Field(ge=0)] = 1.0
+    cap_weight: Annotated[float, Field(ge=0)] = 2.0
     steps: Pos = 120
     lr_decay: Literal["none", "cosine", "linear"] = "cosine"
     checkpoint_every: Pos = 20

@@ -21,7 +21,8 @@ FLOAT_KEYS = ("tpf", "tokens_per_s", "distinct_2", "repetition_4", "stop_share",
 def perplexity(params: Params, engine, ar) -> dict:
     b, shards = params.bench, PackedShards(paths.TOKENIZED, "eval", paths.INIT)
     count, tokenizer = min(len(shards), b.eval_rows), engine.tokenizer
-    setup = elbo_setup(tokenizer.mask_token_id, regular_token_ids(tokenizer), engine.trained_block_size)
+    setup = elbo_setup(tokenizer.mask_token_id, regular_token_ids(tokenizer), engine.trained_block_size,
+                       engine.info.shift)
     bd = elbo_nll(engine.model, shards, setup, b)
     plain = ar_nll(ar.model, shards, count)
     return {"bd_elbo_bound": math.exp(bd), "ar": math.exp(plain), "ratio": math.exp(bd - plain), "rows": count,

@@ -35,7 +35,7 @@ def run(params: Params, tracker) -> dict:
                           f"{train_shards.manifest['block_size']}; re-run the sft_data stage")
     train = training.start(job(params), params.sft, params, train_shards)
     spec = sft.sft_spec(train, eval_shards, block)
-    loss_fn = sft.sft_eval_loss(train.loss_setup(block), params.sft)
+    loss_fn = sft.sft_eval_loss(sft.sft_setup(train, block), params.sft)
     if train.latest is None:
         train.state = train.state | {"start_eval": evaluate(train.model, eval_shards, loss_fn, params.sft, train.micro)}
     train.state = {"start_eval": {}} | train.state

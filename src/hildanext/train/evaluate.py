@@ -1,7 +1,7 @@
 # Held-out evaluation shared by WSD, SFT and merge: a loss function (diffusion_loss or sft_loss bound to its
 # block size and params) over the first eval_rows rows in micro-batches, with a fixed generator seed, reduced
-# to token-weighted M2T/T2T (and MTF) losses and the M2T accuracy over masked tokens; m2t_only gives the clean
-# M2T objective that ranks checkpoints. Entry points: evaluate(model, shards, loss_fn, p, micro, fixed_t),
+# to token-weighted M2T/T2T (and MTF, CAP) losses and the M2T accuracy over masked tokens; m2t_only gives the
+# clean M2T objective that ranks checkpoints. Entry points: evaluate(model, shards, loss_fn, p, micro, fixed_t),
 # eval_report(outs), m2t_only(setup).
 from dataclasses import replace
 import torch
@@ -14,7 +14,7 @@ def token_mean(outs, key: str) -> float:
     return sum(getattr(o, key) * o.tokens for o in outs) / max(sum(o.tokens for o in outs), 1)
 
 def eval_report(outs) -> dict:
-    keys = ("loss_m2t", "loss_t2t") + (("loss_mtf",) if outs[0].loss_mtf is not None else ())
+    keys = ("loss_m2t", "loss_t2t") + tuple(k for k in ("loss_mtf", "loss_cap") if getattr(outs[0], k) is not None)
     masked = sum(o.masked for o in outs) or 1
     return {key: token_mean(outs, key) for key in keys} | {"acc_m2t": sum(o.acc_m2t * o.masked for o in outs) / masked}
 

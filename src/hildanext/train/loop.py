@@ -54,6 +54,7 @@ def optimizer_step(model, optimizer, spec: LoopSpec, step: int, batches) -> tupl
 def step_metrics(outs, grad_norm: float, lr: float, block_size: int, seconds: float) -> dict:
     keys = ("loss", "loss_m2t", "loss_t2t", "acc_m2t") + (("loss_mtf",) if outs[0].loss_mtf is not None else ())
     means = {key: sum(float(torch.as_tensor(getattr(o, key)).detach()) for o in outs) / len(outs) for key in keys}
+    means["loss_cap"] = sum(o.loss_cap or 0.0 for o in outs) / len(outs)
     tokens = sum(o.tokens for o in outs)
     return means | {"block_size": block_size, "lr": lr, "grad_norm": grad_norm,
                     "tokens_per_s": tokens / max(seconds, 1e-9), "peak_mem_mb": peak_memory_mb()}

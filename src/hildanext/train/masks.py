@@ -1,7 +1,8 @@
 # Attention masks (True = may attend) for packed rows with per-token document ids, shape [L] or [B, L].
 # Entry points: block_index (row- or document-aligned block ids), bdlm_attention_mask over concat(x_t, x_0)
 # (LLaDA2.0 eq. 3 / BD3-LM block_diff_mask, AND same document), mdlm_attention_mask (same document,
-# bidirectional) and causal_doc_mask (causal AND same document). Doc id -1 (padding) is just another document.
+# bidirectional), causal_doc_mask (causal AND same document), and for the token shift has_predecessor and
+# shift_source (the input index whose hidden state predicts each position). Doc id -1 (padding) is a document.
 import torch
 ALIGNS = ("row", "document")
 def block_index(doc_ids: torch.Tensor, block_size: int, align: str = "row") -> torch.Tensor:
@@ -45,3 +46,18 @@ def causal_doc_mask(doc_ids: torch.Tensor) -> torch.Tensor:
     length = doc_ids.shape[-1]
     causal = torch.ones(length, length, dtype=torch.bool, device=doc_ids.device).tril()
     return causal & same_document(doc_ids)
+
+def has_predecessor(doc_ids: torch.Tensor) -> torch.Tensor:
+    """True where position j >= 1 is a real token whose predecessor j-1 is in the same document."""
+    found = torch.zeros(doc_ids.shape, dtype=torch.bool, device=doc_ids.device)
+    found[..., 1:] = (doc_ids[..., 1:] == doc_ids[..., :-1]) & (doc_ids[..., 1:] >= 0)
+    return found
+
+def shift_source(doc_ids: torch.Tensor, block_size: int | None, align: str = "row") -> torch.Tensor:
+    """Input index whose hidden state predicts x_t position j under the token shift (j-1, or L+j-1 across blocks)."""
+    length = doc_ids.shape[-1]
+    previous = (torch.arange(length, device=doc_ids.device) - 1).clamp(min=0).expand(doc_ids.shape).contiguous()
+    if block_size is None:
+        return previous
+    blocks = block_index(doc_ids, block_size, align)
+    return torch.where(blocks == torch.gather(blocks, -1, previous), previous, previous + length)

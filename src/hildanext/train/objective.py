@@ -1,14 +1,15 @@
 # The LLaDA2.1 training objective as small pure functions shared by WSD and SFT: per-block (or per-sequence)
-# t ~ U[eps, 1], M2T masking with loss weighted 1/t, T2T corruption of visible tokens by random regular ids,
-# an optional KEEP term, embedding noise at masked positions, and the vectorised BDLM/MDLM forward where the
-# LM head runs only at supervised positions. Entry points: ObjectiveSetup (what a loss needs besides the rows),
-# regular_token_ids, sample_t, mask_tokens, corrupt_tokens, noise_tokens, model_inputs, forward_selected,
-# stream_losses, SupervisedLM (DDP-wrappable), diffusion_loss (CPT) and sft_loss (SFT) -> LossOutput.
+# t ~ U[eps, 1], M2T masking with loss weighted 1/t, T2T corruption of visible tokens by random regular ids, KEEP,
+# CAP (entropy at correct masked predictions), embedding noise, and the BDLM/MDLM forward whose LM head runs only
+# at supervised positions (one position back under the token shift). Entry points: ObjectiveSetup, sample_t,
+# regular_token_ids, mask_tokens, corrupt_tokens, noise_tokens, loss_positions, model_inputs, forward_selected,
+# stream_losses, cap_entropy, SupervisedLM (DDP-wrappable), diffusion_loss (CPT), sft_loss (SFT) -> LossOutput.
 from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 from hildanext.config import ObjectiveParams, SftParams
-from hildanext.train.masks import bdlm_attention_mask, block_index, mdlm_attention_mask
+from hildanext.train.masks import (bdlm_attention_mask, block_index, has_predecessor, mdlm_attention_mask,
+                                   shift_source)
 from hildanext.model import attention_mask_4d
 @dataclass
 class LossOutput:
@@ -19,17 +20,25 @@ class LossOutput:
     masked: int
     tokens: int
     loss_mtf: float | None = None
+    loss_cap: float | None = None
 
 @dataclass(frozen=True)
 class ObjectiveSetup:
-    """The objective params, mask id, T2T draw pool, block size (None = MDLM) and block alignment of a loss."""
+    """Objective params, mask id, T2T pool, block size (None = MDLM), alignment, CAP weight, predecessor-only."""
     objective: ObjectiveParams
     mask_id: int
     regular_ids: torch.Tensor
     block_size: int | None
     align: str = "row"
+    cap_weight: float = 0.0
+    predecessor_only: bool = False
     def at(self, block_size: int | None) -> "ObjectiveSetup":
         return replace(self, block_size=block_size)
+    def with_cap(self, weight: float) -> "ObjectiveSetup":
+        return replace(self, cap_weight=weight)
+    @property
+    def needs_predecessor(self) -> bool:
+        return self.objective.shift or self.predecessor_only
 
 def regular_token_ids(tokenizer) -> torch.Tensor:
     special = set(tokenizer.all_special_ids) | {i for i in tokenizer.added_tokens_decoder}
@@ -55,6 +64,10 @@ def corrupt_tokens(xt: torch.Tensor, visible: torch.Tensor, rate: float, regular
     draws = torch.where(draws == xt, regular_ids[-1], draws)
     return torch.where(chosen, draws, xt), chosen
 
+def loss_positions(doc_ids: torch.Tensor, setup: ObjectiveSetup) -> torch.Tensor:
+    """Real tokens; under the shift or predecessor_only only those whose predecessor is in the same document."""
+    return has_predecessor(doc_ids) if setup.needs_predecessor else doc_ids >= 0
+
 def model_inputs(x0: torch.Tensor, xt: torch.Tensor, doc_ids: torch.Tensor, block_size: int | None, align: str):
     length = x0.shape[1]
     positions = torch.arange(length).expand_as(x0)
@@ -67,23 +80,28 @@ class SupervisedLM(torch.nn.Module):
     def __init__(self, lm):
         super().__init__()
         self.lm = lm
-    def forward(self, input_ids, position_ids, allowed, select, noise=None):
-        return supervised_logits(self.lm, input_ids, position_ids, allowed, select, noise)
+    def forward(self, input_ids, position_ids, allowed, select, noise=None, source=None):
+        return supervised_logits(self.lm, (input_ids, position_ids, allowed), select, noise, source)
 
 def as_supervised(model):
     if isinstance(model, (SupervisedLM, torch.nn.parallel.DistributedDataParallel)):
         return model
     return SupervisedLM(model.get_base_model() if hasattr(model, "peft_config") else model)
 
-def supervised_logits(model, input_ids, position_ids, allowed, select: torch.Tensor,
-                      noise: torch.Tensor | None = None) -> torch.Tensor:
+def supervised_logits(model, inputs: tuple, select: torch.Tensor, noise: torch.Tensor | None = None,
+                      source: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits at select for inputs (ids, positions, allowed), read from the hidden state at source when given."""
+    input_ids, position_ids, allowed = inputs
     embeds = model.get_input_embeddings()(input_ids)
     if noise is not None:
         embeds = embeds + F.pad(noise, (0, 0, 0, embeds.shape[1] - noise.shape[1])).to(embeds.dtype)
     mask = attention_mask_4d(allowed.to(input_ids.device), model.config._attn_implementation, embeds.dtype)
     hidden = model.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids,
                               use_cache=False).last_hidden_state
-    return model.get_output_embeddings()(hidden[:, : select.shape[1]][select]).float()
+    if source is None:
+        return model.get_output_embeddings()(hidden[:, : select.shape[1]][select]).float()
+    rows = torch.nonzero(select, as_tuple=True)[0]
+    return model.get_output_embeddings()(hidden[rows, source[select]]).float()
 
 def embedding_noise(model, masked: torch.Tensor, std: float, gen: torch.Generator) -> torch.Tensor:
     weight = model.get_input_embeddings().weight
@@ -113,7 +131,8 @@ def forward_selected(net, rows, xt, select, setup: ObjectiveSetup, extra=None) -
     (x0, doc_ids), model = rows, getattr(net, "module", net).lm
     input_ids, positions, allowed = model_inputs(x0, xt, doc_ids, setup.block_size, setup.align)
     device = model.get_input_embeddings().weight.device
-    return net(input_ids.to(device), positions.to(device), allowed, select.to(device), extra)
+    source = shift_source(doc_ids, setup.block_size, setup.align).to(device) if setup.objective.shift else None
+    return net(input_ids.to(device), positions.to(device), allowed, select.to(device), extra, source)
 
 def stream_losses(logits, x0, n: Noised, weights, m2t_norm) -> tuple[torch.Tensor, ...]:
     """(M2T, T2T, KEEP, M2T accuracy) over the selected positions; M2T is weighted and divided by m2t_norm."""
@@ -127,10 +146,28 @@ def stream_losses(logits, x0, n: Noised, weights, m2t_norm) -> tuple[torch.Tenso
     acc = (logits.argmax(-1) == targets)[on_masked].float().mean() if on_masked.any() else torch.tensor(0.0)
     return loss_m2t, loss_t2t, loss_keep, acc
 
+def cap_entropy(logits: torch.Tensor, targets: torch.Tensor, on_masked: torch.Tensor) -> torch.Tensor:
+    """CAP: mean full-softmax entropy over masked positions whose argmax is the target; 0 (with grads) if none."""
+    correct = (logits.argmax(-1) == targets) & on_masked
+    log_probs = F.log_softmax(logits[correct], dim=-1)
+    return -(log_probs.exp() * log_probs).sum() / correct.sum().clamp(min=1)
+
+def mixed_loss(logits, x0, n: Noised, setup: ObjectiveSetup, weights, m2t_norm) -> tuple[torch.Tensor, list]:
+    """M2T + T2T + KEEP (+ cap_weight CAP) and the floats [M2T, T2T, M2T accuracy, CAP or None] of one stream."""
+    p = setup.objective
+    loss_m2t, loss_t2t, loss_keep, acc = stream_losses(logits, x0, n, weights, m2t_norm)
+    loss = loss_m2t + p.t2t_weight * loss_t2t + p.keep_weight * loss_keep
+    parts = [loss_m2t.item(), loss_t2t.item(), acc.item(), None]
+    if setup.cap_weight > 0:
+        select = n.select
+        cap = cap_entropy(logits, x0[select].to(logits.device), n.masked[select].to(logits.device))
+        loss, parts[3] = loss + setup.cap_weight * cap, cap.item()
+    return loss, parts
+
 def diffusion_loss(model, rows, setup: ObjectiveSetup, gen, noise=False, fixed_t=None) -> LossOutput:
     """CPT (WSD) on rows (x0, doc_ids): per-block t ~ U[eps, 1] on every real token, M2T weighted 1/t + T2T + KEEP."""
     (x0, doc_ids), p, net = rows, setup.objective, as_supervised(model)
-    maskable = doc_ids >= 0
+    maskable = loss_positions(doc_ids, setup)
     t = (sample_t(doc_ids, setup.block_size or x0.shape[1], p, setup.align, gen) if fixed_t is None
          else torch.full(x0.shape, float(fixed_t)))
     xt, masked = mask_tokens(x0, t, maskable, setup.mask_id, gen)
@@ -138,9 +175,8 @@ def diffusion_loss(model, rows, setup: ObjectiveSetup, gen, noise=False, fixed_t
     lm = getattr(net, "module", net).lm
     extra = embedding_noise(lm, masked, p.embed_noise_std, gen) if noise and p.embed_noise_std > 0 else None
     logits = forward_selected(net, (x0, doc_ids), n.xt, n.select, setup, extra)
-    loss_m2t, loss_t2t, loss_keep, acc = stream_losses(logits, x0, n, 1 / t, maskable.sum())
-    loss = loss_m2t + p.t2t_weight * loss_t2t + p.keep_weight * loss_keep
-    return LossOutput(loss, loss_m2t.item(), loss_t2t.item(), acc.item(), int(masked.sum()), int(maskable.sum()))
+    loss, (loss_m2t, loss_t2t, acc, loss_cap) = mixed_loss(logits, x0, n, setup, 1 / t, maskable.sum())
+    return LossOutput(loss, loss_m2t, loss_t2t, acc, int(masked.sum()), int(maskable.sum()), loss_cap=loss_cap)
 
 def example_t(doc_ids: torch.Tensor, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
     """One t ~ U[low, high] per example (document of a row), broadcast over its positions."""
@@ -161,7 +197,8 @@ def mtf_loss(net, rows, n: Noised, logits, setup: ObjectiveSetup) -> torch.Tenso
 
 def sft_loss(model, rows, setup: ObjectiveSetup, s: SftParams, gen, fixed_t=None) -> LossOutput:
     """SFT on rows (x0, doc_ids, supervised): t per example in sft.mask_range, M2T + T2T + KEEP (+ MTF)."""
-    (x0, doc_ids, supervised), p, net = rows, setup.objective, as_supervised(model)
+    (x0, doc_ids, supervised), net = rows, as_supervised(model)
+    supervised = supervised & has_predecessor(doc_ids) if setup.needs_predecessor else supervised
     t = example_t(doc_ids, *s.mask_range, gen) if fixed_t is None else torch.full(x0.shape, float(fixed_t))
     masked = (torch.rand(x0.shape, generator=gen) < t) & supervised
     if s.complementary:
@@ -171,11 +208,10 @@ def sft_loss(model, rows, setup: ObjectiveSetup, s: SftParams, gen, fixed_t=None
     n = noise_tokens(x0, torch.where(masked, setup.mask_id, x0), masked, supervised, setup, gen)
     logits = forward_selected(net, (x0, doc_ids), n.xt, n.select, setup)
     weights, norm = (1 / t, supervised.sum()) if s.loss_weight == "inv_t" else (torch.ones_like(t), masked.sum())
-    loss_m2t, loss_t2t, loss_keep, acc = stream_losses(logits, x0, n, weights, norm)
-    loss = loss_m2t + p.t2t_weight * loss_t2t + p.keep_weight * loss_keep
+    loss, (loss_m2t, loss_t2t, acc, loss_cap) = mixed_loss(logits, x0, n, setup, weights, norm)
     loss_mtf = mtf_loss(net, (x0, doc_ids), n, logits, setup) if s.mtf and masked.any() else None
     if loss_mtf is not None:
         loss = loss + s.mtf_weight * loss_mtf
     mtf_value = (loss_mtf.item() if loss_mtf is not None else 0.0) if s.mtf else None
     counts = int(masked.sum()), int(supervised.sum())
-    return LossOutput(loss, loss_m2t.item(), loss_t2t.item(), acc.item(), *counts, mtf_value)
+    return LossOutput(loss, loss_m2t, loss_t2t, acc, *counts, mtf_value, loss_cap)

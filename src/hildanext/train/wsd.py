@@ -1,8 +1,8 @@
 # LLaDA2.0 Warmup-Stable-Decay conversion: the block-size schedule (warmup 1 -> 4 -> 32 -> 64, stable MDLM at
 # the full sequence with the x0 half dropped, decay step by step down to the inference block size wsd.decay_to;
-# one warning line when a phase shrinks the block more than 2x), the loss per step and the eval at the phase's and
-# the inference block size plus the clean M2T eval that ranks checkpoints. Entry points: Phase, wsd_phases,
-# phase_of, ranking_key, diffusion_eval_loss (also used by merge), unigram_accuracy, wsd_spec -> LoopSpec.
+# one warning line when a phase shrinks the block more than 2x), the loss per step (CAP at wsd.decay_cap_weight
+# in the decay phases), the eval at the phase's and the inference block size plus the clean M2T ranking eval.
+# Entry points: Phase, wsd_phases, phase_of, phase_setup, ranking_key, diffusion_eval_loss, wsd_spec -> LoopSpec.
 import logging
 from dataclasses import dataclass
 import numpy as np
@@ -73,6 +73,11 @@ def ranking_key(decay_to: int) -> str:
     """The eval key ranking WSD checkpoints and merge candidates: the clean M2T loss at the inference block size."""
     return f"eval/clean_b{decay_to}/loss_m2t"
 
+def phase_setup(setup: ObjectiveSetup, phase: Phase, p: WsdParams) -> ObjectiveSetup:
+    """The training loss setup of a phase: its block size (None = MDLM), CAP only in the decay phases."""
+    phased = setup.at(None if phase.mdlm else phase.block_size)
+    return phased.with_cap(p.decay_cap_weight) if phase.name.startswith("decay-") else phased
+
 def diffusion_eval_loss(setup: ObjectiveSetup):
     """The evaluate() loss of WSD and merge: diffusion_loss at setup.block_size (None = MDLM), no embedding noise."""
     def loss_fn(model, rows, gen, fixed_t):
@@ -97,8 +102,8 @@ def wsd_spec(run: TrainRun, phases: list[Phase], eval_shards: PackedShards) -> L
         phase = phase_of(phases, step)
         rows, noise = (batch["input_ids"], batch["doc_ids"]), step < setup.objective.embed_noise_steps
         with run.context():
-            return diffusion_loss(run.net, rows, setup.at(None if phase.mdlm else phase.block_size),
-                                  run.generator(step, micro), noise=noise)
+            return diffusion_loss(run.net, rows, phase_setup(setup, phase, run.p), run.generator(step, micro),
+                                  noise=noise)
     def phase_at(step):
         return phase_of(phases, step).name, phase_of(phases, step).block_size
     return run.spec(total, phase_at, loss_at, lambda model, step: eval_at_step(run, model, phases, eval_shards, step))
