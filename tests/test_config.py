@@ -5,7 +5,7 @@
 import dataclasses
 import pytest
 import yaml
-from hildanext.config import DEMO_VALUES, ModelParams, Params, ParamsError, flatten, load_params, merge_overlay
+from hildanext.config import DEMO_VALUES, RECIPE_VALUES, ModelParams, Params, ParamsError, flatten, load_params, merge_overlay
 def write(tmp_path, text):
     path = tmp_path / "params.yaml"
     path.write_text(text)
@@ -27,9 +27,10 @@ def demo_value_findings(defaults: dict, repo: dict, declared: dict) -> list[str]
     return found + [f"{k}: declared in DEMO_VALUES but equal to the default" for k in sorted(set(declared) - differing)]
 
 def test_repo_params_equal_the_defaults_except_the_declared_demo_values(repo_root):
-    found = demo_value_findings(flatten(Params()), flatten(load_params(repo_root / "params.yaml")), DEMO_VALUES)
+    declared = DEMO_VALUES | RECIPE_VALUES
+    found = demo_value_findings(flatten(Params()), flatten(load_params(repo_root / "params.yaml")), declared)
     assert found == [], "declare each in config.DEMO_VALUES or align the default:\n" + "\n".join(found)
-    assert all(reason.strip() and "\n" not in reason for reason in DEMO_VALUES.values())
+    assert all(reason.strip() and "\n" not in reason for reason in declared.values())
 
 def test_demo_value_check_reports_undeclared_and_stale_keys():
     defaults, repo = {"a": 1, "b": 2, "c": 3}, {"a": 1, "b": 5, "c": 4}
@@ -98,6 +99,7 @@ def test_gtx1080_recipe_overlay_carries_the_safe_train_config(tmp_path, repo_roo
     assert lrs == (1e-4, 100, 1e-4, 100)
     recipe, defaults = flatten(params), flatten(Params())
     assert {key: recipe[key] for key in DEMO_VALUES} == {key: defaults[key] for key in DEMO_VALUES}
+    assert {key: recipe[key] for key in RECIPE_VALUES} == {key: flatten(load_params(path))[key] for key in RECIPE_VALUES}
     with caplog.at_level("WARNING", logger="hildanext.train.wsd"):
         phases = wsd_phases(params.wsd, params.tokenize.seq_len)
     assert [ph.block_size for ph in phases] == [1, 4, 32, 64, 1024, 512, 256, 128, 64, 32] and caplog.records == []

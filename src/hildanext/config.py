@@ -362,8 +362,13 @@ def flatten(tree, prefix: str = "") -> dict:
     return out
 
 DEMO_VALUES = {
-    "wsd.lr": "the demo's tiny model converts at 1e-3; the recipe default 1e-4 is the safe rate for Qwen3-0.6B",
+    "wsd.lr": "the demo's tiny model converts best at 2e-3 (sweep in docs/RESULTS.md); the recipe default 1e-4 is the "
+              "safe rate for Qwen3-0.6B",
     "wsd.lr_warmup_steps": "the demo's WSD run is a few hundred steps, so it warms up over 20; the recipe uses 100",
     "sft.lr": "the demo's tiny model fine-tunes at 5e-4; the recipe default 1e-4 is the safe rate for Qwen3-0.6B",
     "sft.lr_warmup_steps": "the demo's SFT run is 120 steps, so it warms up over 20; the recipe uses 100",
+}
+RECIPE_VALUES = {
+    "objective.shift": "token shift won the demo ablation (docs/RESULTS.md); ObjectiveParams keeps LLaDA2.x's "
+                       "same-position default, so params.yaml and the gtx1080 overlay turn it on",
 }

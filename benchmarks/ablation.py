@@ -1,0 +1,114 @@
+# The conversion ablation as DVC experiments on the demo, same token budget for every variant: `queue` queues the
+# variants (`dvc exp run --queue -n abl-<name> -S ...`) and starts one queue worker, `wait` blocks until the queue
+# is empty, `report` writes docs/RESULTS.md from `dvc exp show --json` (per variant TPF S/Q, Gen PPL, ELBO
+# perplexity, speed vs AR, pass@1, and the best variant's frontier). Every variant states all the keys it compares.
+# Usage: python benchmarks/ablation.py queue|wait|report [--only name,...] [--out docs/RESULTS.md]
+import argparse, json, platform, subprocess, time
+from pathlib import Path
+from hildanext.config import load_params
+from hildanext.train.wsd import wsd_phases
+BASE = {"objective.shift": "false", "sft.cap_weight": "0.0", "wsd.decay_cap_weight": "0.0",
+        "sft.complementary": "false"}
+def no_warmup() -> dict:
+    """Direct BDLM at wsd.decay_to for as many steps as params.yaml's whole WSD schedule (the same token budget)."""
+    p = load_params("params.yaml")
+    total = sum(phase.steps for phase in wsd_phases(p.wsd, p.tokenize.seq_len))
+    return {"wsd.warmup_blocks": "[]", "wsd.stable_steps": "0", "wsd.decay_blocks": f"[{p.wsd.decay_to}]",
+            "wsd.decay_steps": f"[{total}]"}
+
+SHIFT = BASE | {"objective.shift": "true"}
+VARIANTS = {
+    "today": ("today's recipe (no shift, no CAP, no complementary masking)", BASE),
+    "shift": ("+ token shift", SHIFT),
+    "shift-cap-sft": ("+ shift + CAP in SFT", SHIFT | {"sft.cap_weight": "2.0"}),
+    "shift-cap-decay": ("+ shift + CAP in the WSD decay", SHIFT | {"wsd.decay_cap_weight": "2.0"}),
+    "shift-complementary": ("+ shift + complementary SFT masks", SHIFT | {"sft.complementary": "true"}),
+    "shift-no-warmup": ("+ shift, no WSD warmup/stable (BDLM at the decay block size for every step)", SHIFT),
+    "best": ("the best combination (the params.yaml defaults)", {}),
+}
+def sh(cmd: list[str]) -> str:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+def queue(names: list[str]) -> None:
+    for name in names:
+        changes = VARIANTS[name][1] | (no_warmup() if name.endswith("no-warmup") else {})
+        sets = [arg for key, value in changes.items() for arg in ("-S", f"{key}={value}")]
+        sh(["dvc", "exp", "run", "--queue", "-n", f"abl-{name}", *sets])
+        print(f"queued abl-{name}")
+    with open("ablation-queue.log", "w") as log:
+        subprocess.run(["dvc", "queue", "start", "-j", "1"], check=True, stdout=log, stderr=subprocess.STDOUT)
+
+def wait() -> None:
+    while True:
+        rows = [line.split() for line in sh(["dvc", "queue", "status"]).splitlines()[1:]]
+        active = [r for r in rows if any(state in r for state in ("Queued", "Running"))]
+        if not active:
+            return
+        print(f"{time.strftime('%H:%M:%S')} waiting on {len(active)} experiments", flush=True)
+        time.sleep(30)
+
+def experiments() -> dict[str, dict]:
+    found = {}
+    for entry in json.loads(sh(["dvc", "exp", "show", "--json"])):
+        for group in entry.get("experiments") or []:
+            data = group["revs"][0]["data"]
+            if group["name"] and group["name"].startswith("abl-") and data.get("metrics"):
+                found[group["name"][4:]] = data
+    return found
+
+def figures(data: dict) -> dict:
+    bench = data["metrics"]["metrics/bench.json"]["data"]
+    s, q, ar = (bench["settings"][k] for k in ("S", "Q", "ar"))
+    ppl = bench["perplexity"]
+    return {"tpf_s": s["tpf"], "tpf_q": q["tpf"], "gen_ppl_s": s.get("gen_ppl"), "gen_ppl_ar": ar.get("gen_ppl"),
+            "gen_ppl_ratio": s.get("gen_ppl_vs_ar"), "rep4_ratio": s.get("repetition_vs_ar"),
+            "elbo": ppl["bd_elbo_bound"], "elbo_ratio": ppl["ratio"], "speed_s": s["speed_vs_ar"],
+            "speed_q": q["speed_vs_ar"], "pass_s": s.get("pass_at_1")}
+
+def cell(value) -> str:
+    return "n/a" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)
+
+COLUMNS = ["tpf_s", "tpf_q", "gen_ppl_s", "gen_ppl_ar", "gen_ppl_ratio", "rep4_ratio", "elbo", "elbo_ratio",
+           "speed_s", "speed_q", "pass_s"]
+def table(found: dict) -> list[str]:
+    lines = ["| variant | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for name, (label, _) in VARIANTS.items():
+        if name in found:
+            row = figures(found[name])
+            lines.append(f"| {name}: {label} | " + " | ".join(cell(row[c]) for c in COLUMNS) + " |")
+    return lines
+
+def frontier_lines(data: dict) -> list[str]:
+    points = data["metrics"]["metrics/bench.json"]["data"].get("frontier") or []
+    keys = ["setting", "tau_mask", "tau_edit", "tpf", "tokens_per_s", "gen_ppl", "repetition_4"]
+    lines = ["| " + " | ".join(keys) + " |", "|---" * len(keys) + "|"]
+    return lines + ["| " + " | ".join(cell(p.get(k)) for k in keys) + " |" for p in points]
+
+def report(out: Path) -> None:
+    found = experiments()
+    if not found:
+        raise SystemExit("no abl-* experiment with metrics in `dvc exp show`: run `queue` and `wait` first")
+    text = ["# Results: the conversion ablation on the demo", "",
+            f"Written by `python benchmarks/ablation.py report` from `dvc exp show --json` on {platform.machine()}, "
+            f"{platform.processor() or 'CPU'}, {time.strftime('%Y-%m-%d')}. Columns: see the legend below.", ""]
+    text += table(found) + ["", LEGEND, ""]
+    best = "best" if "best" in found else next(iter(found))
+    text += [f"## Frontier of the `{best}` variant", ""] + frontier_lines(found[best])
+    out.write_text("\n".join(text) + "\n")
+    print(f"wrote {out} ({len(found)} variants)")
+
+LEGEND = ("Legend: tpf_s/tpf_q = tokens per forward in S/Q mode (dllm protocol); gen_ppl_s/gen_ppl_ar = generative "
+          "perplexity of S-mode/AR greedy continuations under the AR base; gen_ppl_ratio, rep4_ratio = S over AR; "
+          "elbo = ELBO perplexity bound, elbo_ratio = over the AR perplexity on the same tokens; speed_s/speed_q = "
+          "tokens/s over the AR base's; pass_s = micro HumanEval pass@1 in S mode.")
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("action", choices=["queue", "wait", "report"])
+    parser.add_argument("--only", default="", help="comma-separated variant names (default: all)")
+    parser.add_argument("--out", type=Path, default=Path("docs/RESULTS.md"))
+    args = parser.parse_args()
+    names = [n for n in args.only.split(",") if n] or list(VARIANTS)
+    {"queue": lambda: queue(names), "wait": wait, "report": lambda: report(args.out)}[args.action]()
+
+if __name__ == "__main__":
+    main()
