@@ -5,7 +5,8 @@
 import dataclasses
 import pytest
 import yaml
-from hildanext.config import DEMO_VALUES, RECIPE_VALUES, ModelParams, Params, ParamsError, flatten, load_params, merge_overlay
+from hildanext.config import (DEMO_VALUES, RECIPE_VALUES, ModelParams, Params, ParamsError, flatten, load_params,
+                              merge_overlay)
 def write(tmp_path, text):
     path = tmp_path / "params.yaml"
     path.write_text(text)
@@ -99,7 +100,8 @@ def test_gtx1080_recipe_overlay_carries_the_safe_train_config(tmp_path, repo_roo
     assert lrs == (1e-4, 100, 1e-4, 100)
     recipe, defaults = flatten(params), flatten(Params())
     assert {key: recipe[key] for key in DEMO_VALUES} == {key: defaults[key] for key in DEMO_VALUES}
-    assert {key: recipe[key] for key in RECIPE_VALUES} == {key: flatten(load_params(path))[key] for key in RECIPE_VALUES}
+    repo = flatten(load_params(path))
+    assert {key: recipe[key] for key in RECIPE_VALUES} == {key: repo[key] for key in RECIPE_VALUES}
     with caplog.at_level("WARNING", logger="hildanext.train.wsd"):
         phases = wsd_phases(params.wsd, params.tokenize.seq_len)
     assert [ph.block_size for ph in phases] == [1, 4, 32, 64, 1024, 512, 256, 128, 64, 32] and caplog.records == []
