@@ -3,7 +3,7 @@
 # is empty, `report` writes docs/RESULTS.md from `dvc exp show --json` (per variant TPF S/Q, Gen PPL, ELBO
 # perplexity, speed vs AR, pass@1, and the best variant's frontier). Every variant states all the keys it compares.
 # Usage: python benchmarks/ablation.py queue|wait|report [--only name,...] [--out docs/RESULTS.md]
-import argparse, json, platform, subprocess, time
+import argparse, csv, json, platform, subprocess, time
 from pathlib import Path
 from hildanext.config import load_params
 from hildanext.train.wsd import wsd_phases
@@ -24,8 +24,9 @@ VARIANTS = {
     "shift-cap-decay": ("+ shift + CAP in the WSD decay", SHIFT | {"wsd.decay_cap_weight": "2.0"}),
     "shift-complementary": ("+ shift + complementary SFT masks", SHIFT | {"sft.complementary": "true"}),
     "shift-no-warmup": ("+ shift, no WSD warmup/stable (BDLM at the decay block size for every step)", SHIFT),
-    "best": ("the best combination (the params.yaml defaults)", {}),
+    "best": ("the best combination: the params.yaml defaults (the workspace's `make run` unless abl-best ran)", {}),
 }
+BENCH = "metrics/bench.json"
 def sh(cmd: list[str]) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
@@ -50,14 +51,21 @@ def wait() -> None:
 def experiments() -> dict[str, dict]:
     found = {}
     for entry in json.loads(sh(["dvc", "exp", "show", "--json"])):
+        if entry["rev"] == "workspace" and "data" in (entry.get("data") or {}).get("metrics", {}).get(BENCH, {}):
+            found["workspace"] = entry["data"]
         for group in entry.get("experiments") or []:
             data = group["revs"][0]["data"]
-            if group["name"] and group["name"].startswith("abl-") and data.get("metrics"):
+            running = (group.get("executor") or {}).get("state") in ("running", "queued")
+            done = not running and "data" in data.get("metrics", {}).get(BENCH, {})
+            if (group["name"] or "").startswith("abl-") and done:
                 found[group["name"][4:]] = data
+    workspace = found.pop("workspace", None)
+    if "best" not in found and workspace is not None:
+        found["best"] = workspace
     return found
 
 def figures(data: dict) -> dict:
-    bench = data["metrics"]["metrics/bench.json"]["data"]
+    bench = data["metrics"][BENCH]["data"]
     s, q, ar = (bench["settings"][k] for k in ("S", "Q", "ar"))
     ppl = bench["perplexity"]
     return {"tpf_s": s["tpf"], "tpf_q": q["tpf"], "gen_ppl_s": s.get("gen_ppl"), "gen_ppl_ar": ar.get("gen_ppl"),
@@ -78,11 +86,19 @@ def table(found: dict) -> list[str]:
             lines.append(f"| {name}: {label} | " + " | ".join(cell(row[c]) for c in COLUMNS) + " |")
     return lines
 
-def frontier_lines(data: dict) -> list[str]:
-    points = data["metrics"]["metrics/bench.json"]["data"].get("frontier") or []
+def frontier_lines(path: Path) -> list[str]:
+    """The workspace's metrics/frontier.csv (dvc exp show carries no lists) as a markdown table."""
+    with path.open() as f:
+        points = list(csv.DictReader(f))
     keys = ["setting", "tau_mask", "tau_edit", "tpf", "tokens_per_s", "gen_ppl", "repetition_4"]
     lines = ["| " + " | ".join(keys) + " |", "|---" * len(keys) + "|"]
-    return lines + ["| " + " | ".join(cell(p.get(k)) for k in keys) + " |" for p in points]
+    return lines + ["| " + " | ".join(cell(number(p.get(k))) for k in keys) + " |" for p in points]
+
+def number(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return text or None
 
 def report(out: Path) -> None:
     found = experiments()
@@ -92,11 +108,13 @@ def report(out: Path) -> None:
             f"Written by `python benchmarks/ablation.py report` from `dvc exp show --json` on {platform.machine()}, "
             f"{platform.processor() or 'CPU'}, {time.strftime('%Y-%m-%d')}. Columns: see the legend below.", ""]
     text += table(found) + ["", LEGEND, ""]
-    best = "best" if "best" in found else next(iter(found))
-    text += [f"## Frontier of the `{best}` variant", ""] + frontier_lines(found[best])
-    out.write_text("\n".join(text) + "\n")
+    text += ["## Frontier of the best variant (the workspace's metrics/frontier.csv)", ""]
+    text += frontier_lines(Path("metrics/frontier.csv"))
+    kept = out.read_text().split(MARKER, 1)[1] if out.exists() and MARKER in out.read_text() else "\n"
+    out.write_text("\n".join(text) + "\n\n" + MARKER + kept)
     print(f"wrote {out} ({len(found)} variants)")
 
+MARKER = "<!-- written by hand below this line; `ablation.py report` keeps it -->"
 LEGEND = ("Legend: tpf_s/tpf_q = tokens per forward in S/Q mode (dllm protocol); gen_ppl_s/gen_ppl_ar = generative "
           "perplexity of S-mode/AR greedy continuations under the AR base; gen_ppl_ratio, rep4_ratio = S over AR; "
           "elbo = ELBO perplexity bound, elbo_ratio = over the AR perplexity on the same tokens; speed_s/speed_q = "

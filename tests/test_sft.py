@@ -46,13 +46,13 @@ def test_prompt_and_user_positions_are_never_noised_or_supervised(chat_batch, mo
     tokenizer, x0, _, supervised, pad_id = chat_batch
     for seed in range(3):
         calls = recorded(monkeypatch)
-        run_loss(chat_batch, SftParams(mtf=False), seed=seed)
+        run_loss(chat_batch, SftParams(mtf=False, complementary=False), seed=seed)
         [first] = calls
         assert torch.equal(first["xt"][~supervised], x0[~supervised])
         assert not (first["select"] & ~supervised).any() and (first["xt"][supervised] != x0[supervised]).any()
     assert (x0[supervised] == pad_id).sum() > 0 and (x0[~supervised] == pad_id).sum() == 0
     calls = recorded(monkeypatch)
-    run_loss(chat_batch, SftParams(mtf=False), fixed_t=1.0)
+    run_loss(chat_batch, SftParams(mtf=False, complementary=False), fixed_t=1.0)
     assert torch.equal(calls[0]["xt"][supervised], torch.full_like(x0[supervised], tokenizer.mask_token_id))
 
 @pytest.mark.parametrize("weight", ["inv_t", "none"])
@@ -60,7 +60,7 @@ def test_m2t_weighting_matches_a_hand_computation(chat_batch, monkeypatch, weigh
     _, x0, _, supervised, _ = chat_batch
     calls = recorded(monkeypatch)
     clean = ObjectiveParams(t2t_rate=0.0, keep_rate=0.0)
-    out = run_loss(chat_batch, SftParams(mtf=False, loss_weight=weight), clean, fixed_t=0.4)
+    out = run_loss(chat_batch, SftParams(mtf=False, complementary=False, loss_weight=weight), clean, fixed_t=0.4)
     select = calls[0]["select"]
     ce = F.cross_entropy(calls[0]["logits"], x0[select], reduction="none")
     expected = ce.sum() / 0.4 / supervised.sum() if weight == "inv_t" else ce.mean()
@@ -77,7 +77,7 @@ def test_complementary_pair_masks_each_response_position_exactly_once(chat_batch
 def test_mtf_second_pass_sees_the_draft_not_the_clean_tokens(chat_batch, monkeypatch):
     tokenizer, x0, _, supervised, _ = chat_batch
     calls = recorded(monkeypatch)
-    out = run_loss(chat_batch, SftParams(mtf=True), ObjectiveParams(t2t_rate=0.0, keep_rate=0.0))
+    out = run_loss(chat_batch, SftParams(mtf=True, complementary=False), ObjectiveParams(t2t_rate=0.0, keep_rate=0.0))
     first, second = calls
     masked = first["xt"] == tokenizer.mask_token_id
     logits = first["logits"][masked[first["select"]]]

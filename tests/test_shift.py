@@ -97,7 +97,7 @@ def test_doc_first_tokens_and_tokens_after_padding_never_enter_the_loss(monkeypa
     out = diffusion_loss(model, (x0, doc_ids), setup, torch.Generator().manual_seed(0), fixed_t=1.0)
     assert torch.equal(calls[-1]["select"], expected) and out.masked == int(expected.sum())
     everything = torch.ones_like(expected)
-    sft = sft_loss(model, (x0, doc_ids, everything), setup, SftParams(), torch.Generator().manual_seed(1))
+    sft = sft_loss(model, (x0, doc_ids, everything), setup, SftParams(complementary=False), torch.Generator().manual_seed(1))
     assert all(not (c["select"] & ~expected).any() for c in calls[-2:]) and sft.tokens == int(expected.sum())
 
 def entropy(row: list[float]) -> float:
@@ -130,7 +130,7 @@ def self_predicted_chat(model, setup):
 def test_sft_loss_adds_cap_at_its_weight_over_the_correct_masked_positions(monkeypatch):
     model = make_tiny_qwen3(vocab_size=128, seed=9).double()
     clean = ObjectiveParams(t2t_rate=0.0, keep_rate=0.0)
-    setup, s = ObjectiveSetup(clean, MASK_ID, REGULAR, 16), SftParams(mtf=True, mtf_weight=0.5)
+    setup, s = ObjectiveSetup(clean, MASK_ID, REGULAR, 16), SftParams(mtf=True, mtf_weight=0.5, complementary=False)
     batch = self_predicted_chat(model, setup)
     calls = recorded(monkeypatch)
     out = sft_loss(model, batch, setup.with_cap(2.0), s, torch.Generator().manual_seed(0), fixed_t=1.0)

@@ -40,7 +40,7 @@ def final_phase_checkpoint_steps(phases, every: int) -> list[int]:
     start, end = phases[-1].start, phases[-1].start + phases[-1].steps
     return [s for s in range(start + 1, end + 1) if s % every == 0 or s == end]
 
-@pytest.mark.parametrize("overlay, expected", [(None, [330, 340, 350, 360]),
+@pytest.mark.parametrize("overlay, expected", [(None, list(range(10, 361, 10))),
                                                ("gtx1080.yaml", [4625, 4750, 4875, 5000])])
 def test_the_final_phase_offers_the_merge_top_k_checkpoints(tmp_path, repo_root, overlay, expected):
     path = tmp_path / "params.yaml"

@@ -160,7 +160,7 @@ class SftDataParams:
 class SftParams(TrainParams):
     mask_range: tuple[Rate, Rate] = (0.3, 0.8)
     loss_weight: Literal["inv_t", "none"] = "inv_t"
-    complementary: bool = False
+    complementary: bool = True
     mtf: bool = True
     mtf_weight: Annotated[float, Field(ge=0)] = 1.0
     cap_weight: Annotated[float, Field(ge=0)] = 2.0
@@ -362,6 +362,11 @@ def flatten(tree, prefix: str = "") -> dict:
     return out
 
 DEMO_VALUES = {
+    "wsd.warmup_blocks": "the demo converts better without the warmup/stable phases on its 360-step budget "
+                         "(docs/RESULTS.md, abl-shift-no-warmup); the recipe keeps LLaDA2.0's 1 -> 4 -> 32 -> 64",
+    "wsd.stable_steps": "no MDLM stable phase on the demo (same ablation); the recipe's overlay sets its own",
+    "wsd.decay_blocks": "the demo trains BDLM at its decay block size 32 only (same ablation)",
+    "wsd.decay_steps": "all 360 demo steps at block 32, the budget the WSD schedule had (same ablation)",
     "wsd.lr": "the demo's tiny model converts best at 2e-3 (sweep in docs/RESULTS.md); the recipe default 1e-4 is the "
               "safe rate for Qwen3-0.6B",
     "wsd.lr_warmup_steps": "the demo's WSD run is a few hundred steps, so it warms up over 20; the recipe uses 100",
