@@ -46,7 +46,8 @@ def test_init_stage_on_qwen3_layout(workdir, qwen3_tokenizer_dir):
     assert meta["mask_id"] == 151669 and meta["stop_ids"] == [151645, 151643]
     assert meta["params"]["model"]["base"] == "models/qwen3-0.6b"
     assert meta["tokenizer_sha256"] == sha256_file(workdir / "models/init/tokenizer.json")
-    assert read_model_info(workdir / "models/init") == ModelInfo(151645, 151669, (151643,), 151643, 1)
+    shift = meta["params"]["objective"]["shift"]
+    assert read_model_info(workdir / "models/init") == ModelInfo(151645, 151669, (151643,), 151643, 1, shift=shift)
     (base_model, _), (init_model, init_tok) = (load_model(p, RuntimeParams()) for p in (base, workdir / "models/init"))
     assert init_tok.mask_token_id == 151669
     x = torch.tensor([[151644, 872, 198, 9707, 151645, 151669]])

@@ -97,7 +97,8 @@ def test_doc_first_tokens_and_tokens_after_padding_never_enter_the_loss(monkeypa
     out = diffusion_loss(model, (x0, doc_ids), setup, torch.Generator().manual_seed(0), fixed_t=1.0)
     assert torch.equal(calls[-1]["select"], expected) and out.masked == int(expected.sum())
     everything = torch.ones_like(expected)
-    sft = sft_loss(model, (x0, doc_ids, everything), setup, SftParams(complementary=False), torch.Generator().manual_seed(1))
+    plain = SftParams(complementary=False)
+    sft = sft_loss(model, (x0, doc_ids, everything), setup, plain, torch.Generator().manual_seed(1))
     assert all(not (c["select"] & ~expected).any() for c in calls[-2:]) and sft.tokens == int(expected.sum())
 
 def entropy(row: list[float]) -> float:
