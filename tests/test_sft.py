@@ -8,8 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer
-from conftest import make_tiny_qwen3
-from hildanext.train import objective
+from conftest import make_tiny_qwen3, recorded
 from hildanext.config import ObjectiveParams, SftParams, merge_overlay
 from hildanext.data.chat import Chat
 from hildanext.data.sft_data import encode_chats
@@ -24,16 +23,6 @@ def chat_batch(qwen3_tokenizer_dir):
     [(_, ids, supervised)] = encode_chats(tokenizer, [Chat(three_turn_chat(), "t")], 32, pad_id, Counter())
     x0 = torch.as_tensor(ids.astype("int64"))[None]
     return tokenizer, x0, torch.zeros_like(x0), torch.as_tensor(supervised)[None], pad_id
-
-def recorded(monkeypatch):
-    calls = []
-    real = objective.forward_selected
-    def spy(net, rows, xt, select, setup, extra=None):
-        logits = real(net, rows, xt, select, setup, extra)
-        calls.append({"xt": xt.clone(), "select": select.clone(), "logits": logits.detach().clone()})
-        return logits
-    monkeypatch.setattr(objective, "forward_selected", spy)
-    return calls
 
 NOISY = ObjectiveParams(t2t_rate=0.3, keep_rate=0.3)
 def run_loss(chat_batch, sft: SftParams, p=NOISY, seed=0, fixed_t=None):

@@ -6,10 +6,9 @@
 import math
 import pytest
 import torch
-from conftest import make_tiny_qwen3
+from conftest import make_tiny_qwen3, recorded
 from hildanext.config import ObjectiveParams, SftParams, WsdParams
 from hildanext.model import masked_logits
-from hildanext.train import objective
 from hildanext.train.masks import bdlm_attention_mask, mdlm_attention_mask, shift_source
 from hildanext.train.objective import (ObjectiveSetup, as_supervised, cap_entropy, diffusion_loss, forward_selected,
                                        sft_loss)
@@ -70,16 +69,6 @@ def test_block4_shift_reads_the_clean_copy_at_block_starts_and_the_noisy_positio
                              torch.arange(LENGTH).repeat(3, 2))
     expected = [full[b, LENGTH + j - 1] if j % 4 == 0 else full[b, j - 1] for b, j in PREDECESSOR.nonzero()]
     assert torch.allclose(got, torch.stack(expected).float(), atol=1e-9, rtol=0)
-
-def recorded(monkeypatch):
-    calls = []
-    real = objective.forward_selected
-    def spy(net, batch, xt, select, setup, extra=None):
-        logits = real(net, batch, xt, select, setup, extra)
-        calls.append({"xt": xt.clone(), "select": select.clone(), "logits": logits.detach().clone()})
-        return logits
-    monkeypatch.setattr(objective, "forward_selected", spy)
-    return calls
 
 @pytest.mark.parametrize("block_size", [4, None])
 def test_doc_first_tokens_and_tokens_after_padding_never_enter_the_loss(monkeypatch, block_size):
