@@ -21,7 +21,7 @@ LAYERS = {
     "cli": (*LIBRARY, "pipeline", "cli", "__init__"),
     "__init__": ("cli",),
     "__main__": ("cli",),
-    "assets": (),
+    "assets": ("config", "model", "eval"),
 }
 PATH_PREFIXES = ("models/", "data/", "metrics/")
 PATH_ALLOWED = {"config": "dataclass field defaults: the params defaults, e.g. serve.model_candidates"}
