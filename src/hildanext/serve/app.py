@@ -1,7 +1,8 @@
 # The FastAPI app: create_app(params, base, engine=None) with a lifespan hook that loads the model off the
 # event loop (the first existing serve.model_candidates folder, else the tiny random dummy) and starts the one
 # worker thread; GET /health, POST /generate (text plus forwards, TPF, tokens/s, optional per-pass trace), the
-# OpenAI routes (openai_api), jobs (jobs) and the live view (live). Entry points: create_app, run_server.
+# OpenAI routes (openai_api), the tokenizer routes (tokenizer_api), jobs (jobs) and the live view (live).
+# Entry points: create_app, run_server.
 import dataclasses, time
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -9,7 +10,7 @@ from pathlib import Path
 import anyio
 from fastapi import APIRouter, FastAPI, Request
 from hildanext.config import Params
-from hildanext.serve import jobs, live, openai_api
+from hildanext.serve import jobs, live, openai_api, tokenizer_api
 from hildanext.serve.common import ServeState, admit, install_error_handlers, state, wait_event
 from hildanext.serve.loading import load_engine
 from hildanext.serve.schemas import GenerateBody, check_cap, engine_request
@@ -58,7 +59,7 @@ def create_app(params: Params, base: Path = Path("."), engine=None) -> FastAPI:
             await anyio.to_thread.run_sync(worker.stop)
     app = FastAPI(title="hildanext", version=version("hildanext"), lifespan=lifespan)
     install_error_handlers(app)
-    for part in (router, openai_api.router, jobs.router, live.router):
+    for part in (router, openai_api.router, tokenizer_api.router, jobs.router, live.router):
         app.include_router(part)
     return app
 

@@ -1,7 +1,8 @@
 # Pydantic request bodies for the serve endpoints (extra fields forbidden; the decoder knobs mode, tau_mask,
-# tau_edit, remask are the documented extras on the OpenAI requests), the dynamic caps from the serve params
-# (422 naming the field), and the mapping onto hildanext.decode.engines.Request (unset knobs: the decode params).
-# Entry points: GenerateBody, CompletionBody, ChatBody, JobBody, LiveQuery, check_cap, engine_request, stop_strings.
+# tau_edit, remask are the documented extras on the OpenAI requests; a completions prompt is a text, token ids or
+# a list of either), the dynamic caps from the serve params (422 naming the field), and the mapping onto
+# hildanext.decode.engines.Request (unset knobs: the decode params). Entry points: GenerateBody, CompletionBody,
+# ChatBody, JobBody, TokenizeBody, DetokenizeBody, LiveQuery, check_cap, engine_request, stop_strings.
 from typing import Annotated, Literal
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -9,6 +10,7 @@ from hildanext.decode.engines import Request
 Tau = Annotated[float, Field(ge=0, le=1)]
 Count = Annotated[int, Field(ge=1)]
 Temperature = Annotated[float, Field(ge=0, le=2)]
+Stops = str | Annotated[list[str], Field(max_length=16)] | None
 class Knobs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mode: Literal["S", "Q"] | None = "S"
@@ -23,7 +25,7 @@ class GenerateBody(Knobs):
     max_new_tokens: Count | None = None
     chat: bool = False
     trace: bool = False
-    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    stop: Stops = None
 
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -34,7 +36,7 @@ class OpenAIBody(Knobs):
     max_tokens: Count | None = None
     top_p: Annotated[float, Field(gt=0, le=1)] | None = None
     n: Literal[1] = 1
-    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    stop: Stops = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
@@ -45,10 +47,25 @@ class OpenAIBody(Knobs):
             raise ValueError("only top_p 1 is supported (the decoder's top_p lives in decode.top_p)")
         return value
 
+def token_ids(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(type(t) is int and t >= 0 for t in value)
+
 class CompletionBody(OpenAIBody):
-    prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)]
-    def text(self) -> str:
-        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+    prompt: str | list
+    echo: bool = False
+    logprobs: Annotated[int, Field(ge=0)] | None = None
+    @field_validator("prompt")
+    @classmethod
+    def text_or_ids(cls, value):
+        if isinstance(value, str) or token_ids(value) or (value and all(isinstance(v, str) for v in value)):
+            return value
+        if value and all(token_ids(v) for v in value):
+            return value
+        raise ValueError("a prompt is a string, a list of token ids (ints >= 0), or a non-empty list of either")
+    def prompts(self) -> list:
+        """Each prompt: a text or a list of token ids."""
+        single = isinstance(self.prompt, str) or isinstance(self.prompt[0], int)
+        return [self.prompt] if single else list(self.prompt)
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -64,6 +81,8 @@ class Message(BaseModel):
 class ChatBody(OpenAIBody):
     messages: Annotated[list[Message], Field(min_length=1)]
     max_completion_tokens: Count | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Field(ge=0)] | None = None
     def budget(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
@@ -79,6 +98,17 @@ class JobBody(Knobs):
         if self.kind == "benchmark" and self.prompts is not None:
             raise ValueError("a benchmark job runs the fixed prompt set; leave prompts out")
         return self
+
+class TokenizeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = None
+    prompt: str
+    add_special_tokens: bool = False
+
+class DetokenizeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = None
+    tokens: list[Annotated[int, Field(ge=0)]]
 
 class LiveQuery(BaseModel):
     """The query of GET /live/stream."""

@@ -1,9 +1,10 @@
-# Generation work for the serve worker: prepare_request renders chat messages with the template, then encodes
-# the prompt and resolves its settings once (Engine.prepare) and checks them against the context; GenTask runs
-# Engine.run on that and reports to the waiting handler through an asyncio queue (start, delta, done or error
-# events); TextStream turns the decoder's block events into append-only text deltas. Entry points: GenTask,
-# TextStream, prepare_request, held_back.
+# Work for the serve worker: prepare_request renders chat messages with the template, encodes the prompt (or
+# takes token ids as given) and resolves its settings once, checked against the context; GenTask decodes one
+# prompt per step (a completions list takes several) and reports to the waiting handler through an asyncio
+# queue (start, delta, done or error events); CallTask runs one tokenizer call; TextStream turns block events
+# into append-only text deltas. Entry points: GenTask, CallTask, TextStream, prepare_request, held_back.
 import asyncio, dataclasses, logging
+from collections.abc import Callable
 from hildanext.decode.engines import Prepared, Request, cut_at_stop_strings
 from hildanext.model import chat_text
 from hildanext.serve.worker import Problem, Task
@@ -32,40 +33,82 @@ class TextStream:
             log.warning("streamed text %r is not a prefix of the final text %r", self.sent, text)
         return self.push(text)
 
-def prepare_request(engine, request: Request, messages, field: str, context: int) -> Prepared:
-    """The request with its chat rendered, encoded and resolved once by the engine; 422 past the context."""
+def known_ids(engine, ids: list[int], field: str) -> list[int]:
+    """The token ids when every one is inside the vocabulary; 422 naming the field otherwise."""
+    vocab = min(len(engine.tokenizer), engine.model.config.vocab_size)
+    if (bad := next((i for i in ids if i >= vocab), None)) is not None:
+        raise Problem(422, f"{field}: token id {bad} is outside the vocabulary of {vocab} tokens", field)
+    return list(ids)
+
+def prepare_request(engine, request: Request, messages, field: str, context: int, ids=None) -> Prepared:
+    """The request with its chat rendered, encoded (or its token ids) and resolved once; 422 past the context."""
     if messages is not None:
         try:
             request = dataclasses.replace(request, prompt=chat_text(engine.tokenizer, messages))
         except Exception as e:
             raise Problem(422, f"{field}: the chat template failed ({e.__class__.__name__}: {e})", field) from None
-    prepared = engine.prepare(request)
+    if ids is None:
+        prepared = engine.prepare(request)
+    else:
+        prepared = Prepared(request, known_ids(engine, ids, field), engine.resolve(request))
     n, new = len(prepared.prompt_ids), prepared.settings.max_new_tokens
     limit = context or engine.model.config.max_position_embeddings
     if n + new > limit:
         raise Problem(422, f"{field}: {n} prompt tokens + {new} new tokens exceed the context of {limit} tokens", field)
     return prepared
 
-class GenTask(Task):
-    """One completion for a waiting handler; events: start, delta (when streaming), done or error."""
-    def __init__(self, request: Request, stream: bool = False, messages=None, field: str = "prompt",
-                 context: int = 0):
+class Reporter(Task):
+    """A task that reports to a handler on the event loop: close() emits its error or its done event."""
+    def __init__(self):
         super().__init__()
-        self.request, self.stream, self.messages, self.field, self.context = request, stream, messages, field, context
         self.loop, self.events, self.done = asyncio.get_running_loop(), asyncio.Queue(), None
     def emit(self, event: dict) -> None:
         try:
             self.loop.call_soon_threadsafe(self.events.put_nowait, event)
         except RuntimeError:
             log.debug("event loop closed; dropped %s", event["type"])
+    def close(self) -> None:
+        if self.error is not None:
+            error = self.error
+            self.emit({"type": "error", "status": error.status, "message": error.message, "param": error.param})
+        else:
+            self.emit(self.done)
+
+class CallTask(Reporter):
+    """fn(engine) in the worker (which owns every tokenizer call); done carries its value."""
+    def __init__(self, fn: Callable):
+        super().__init__()
+        self.fn = fn
     def step(self, engine) -> bool:
-        prepared = prepare_request(engine, self.request, self.messages, self.field, self.context)
-        self.emit({"type": "start", "prompt_tokens": len(prepared.prompt_ids)})
+        self.done = {"type": "done", "value": self.fn(engine)}
+        return True
+
+class GenTask(Reporter):
+    """Completions, one prompt per step (prompts: texts or token-id lists in place of request.prompt)."""
+    def __init__(self, request: Request, stream: bool = False, messages=None, field: str = "prompt",
+                 context: int = 0, prompts: list | None = None):
+        super().__init__()
+        self.request, self.stream, self.messages, self.field, self.context = request, stream, messages, field, context
+        self.prompts, self.prepared, self.completions = prompts or [request.prompt], [], []
+    def prepare(self, engine, index: int, prompt) -> Prepared:
+        field = self.field if len(self.prompts) == 1 else f"{self.field}.{index}"
+        text = prompt if isinstance(prompt, str) else ""
+        request, ids = dataclasses.replace(self.request, prompt=text), None if isinstance(prompt, str) else prompt
+        return prepare_request(engine, request, self.messages, field, self.context, ids)
+    def step(self, engine) -> bool:
+        if not self.prepared:
+            self.prepared = [self.prepare(engine, i, p) for i, p in enumerate(self.prompts)]
+            self.emit({"type": "start", "prompt_tokens": len(self.prepared[0].prompt_ids)})
+        prepared = self.prepared[len(self.completions)]
         text = TextStream(engine.tokenizer, prepared.request.stop) if self.stream else None
         completion = engine.run(prepared, self.observer(text))
         if text is not None and (delta := text.finish(completion.text)):
             self.emit({"type": "delta", "text": delta})
-        self.done = {"type": "done", "completion": completion, "settings": prepared.settings}
+        self.completions.append(completion)
+        if len(self.completions) < len(self.prepared):
+            return False
+        self.done = {"type": "done", "completion": self.completions[0], "completions": self.completions,
+                     "settings": prepared.settings}
         return True
     def observer(self, text):
         def observe(event: dict) -> None:
@@ -73,9 +116,3 @@ class GenTask(Task):
             if text is not None and event["type"] == "block" and (delta := text.update(event["ids"])):
                 self.emit({"type": "delta", "text": delta})
         return observe
-    def close(self) -> None:
-        if self.error is not None:
-            error = self.error
-            self.emit({"type": "error", "status": error.status, "message": error.message, "param": error.param})
-        else:
-            self.emit(self.done)
