@@ -6,13 +6,16 @@ import mlflow
 import pytest
 from dvc_helpers import ci_copy, env, sh
 pytestmark = pytest.mark.slow
-STAGES = ("demo_base", "init", "prepare", "tokenize", "sft_data", "wsd", "merge", "sft", "bench", "export")
+STAGES = ("demo_base", "init", "prepare", "tokenize", "sft_data", "wsd", "merge", "sft", "bench", "export", "eval")
 def test_dvc_repro_twice_then_exp_run(repo_root, tmp_path):
     repo = ci_copy(repo_root, tmp_path / "repo")
     first = sh(["dvc", "repro"], repo)
     assert all(f"Running stage '{stage}'" in first for stage in STAGES)
     assert (repo / "models/init/hildanext.json").exists() and "data/tokenized" in (repo / "dvc.lock").read_text()
     assert json.loads((repo / "metrics/data.json").read_text())["splits"]["train"]["docs"] > 300
+    rows = json.loads((repo / "metrics/eval.json").read_text())["rows"]
+    assert set(rows) == {"hildanext", "ar"} and rows["hildanext"]["hildanext_story"]["counts"]["generate_until"]
+    assert rows["hildanext"]["hildanext_story_choice"]["acc"] >= 0 and rows["ar"]["hildanext_rolling"]
     second = sh(["dvc", "repro"], repo)
     assert "Running stage" not in second and "Data and pipelines are up to date" in second
     sh(["git", "add", "-A"], repo)
@@ -30,7 +33,7 @@ def test_dvc_repro_twice_then_exp_run(repo_root, tmp_path):
     assert last["params.runtime.attn_implementation"] == "eager" and len(runs) - len(top) >= 6
     decode = sh(["dvc", "exp", "run", "-S", "decode.tau_mask=0.7"], repo)
     ran = set(re.findall(r"Running stage '(\w+)'", decode))
-    assert ran == {"bench", "export"}, decode
+    assert ran == {"bench", "export", "eval"}, decode
     table = json.loads(sh(["dvc", "exp", "show", "--json"], repo))
     assert "0.7" in json.dumps(table) and "bench.json" in json.dumps(table)
 

@@ -2,7 +2,8 @@
 # DVC entry scripts in stages/; every command takes --params and repeatable --set key=value (the dotted keys
 # of `dvc exp run -S`). Known failures (bad params, missing model folder, offline fetch) print one line, exit 2.
 # Stage commands are named like their stage (demo-base, init, prepare, tokenize, sft-data, wsd, merge, sft, bench,
-# export; older names kept as aliases, see DESIGN.md); also fetch-model, fetch-data, apply-overlay, generate, serve.
+# export, eval; older names kept as aliases, see DESIGN.md); also fetch-model, fetch-data, apply-overlay, generate,
+# serve, smoke-test, and lm-eval (lm-evaluation-harness's own CLI with the hildanext models registered).
 import functools
 from pathlib import Path
 import typer
@@ -55,6 +56,8 @@ STAGE_HELP = {
             "models/merged and data/sft into models/sft.", None),
     "bench": ("Benchmark bench.model: ELBO perplexity bound vs the AR base, generations (active, S, Q, AR), micro "
               "HumanEval pass@1 (metrics/bench.json).", None),
+    "eval": ("Score eval.model and the AR base side by side with lm-evaluation-harness on eval.tasks (the shipped "
+             "offline tasks by default) into metrics/eval.json.", None),
     "export": ("Export bench.model with decode settings, bench metrics and a model card into models/export (what dvc "
                "pull brings).", None),
 }
@@ -168,3 +171,17 @@ def smoke_test(params: Path = PARAMS, set_: list[str] = SET):
     except Exception as e:
         typer.echo(f"hildanext: smoke-test failed: {e.__class__.__name__}: {e}", err=True)
         raise typer.Exit(1) from None
+
+LM_EVAL = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+@app.command("lm-eval", context_settings=LM_EVAL, help="lm-evaluation-harness's own command line (`lm-eval run` "
+             "flags, e.g. --model hildanext --model_args pretrained=models/export,mode=S --tasks hildanext_demo) with "
+             "the hildanext and hf-counted models registered and the shipped tasks on the include path.")
+def lm_eval_command(ctx: typer.Context):
+    import sys
+    from lm_eval.__main__ import cli_evaluate
+    from hildanext.eval.tasks import TASKS_DIR
+    argv = list(ctx.args)
+    if "--include_path" not in argv and argv[:1] not in (["ls"], ["validate"], ["-h"], ["--help"]):
+        argv += ["--include_path", str(TASKS_DIR)]
+    sys.argv = ["lm-eval", *argv]
+    cli_evaluate()

@@ -283,6 +283,20 @@ class BenchParams:
     frontier: tuple[FrontierPoint, ...] = FRONTIER
 
 @dataclass(config=STRICT)
+class EvalParams:
+    """lm-eval on eval.model and the AR base: tasks (shipped or standard), docs written per shipped task."""
+    model: str = "models/export"
+    ar_model: str = ""
+    tasks: tuple[str, ...] = ("hildanext_demo",)
+    docs: Pos = 24
+    limit: Pos | None = None
+    num_fewshot: NonNeg | None = None
+    mode: Literal["S", "Q"] | None = "S"
+    mc_num: Pos = 16
+    batch_size: Pos = 16
+    seed: NonNeg = 0
+
+@dataclass(config=STRICT)
 class Params:
     model: ModelParams = dataclasses.field(default_factory=ModelParams)
     demo_base: DemoParams = dataclasses.field(default_factory=DemoParams)
@@ -298,6 +312,7 @@ class Params:
     decode: DecodeParams = dataclasses.field(default_factory=DecodeParams)
     dinfer: DInferParams = dataclasses.field(default_factory=DInferParams)
     bench: BenchParams = dataclasses.field(default_factory=BenchParams)
+    eval: EvalParams = dataclasses.field(default_factory=EvalParams)
     serve: ServeParams = dataclasses.field(default_factory=ServeParams)
 
 def read_yaml(path: Path) -> dict:

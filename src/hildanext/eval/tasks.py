@@ -53,11 +53,12 @@ def write_task_data(eval_texts: list[str], out_dir: Path, docs: int, seed: int) 
     choices = [d for p in usable[:docs] if (d := choice_doc(p, pool, rng)) is not None]
     rolling = [{"text": t.strip()} for t in eval_texts if t.strip()][:docs]
     rows = {"hildanext_story": [story_doc(p) for p in usable[:docs]], "hildanext_story_choice": choices,
-            "hildanext_rolling": rolling, "hildanext_humaneval": [asdict(t) for t in load_tasks()]}
+            "hildanext_rolling": rolling, "hildanext_humaneval": [asdict(t) for t in load_tasks()[:docs]]}
     counts = {name: write_jsonl(Path(out_dir) / TASK_FILES[name], r) for name, r in rows.items()}
     return counts | {"skipped_short": len(split) - len(usable)}
 
-def task_manager():
-    """An offline lm-eval TaskManager over the shipped tasks only (no built-in task is indexed)."""
+def task_manager(tasks=(TAG,)):
+    """An lm-eval TaskManager over the shipped tasks; lm-eval's own tasks are indexed only when a name needs them."""
     from lm_eval.tasks import TaskManager
-    return TaskManager(include_defaults=False, include_path=str(TASKS_DIR))
+    shipped = {TAG, *TASK_FILES}
+    return TaskManager(include_defaults=not set(tasks) <= shipped, include_path=str(TASKS_DIR))

@@ -99,9 +99,11 @@ def supervised_logits(model, inputs: tuple, select: torch.Tensor, noise: torch.T
     hidden = model.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids,
                               use_cache=False).last_hidden_state
     if source is None:
-        return model.get_output_embeddings()(hidden[:, : select.shape[1]][select]).float()
-    rows = torch.nonzero(select, as_tuple=True)[0]
-    return model.get_output_embeddings()(hidden[rows, source[select]]).float()
+        picked = hidden[:, : select.shape[1]][select]
+    else:
+        picked = hidden[torch.nonzero(select, as_tuple=True)[0], source[select]]
+    logits = model.get_output_embeddings()(picked)
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 def embedding_noise(model, masked: torch.Tensor, std: float, gen: torch.Generator) -> torch.Tensor:
     weight = model.get_input_embeddings().weight
