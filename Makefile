@@ -5,6 +5,7 @@ BIN := $(abspath $(VENV))/bin
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
 export PATH := $(BIN):$(PATH)
 
 .PHONY: setup run test test-fast lint style clean-demo

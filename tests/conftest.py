@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
-os.environ.update({"DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"})
+os.environ.update({"DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1",
+                   "HF_DATASETS_OFFLINE": "1"})
 REPO = Path(__file__).resolve().parents[1]
 QWEN3_TOKENIZER_SHA256 = "aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4"
 @pytest.fixture(scope="session")
