@@ -50,6 +50,16 @@ def test_stop_strings_cut_the_text_and_set_finish_reason(engine):
     cut = engine.complete(Request("A dog", max_new_tokens=24, seed=2, stop=(stop,)))
     assert cut.text == full.text[: full.text.find(stop)] and cut.finish_reason == "stop"
 
+def test_a_stop_string_in_a_finished_block_ends_decoding_after_it(engine):
+    events = []
+    full = engine.complete(Request("A cat", max_new_tokens=96, seed=1), observer=events.append)
+    first_block = next(i for i, e in enumerate(events) if e["type"] == "block")
+    passes = sum(e["type"] == "pass" for e in events[:first_block])
+    stop = engine.tokenizer.decode(events[first_block]["ids"], skip_special_tokens=True)[2:5]
+    cut = engine.complete(Request("A cat", max_new_tokens=96, seed=1, stop=(stop,)))
+    assert len(stop) == 3 and cut.text == full.text[: full.text.find(stop)] and cut.finish_reason == "stop"
+    assert cut.result.stats.forwards == passes < full.result.stats.forwards
+
 def test_ar_engine_and_unknown_engine_name(engine, tmp_path):
     ar = AREngine(engine.model, engine.tokenizer, Params())
     out = ar.complete(Request("Hello", max_new_tokens=5))

@@ -1,9 +1,9 @@
 # LLaDA2.1 block-diffusion decoding (threshold unmasking plus token editing) over any Hugging Face causal-LM
 # module, on an absolute block grid from position 0. Entry points: generate_ids(model, prompt_ids, settings,
 # special, observer) -> DecodeResult (ids, trace, stats, remask record); update_sets (Gamma/Delta); propose.
-# settings.cache runs each pass on the current block over a BlockKVCache, cuda_graphs uses StaticBlockForward,
-# settings.remask adds the remask pass, settings.shift reads position p's logits at p - 1 (token shift).
-# observer sees {type: pass, record, forwards, refreshes}, {type: remask, windows}, {type: block, ids} (remask: 1).
+# settings: cache (BlockKVCache), cuda_graphs (StaticBlockForward), remask (the remask pass), shift (position p's
+# logits read at p - 1). observer sees {type: pass, record, forwards, refreshes}, {type: remask, windows},
+# {type: block, ids} (remask: 1); answering True to a block event ends decoding there (the engine's stop strings).
 import inspect, math, time
 from dataclasses import dataclass
 import torch
@@ -181,9 +181,9 @@ class BlockDecoder:
         unmasked = [(int(i) + offset, int(after[i])) for i in unmask.nonzero().flatten()]
         edited = [(int(i) + offset, int(before[i]), int(after[i])) for i in edit.nonzero().flatten()]
         return PassRecord(at.block, at.step, int((after == self.mask_id).sum()), unmasked, edited, at.phase)
-    def notify(self, event: dict) -> None:
-        if self.observer is not None:
-            self.observer(event)
+    def notify(self, event: dict) -> bool:
+        """Tell the observer; its True after a block event stops decoding there (a stop string was reached)."""
+        return self.observer is not None and bool(self.observer(event))
     def generated(self) -> torch.Tensor:
         return self.canvas[self.prompt_len : self.prompt_len + self.s.max_new_tokens]
     def run(self) -> list[int]:
@@ -194,8 +194,9 @@ class BlockDecoder:
             if self.cache is not None:
                 self.cache.clean_len = block * size if stale else (block + 1) * size
             done = self.canvas[self.prompt_len : min((block + 1) * size, self.prompt_len + self.s.max_new_tokens)]
-            if self.s.remask is None:
-                self.notify({"type": "block", "block": block, "ids": cut_at_stop(done.tolist(), self.stop_set)})
+            if self.s.remask is None and self.notify({"type": "block", "block": block,
+                                                       "ids": cut_at_stop(done.tolist(), self.stop_set)}):
+                break
             if self.s.eos_early_stop and bool(torch.isin(self.generated(), self.stops).any()):
                 break
         ids = cut_at_stop(self.generated().tolist(), self.stop_set)

@@ -1,9 +1,9 @@
-# One Engine interface over every decoder: prepare(Request) -> Prepared (the prompt encoded and the settings
-# resolved, once), run(Prepared, observer) -> Completion (ids, trace, stats, finish_reason); complete(Request,
-# observer) does both and generate(prompt, mode, ...) -> str. DiffusionEngine is our block-diffusion decoder (the
-# default); ENGINES names every engine's class (ar: decode/ar.py, dinfer: decode/dinfer.py, imported on use; the
-# alias "transformers" is the diffusion engine). Entry points: Request, Prepared, Completion, Engine,
-# DiffusionEngine, engine_class, make_engine(name, model_dir, params), cut_at_stop_strings.
+# One Engine interface over every decoder: prepare(Request) -> Prepared (prompt encoded, settings resolved once),
+# run(Prepared, observer) -> Completion (ids, trace, stats, finish_reason); complete(Request, observer) does both,
+# generate(prompt, mode, ...) -> str. DiffusionEngine is our block-diffusion decoder (the default; it stops after the
+# block where a stop string appears); ENGINES names every engine's class (ar: decode/ar.py, dinfer: decode/dinfer.py,
+# imported on use; alias "transformers" = diffusion). Entry points: Request, Prepared, Completion, Engine,
+# DiffusionEngine, engine_class, make_engine(name, model_dir, params), cut_at_stop_strings, stop_watch.
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +89,17 @@ class DiffusionEngine(Engine):
     """Our block-diffusion decoder (decode/decoder.py) on the folder's ids and the resolved settings."""
     name = "diffusion"
     def decode(self, prepared: Prepared, observer) -> tuple[DecodeResult, list[str]]:
-        return generate_ids(self.model, prepared.prompt_ids, prepared.settings, self.special, observer), []
+        watch = stop_watch(self.tokenizer, prepared.request.stop, observer) if prepared.request.stop else observer
+        return generate_ids(self.model, prepared.prompt_ids, prepared.settings, self.special, watch), []
+
+def stop_watch(tokenizer, stops, observer=None):
+    """The observer, answering True once a finished block's text holds a stop string (finished blocks never change)."""
+    def watch(event: dict) -> bool:
+        if observer is not None:
+            observer(event)
+        text = tokenizer.decode(event["ids"], skip_special_tokens=True) if event["type"] == "block" else ""
+        return cut_at_stop_strings(text, stops)[1]
+    return watch
 
 def engine_class(name: str) -> type[Engine]:
     """The engine class registered under name (or its alias), imported on first use."""
