@@ -6,8 +6,8 @@
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
-from hildanext.config import ObjectiveParams
 from hildanext.decode.decoder import block_causal
+from hildanext.eval.bench import elbo_setup
 from hildanext.model import masked_logits
 from hildanext.train.objective import ObjectiveSetup, as_supervised, forward_selected
 @dataclass(frozen=True)
@@ -20,8 +20,8 @@ class ElboSpec:
     batch_size: int = 8
     seed: int = 0
     def setup(self) -> ObjectiveSetup:
-        plain = ObjectiveParams(t2t_rate=0.0, keep_rate=0.0, embed_noise_std=0.0, shift=self.shift)
-        return ObjectiveSetup(plain, self.mask_id, torch.empty(0, dtype=torch.long), self.block_size)
+        """The bench's M2T-only ELBO objective (no T2T pool needed: nothing is substituted)."""
+        return elbo_setup(self.mask_id, torch.empty(0, dtype=torch.long), self.block_size, self.shift)
 
 def continuation_spans(context_len: int, total_len: int, block_size: int) -> list[tuple[int, int]]:
     """[start, end) of the continuation's part of each grid block (blocks start at multiples of block_size)."""
