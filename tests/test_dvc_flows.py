@@ -80,7 +80,7 @@ def test_queued_experiment_logs_to_the_parent_store(queue_repo, tmp_path):
     experiment = client.get_experiment_by_name("hildanext")
     found = client.search_runs([experiment.experiment_id], f"tags.`dvc.exp_name` = '{NAME}'")
     runs = {r.info.run_name: r for r in found}
-    assert experiment.artifact_location == (repo / "mlruns").as_uri() and sorted(runs) == ["bench", "export"]
+    assert experiment.artifact_location == (repo / "mlruns").as_uri() and sorted(runs) == ["bench", "eval", "export"]
     for run in runs.values():
         assert run.info.status == "FINISHED" and run.data.params["decode.tau_mask"] == TAU
         assert run.data.tags["dvc.exp_baseline_rev"] == head and run.data.tags["dvc.stage"] == run.info.run_name

@@ -9,17 +9,10 @@ from lm_eval.models.utils import handle_stop_sequences
 from lm_eval.tasks import TaskManager
 from lm_eval.utils import RemoteTokenizer, check_remote_tokenizer_support
 from transformers import AutoTokenizer
-from test_serve import LiveServer, make_params
 PROMPTS = ["Once upon a time, Lily", "The little dog", "Tom had a kite.", "One day, Sam", "The sun was"]
 UNTIL, MAX_GEN, SEED, TEMPERATURE = [".", "\n\n"], 12, 1234, 0.3
 NO_LOGPROBS = "a diffusion model has no per-token autoregressive logprobs"
 POINTER = "hildanext lm-eval --model hildanext"
-@pytest.fixture(scope="module")
-def live(model_dir):
-    from hildanext.serve.app import create_app
-    with LiveServer(create_app(make_params(model_dir, "serve.queue_size=4"))) as server:
-        yield server
-
 @pytest.fixture(scope="module")
 def tokenizer(model_dir):
     return AutoTokenizer.from_pretrained(model_dir)

@@ -18,7 +18,7 @@ def rows(path) -> list[dict]:
 def test_writer_cuts_openings_by_hand_and_counts_the_short(tmp_path):
     counts = write_task_data(HAND, tmp_path, 3, 0)
     assert counts == {"hildanext_story": 3, "hildanext_story_choice": 3, "hildanext_rolling": 3,
-                      "hildanext_humaneval": len(load_tasks()), "skipped_short": 2}
+                      "hildanext_humaneval": 3, "skipped_short": 2}
     assert rows(tmp_path / TASK_FILES["hildanext_story"]) == [
         {"prompt": "A one. B two.", "reference": "C three. D four."},
         {"prompt": 'He said, "Hi?"', "reference": "Then left. End."}, {"prompt": "Ma sat.", "reference": "Pa ran."}]

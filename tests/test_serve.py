@@ -52,11 +52,6 @@ def library(model_dir):
     torch.set_num_threads(threads)
 
 @pytest.fixture(scope="module")
-def live(model_dir):
-    with LiveServer(create_app(make_params(model_dir, "serve.queue_size=4"))) as server:
-        yield server
-
-@pytest.fixture(scope="module")
 def client(live):
     return openai.OpenAI(base_url=f"{live.url}/v1", api_key="x", max_retries=0, timeout=60)
 

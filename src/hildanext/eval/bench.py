@@ -14,13 +14,13 @@ from hildanext.eval import codeeval
 from hildanext.model import masked_logits
 from hildanext.train.masks import causal_doc_mask
 from hildanext.train.objective import ObjectiveSetup, diffusion_loss
-M2T_ONLY = ObjectiveParams(t2t_rate=0.0, keep_rate=0.0, embed_noise_std=0.0)
 NAMED = {"active": None, "S": "S", "Q": "Q"}
 FRONTIER_KEYS = ("tpf", "tokens_per_s", "speed_vs_ar", "gen_ppl", "gen_ppl_vs_ar", "distinct_2", "repetition_4",
                  "repetition_vs_ar", "stop_share")
 def elbo_setup(mask_id: int, regular_ids: torch.Tensor, block_size: int, shift: bool = False) -> ObjectiveSetup:
     """The NELBO's objective: M2T alone at block_size over the AR perplexity's tokens (those with a predecessor)."""
-    return ObjectiveSetup(replace(M2T_ONLY, shift=shift), mask_id, regular_ids, block_size, predecessor_only=True)
+    setup = ObjectiveSetup(ObjectiveParams(shift=shift), mask_id, regular_ids, block_size, predecessor_only=True)
+    return setup.m2t_only()
 
 @torch.no_grad()
 def elbo_nll(model, shards: PackedShards, setup: ObjectiveSetup, b: BenchParams) -> float:

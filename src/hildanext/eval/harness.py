@@ -13,7 +13,7 @@ from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, re
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from pydantic import ValidationError
 from pydantic.dataclasses import dataclass
-from hildanext.config import STRICT, Params, ParamsError
+from hildanext.config import STRICT, Params, ParamsError, load_params, validate
 from hildanext.decode.engines import Request, make_engine
 from hildanext.eval.likelihood import ElboSpec, elbo_loglik, greedy_matches
 from hildanext.model import recorded_params
@@ -47,12 +47,11 @@ def harness_args(kwargs: dict) -> HarnessArgs:
 
 def harness_params(args: HarnessArgs) -> Params:
     """params from args.params (a params.yaml), else those the folder recorded, else the defaults; device applied."""
-    from hildanext.config import load_params
     if args.params:
         params = load_params(args.params)
     else:
         recorded = recorded_params(Path(args.pretrained))
-        params = Params(**recorded) if recorded else Params()
+        params = validate(recorded, f"{args.pretrained}/hildanext.json") if recorded else Params()
     if args.device:
         runtime = dataclasses.replace(params.runtime, device=device_kind(args.device))
         params = dataclasses.replace(params, runtime=runtime)

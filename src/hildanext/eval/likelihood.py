@@ -50,13 +50,13 @@ def draw_masks(spans, total_len: int, draws: int, gen: torch.Generator) -> tuple
 
 def masked_loglik(model, ids: list[int], masked: torch.Tensor, weight: torch.Tensor, spec: ElboSpec) -> torch.Tensor:
     """-sum of weight * cross-entropy over the masked positions of each draw (one forward per spec.batch_size)."""
-    x0 = torch.tensor(ids, dtype=torch.long)
+    x0, net = torch.tensor(ids, dtype=torch.long), as_supervised(model, exact=True)
     out = []
     for i in range(0, masked.shape[0], spec.batch_size):
         select, w = masked[i : i + spec.batch_size], weight[i : i + spec.batch_size]
         rows = x0.expand(select.shape[0], -1)
         doc_ids = torch.zeros_like(rows)
-        logits = forward_selected(as_supervised(model), (rows, doc_ids), torch.where(select, spec.mask_id, rows),
+        logits = forward_selected(net, (rows, doc_ids), torch.where(select, spec.mask_id, rows),
                                   select, spec.setup())
         ce = F.cross_entropy(logits, rows[select].to(logits.device), reduction="none")
         owner = torch.nonzero(select, as_tuple=True)[0].to(logits.device)

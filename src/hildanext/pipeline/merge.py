@@ -8,7 +8,7 @@ from hildanext.files import write_json_atomic
 from hildanext.model import model_meta, save_model
 from hildanext.pipeline import paths
 from hildanext.train.checkpoints import Checkpoints
-from hildanext.train.evaluate import evaluate, m2t_only
+from hildanext.train.evaluate import evaluate
 from hildanext.train.merge import final_phase_candidates, merged_checkpoints
 from hildanext.train.objective import ObjectiveSetup, regular_token_ids
 from hildanext.train.profiles import micro_steps, resolve_profile
@@ -25,7 +25,7 @@ def run(params: Params, tracker) -> dict:
     model, tokenizer = merged_checkpoints(chosen, paths.INIT, params.runtime)
     setup = ObjectiveSetup(params.objective, tokenizer.mask_token_id, regular_token_ids(tokenizer), p.decay_to,
                            p.block_align)
-    loss_fn = diffusion_eval_loss(m2t_only(setup))
+    loss_fn = diffusion_eval_loss(setup.m2t_only())
     merged = evaluate(model, eval_shards, loss_fn, p, micro_steps(p.batch_size, resolve_profile(params.runtime))[0])
     best = ckpts.state(chosen[0])["eval"][ckpts.best_key]
     names = [c.name for c in chosen]

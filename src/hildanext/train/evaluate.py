@@ -1,15 +1,9 @@
 # Held-out evaluation shared by WSD, SFT and merge: a loss function (diffusion_loss or sft_loss bound to its
 # block size and params) over the first eval_rows rows in micro-batches, with a fixed generator seed, reduced
-# to token-weighted M2T/T2T (and MTF, CAP) losses and the M2T accuracy over masked tokens; m2t_only gives the
-# clean M2T objective that ranks checkpoints. Entry points: evaluate(model, shards, loss_fn, p, micro, fixed_t),
-# eval_report(outs), m2t_only(setup).
-from dataclasses import replace
+# to token-weighted M2T/T2T (and MTF, CAP) losses and the M2T accuracy over masked tokens (checkpoints are ranked
+# on ObjectiveSetup.m2t_only()). Entry points: evaluate(model, shards, loss_fn, p, micro, fixed_t), eval_report(outs).
 import torch
 from hildanext.config import TrainParams
-def m2t_only(setup):
-    """The ObjectiveSetup with no T2T, no KEEP and no embedding noise (the bench's ELBO); other fields are kept."""
-    return replace(setup, objective=replace(setup.objective, t2t_rate=0.0, keep_rate=0.0, embed_noise_std=0.0))
-
 def token_mean(outs, key: str) -> float:
     return sum(getattr(o, key) * o.tokens for o in outs) / max(sum(o.tokens for o in outs), 1)
 

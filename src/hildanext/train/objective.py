@@ -36,6 +36,9 @@ class ObjectiveSetup:
         return replace(self, block_size=block_size)
     def with_cap(self, weight: float) -> "ObjectiveSetup":
         return replace(self, cap_weight=weight)
+    def m2t_only(self) -> "ObjectiveSetup":
+        """No T2T, no KEEP, no embedding noise: the clean M2T objective (checkpoint ranking, the bench's ELBO)."""
+        return replace(self, objective=replace(self.objective, t2t_rate=0.0, keep_rate=0.0, embed_noise_std=0.0))
     @property
     def needs_predecessor(self) -> bool:
         return self.objective.shift or self.predecessor_only
@@ -76,21 +79,21 @@ def model_inputs(x0: torch.Tensor, xt: torch.Tensor, doc_ids: torch.Tensor, bloc
     return torch.cat([xt, x0], 1), torch.cat([positions, positions], 1), bdlm_attention_mask(doc_ids, block_size, align)
 
 class SupervisedLM(torch.nn.Module):
-    """The diffusion forward as one module, so DDP can wrap it and sync its gradients."""
-    def __init__(self, lm):
+    """The diffusion forward as one module, so DDP can wrap it; exact keeps the model's dtype (float64 references)."""
+    def __init__(self, lm, exact: bool = False):
         super().__init__()
-        self.lm = lm
+        self.lm, self.exact = lm, exact
     def forward(self, input_ids, position_ids, allowed, select, noise=None, source=None):
-        return supervised_logits(self.lm, (input_ids, position_ids, allowed), select, noise, source)
+        return supervised_logits(self.lm, (input_ids, position_ids, allowed), select, noise, source, self.exact)
 
-def as_supervised(model):
+def as_supervised(model, exact: bool = False):
     if isinstance(model, (SupervisedLM, torch.nn.parallel.DistributedDataParallel)):
         return model
-    return SupervisedLM(model.get_base_model() if hasattr(model, "peft_config") else model)
+    return SupervisedLM(model.get_base_model() if hasattr(model, "peft_config") else model, exact)
 
 def supervised_logits(model, inputs: tuple, select: torch.Tensor, noise: torch.Tensor | None = None,
-                      source: torch.Tensor | None = None) -> torch.Tensor:
-    """Logits at select for inputs (ids, positions, allowed), read from the hidden state at source when given."""
+                      source: torch.Tensor | None = None, exact: bool = False) -> torch.Tensor:
+    """Logits at select for inputs (ids, positions, allowed) from the hidden state at source; float32 unless exact."""
     input_ids, position_ids, allowed = inputs
     embeds = model.get_input_embeddings()(input_ids)
     if noise is not None:
@@ -103,7 +106,7 @@ def supervised_logits(model, inputs: tuple, select: torch.Tensor, noise: torch.T
     else:
         picked = hidden[torch.nonzero(select, as_tuple=True)[0], source[select]]
     logits = model.get_output_embeddings()(picked)
-    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return logits.to(torch.promote_types(logits.dtype, torch.float32)) if exact else logits.float()
 
 def embedding_noise(model, masked: torch.Tensor, std: float, gen: torch.Generator) -> torch.Tensor:
     weight = model.get_input_embeddings().weight

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from hildanext.config import ParamsError, WsdParams
 from hildanext.data.loader import PackedShards
-from hildanext.train.evaluate import evaluate, m2t_only
+from hildanext.train.evaluate import evaluate
 from hildanext.train.loop import LoopSpec
 from hildanext.train.objective import ObjectiveSetup, diffusion_loss
 from hildanext.train.setup import TrainRun
@@ -92,7 +92,7 @@ def eval_at_step(run: TrainRun, model, phases: list[Phase], eval_shards: PackedS
         loss_fn = diffusion_eval_loss(run.loss_setup(size, p.block_align))
         tag = "mdlm" if size is None else f"b{size}"
         out |= {f"eval/{tag}/{k}": v for k, v in evaluate(model, eval_shards, loss_fn, p, run.micro).items()}
-    clean = diffusion_eval_loss(m2t_only(run.loss_setup(p.decay_to, p.block_align)))
+    clean = diffusion_eval_loss(run.loss_setup(p.decay_to, p.block_align).m2t_only())
     report = evaluate(model, eval_shards, clean, p, run.micro)
     return out | {f"eval/clean_b{p.decay_to}/{k}": report[k] for k in ("loss_m2t", "acc_m2t")}
 
