@@ -178,7 +178,7 @@ class SftParams(TrainParams):
 @dataclass(config=STRICT)
 class RuntimeParams:
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16", "float64"] = "float32"
     profile: Literal["cpu", "gtx1080", "ampere"] = "cpu"
     threads: NonNeg = 0
     seed: NonNeg = 0
@@ -251,7 +251,9 @@ class ServeParams:
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     engine: Literal[ENGINE_NAMES] = "diffusion"
     model_candidates: tuple[str, ...] = ("models/export", "models/sft", "models/merged", "models/init")
-    queue_size: Pos = 8
+    queue_size: Pos = 32
+    max_batch: Pos = 8
+    batch_wait_s: Annotated[float, Field(ge=0)] = 0.02
     request_timeout_s: PosFloat = 300.0
     max_new_tokens_limit: Pos = 1024
     max_context: NonNeg = 0

@@ -12,7 +12,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
 from hildanext.config import DemoParams, RuntimeParams, as_dict
 from hildanext.files import atomic_dir, sha256_file, write_json_atomic, write_text_atomic
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 STOP_TOKENS = ("<|endoftext|>", "<|im_end|>")
 class ModelFolderError(FileNotFoundError):

@@ -71,12 +71,14 @@ class Engine:
     def prepare(self, request: Request) -> Prepared:
         return Prepared(request, encode_prompt(self.tokenizer, request.prompt, request.chat), self.resolve(request))
     def run(self, prepared: Prepared, observer=None) -> Completion:
-        result, notices = self.decode(prepared, observer)
+        return self.completion(prepared, *self.decode(prepared, observer))
+    def completion(self, prepared: Prepared, result: DecodeResult, notices=()) -> Completion:
+        """The text (cut at the first stop string) and finish reason of one decoded request."""
         text = self.tokenizer.decode(result.ids, skip_special_tokens=True)
         text, cut = cut_at_stop_strings(text, prepared.request.stop)
         stopped = cut or bool(result.ids and result.ids[-1] in self.special.stops)
         reason = "stop" if stopped else "length"
-        return Completion(text, result.ids, reason, len(prepared.prompt_ids), result, self.name, notices)
+        return Completion(text, result.ids, reason, len(prepared.prompt_ids), result, self.name, list(notices))
     def complete(self, request: Request, observer=None) -> Completion:
         return self.run(self.prepare(request), observer)
     def generate(self, prompt: str, mode: str = "S", tau_mask: float | None = None, tau_edit: float | None = None,
@@ -84,6 +86,14 @@ class Engine:
         return self.complete(Request(prompt, mode, tau_mask, tau_edit, max_new_tokens, seed)).text
     def decode(self, prepared: Prepared, observer) -> tuple[DecodeResult, list[str]]:
         raise NotImplementedError
+    def session(self, max_rows: int):
+        """Rows decoding together (decode/batch.py); this engine runs them one at a time."""
+        from hildanext.decode.batch import SerialSession
+        return SerialSession(self, max_rows)
+    def run_batch(self, prepared: list[Prepared], observers=None, max_rows: int = 8) -> list[Completion]:
+        """Every prepared request through one session of up to max_rows rows; completions in request order."""
+        from hildanext.decode.batch import run_all
+        return run_all(self.session(max_rows), prepared, observers)
 
 class DiffusionEngine(Engine):
     """Our block-diffusion decoder (decode/decoder.py) on the folder's ids and the resolved settings."""
