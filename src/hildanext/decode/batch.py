@@ -1,10 +1,16 @@
-# Batched decoding through one interface: a Session holds the rows decoding together; add(prepared, observer)
-# queues a request and returns its key, step() advances the rows (one forward for a batching engine) and returns
-# the rows that ended as (key, Completion or the exception that ended the row); rows may join between steps.
-# SerialSession runs one row to its end per step (engines that do not batch). Entry points: Session,
-# SerialSession, run_all(session, prepared, observers) -> completions in order.
+# Batched generation. A Session holds the rows decoding together; add(prepared, observer) queues a request and returns
+# its key; step() advances the rows and returns those that ended as (key, Completion or the exception that ended
+# the row); rows join between steps (continuous batching). DiffusionSession: every row is a BlockDecoder plan() on
+# its own absolute grid, their Fill and PassAt requests answered by one batched forward each over a BatchKVCache.
+# SerialSession: one row to its end per step. Entry points: Session, SerialSession, DiffusionSession, run_all.
+import dataclasses, time
 from collections import deque
-from hildanext.decode.engines import Completion, Prepared
+import torch
+from hildanext.decode.decoder import (BlockDecoder, DecodeResult, Fill, PassAt, cache_argument, check_special,
+                                      decode_stats)
+from hildanext.decode.engines import Completion, Prepared, stop_watch
+from hildanext.decode.kvcache import BatchKVCache
+from hildanext.model import attention_mask_4d
 class Session:
     """Up to max_rows rows at a time; waiting rows join when a row ends."""
     def __init__(self, engine, max_rows: int):
@@ -42,3 +48,118 @@ def run_all(session: Session, prepared: list[Prepared], observers=None) -> list[
     if error := next((ended[k] for k in keys if isinstance(ended[k], BaseException)), None):
         raise error
     return [ended[k] for k in keys]
+
+@dataclasses.dataclass
+class Row:
+    """One request in a DiffusionSession: its decoder and plan, the request it waits on, its cache slot."""
+    key: int
+    prepared: Prepared
+    decoder: BlockDecoder
+    slot: int
+    started: float
+    plan: object = None
+    request: object = None
+    outcome: object = None
+    def advance(self, reply=None) -> None:
+        """Send the answer to the plan; the next request, or the ids (or the exception) that ended the row."""
+        try:
+            self.request = self.plan.send(reply)
+        except StopIteration as done:
+            self.request, self.outcome = None, done.value
+        except Exception as e:
+            self.request, self.outcome = None, e
+    def batched(self, kind) -> bool:
+        return self.outcome is None and isinstance(self.request, kind) and self.decoder.s.cache
+    def window(self) -> tuple[int, int]:
+        """The queries of this row's next forward: [start, end), with shift the position before a block too."""
+        r = self.request
+        return (r.start, r.end) if isinstance(r, Fill) else (max(r.start - self.decoder.s.shift, 0), r.end)
+
+class DiffusionSession(Session):
+    """Block-diffusion rows decoding together; each yields the ids (and trace, stats) it yields alone."""
+    def __init__(self, engine, max_rows: int):
+        super().__init__(engine, max_rows)
+        self.model, self.rows, self.steps = engine.model, [], 0
+        self.cache, self.cache_arg = BatchKVCache(max_rows), cache_argument(engine.model)
+    def running(self) -> int:
+        return len(self.rows)
+    def step(self) -> list[tuple[int, Completion | BaseException]]:
+        with torch.inference_mode():
+            while self.waiting and len(self.rows) < self.max_rows:
+                self.join(*self.waiting.popleft())
+            for kind in (Fill, PassAt):
+                if rows := [r for r in self.rows if r.batched(kind)]:
+                    self.answer(rows, kind)
+            for row in [r for r in self.rows if r.outcome is None and not r.batched((Fill, PassAt))]:
+                row.advance(row.decoder.execute(row.request))
+            self.steps += 1
+            return self.retire()
+    def join(self, key: int, prepared: Prepared, observer) -> None:
+        request, special = prepared.request, self.engine.special
+        watch = stop_watch(self.engine.tokenizer, request.stop, observer) if request.stop else observer
+        settings = dataclasses.replace(prepared.settings, cuda_graphs=False)
+        prompt = torch.as_tensor(prepared.prompt_ids, dtype=torch.long).flatten()
+        row = Row(key, prepared, None, len(self.rows), time.perf_counter())
+        try:
+            check_special(special)
+            if settings.shift and len(prompt) == 0:
+                raise ValueError("token shift needs a non-empty prompt: position 0 has no position before it")
+            row.decoder = BlockDecoder(self.model, prompt, settings, special, watch)
+        except Exception as e:
+            row.outcome = e
+        else:
+            row.decoder.cache, row.plan = None, row.decoder.plan()
+            self.cache.grow(len(row.decoder.canvas))
+            row.advance()
+        self.rows.append(row)
+    def answer(self, rows: list[Row], kind) -> None:
+        """One batched forward for the rows' requests of one kind; each row is sent its block's logits."""
+        windows = [r.window() for r in rows]
+        try:
+            logits = self.forward(rows, windows, 1 if kind is Fill else max(e - s for s, e in windows))
+        except Exception as e:
+            for row in rows:
+                row.request, row.outcome = None, e
+            return
+        for i, (row, (start, end)) in enumerate(zip(rows, windows, strict=True)):
+            row.advance(None if kind is Fill else self.row_logits(row, logits[i, : end - start]))
+    def row_logits(self, row: Row, logits: torch.Tensor) -> torch.Tensor:
+        """The logits predicting the block (with shift: read at p - 1; position 0's row is zeros)."""
+        if not row.decoder.s.shift:
+            return logits
+        logits = logits[:-1]
+        return logits if row.request.start > 0 else torch.cat([logits.new_zeros(1, logits.shape[-1]), logits])
+    def forward(self, rows: list[Row], windows: list[tuple[int, int]], keep: int) -> torch.Tensor:
+        """Every row's window padded to one width; padding queries write and read only the scratch column."""
+        device, scratch = self.model.device, self.cache.capacity
+        width = max(end - start for start, end in windows)
+        positions = torch.full((len(rows), width), scratch, dtype=torch.long, device=device)
+        ids = torch.full((len(rows), width), self.engine.special.eos_id, dtype=torch.long, device=device)
+        for i, (row, (start, end)) in enumerate(zip(rows, windows, strict=True)):
+            positions[i, : end - start] = torch.arange(start, end, device=device)
+            ids[i, : end - start] = row.decoder.canvas[start:end]
+        sizes = torch.tensor([r.decoder.s.block_size for r in rows], device=device)[:, None, None]
+        keys, padding = torch.arange(scratch + 1, device=device), (positions == scratch)[:, :, None]
+        allowed = (keys // sizes <= positions[:, :, None] // sizes) & (keys < scratch) & ~padding
+        allowed |= padding & (keys == scratch)
+        mask = attention_mask_4d(allowed, self.model.config._attn_implementation, self.model.dtype)
+        self.cache.begin(torch.tensor([r.slot for r in rows], device=device), positions)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions.masked_fill(padding[:, :, 0], 0),
+                         use_cache=False, logits_to_keep=keep, **{self.cache_arg: self.cache})
+        return out.logits
+    def retire(self) -> list[tuple[int, Completion | BaseException]]:
+        """The rows that ended, as completions (or exceptions); the others move down to slots 0..n-1."""
+        ended = [r for r in self.rows if r.outcome is not None]
+        self.rows = [r for r in self.rows if r.outcome is None]
+        for slot, row in enumerate(self.rows):
+            if row.slot != slot:
+                self.cache.move(row.slot, slot)
+                row.slot = slot
+        return [(r.key, self.completion(r)) for r in ended]
+    def completion(self, row: Row) -> Completion | BaseException:
+        if isinstance(row.outcome, BaseException):
+            return row.outcome
+        d, ids = row.decoder, row.outcome
+        stats = decode_stats(d.forwards, len(ids), time.perf_counter() - row.started, d.cache_forwards,
+                             d.prefill_forwards)
+        return self.engine.completion(row.prepared, DecodeResult(ids, d.trace, stats, d.remask))

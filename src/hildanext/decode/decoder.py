@@ -1,9 +1,9 @@
 # LLaDA2.1 block-diffusion decoding (threshold unmasking plus token editing) over any Hugging Face causal-LM
 # module, on an absolute block grid from position 0. Entry points: generate_ids(model, prompt_ids, settings,
-# special, observer) -> DecodeResult (ids, trace, stats, remask record); update_sets (Gamma/Delta); propose.
-# settings: cache (BlockKVCache), cuda_graphs (StaticBlockForward), remask (the remask pass), shift (position p's
-# logits read at p - 1). observer sees {type: pass, record, forwards, refreshes}, {type: remask, windows},
-# {type: block, ids} (remask: 1); answering True to a block event ends decoding there (the engine's stop strings).
+# special, observer) -> DecodeResult; BlockDecoder.plan() (the decoding as a generator of Fill / PassAt / Uncached
+# forward requests, which run() or the batched decoder in decode/batch.py answers); update_sets; propose.
+# observer sees {type: pass, record, forwards, refreshes}, {type: remask, windows}, {type: block, ids} (remask: 1);
+# answering True to a block event ends decoding there (the engine's stop strings).
 import inspect, math, time
 from dataclasses import dataclass
 import torch
@@ -29,6 +29,18 @@ class PassAt:
     start: int
     end: int
     phase: str = "decode"
+
+@dataclass(frozen=True)
+class Fill:
+    """Make the cached K/V of canvas[start:end] exact (the prompt's prefill or a stale block's refresh)."""
+    start: int
+    end: int
+
+@dataclass(frozen=True)
+class Uncached:
+    """Logits predicting canvas[start:end] from one uncached block-causal forward over canvas[0:end]."""
+    start: int
+    end: int
 
 @dataclass
 class DecodeStats:
@@ -119,7 +131,7 @@ class BlockDecoder:
         self.stops = torch.tensor(special.stops, dtype=torch.long, device=device)
         self.gen = torch.Generator(device=device).manual_seed(s.seed)
         self.trace: list[PassRecord] = []
-        self.forwards = self.cache_forwards = self.prefill_forwards = 0
+        self.forwards = self.cache_forwards = self.prefill_forwards = self.clean_len = 0
         self.remask: RemaskRecord | None = None
     def forward(self, q_start: int, q_end: int, keep: int) -> torch.Tensor:
         allowed = block_causal(q_start, q_end, self.s.block_size, self.canvas.device)
@@ -141,18 +153,29 @@ class BlockDecoder:
         return rows if start > 0 else torch.cat([rows.new_zeros(1, rows.shape[-1]), rows])
     def extend_cache(self, start: int) -> None:
         """Make the cached K/V of [0, start) exact: the prompt's prefill, or the refresh of a stale block."""
-        if self.cache is not None and self.cache.clean_len < start:
-            self.forward(self.cache.clean_len, start, 1)
-            self.cache.clean_len = start
-            self.prefill_forwards += start <= self.prompt_len
-            self.cache_forwards += start > self.prompt_len
+        if self.cache is not None and self.clean_len < start:
+            self.count_fill(start)
+            self.forward(self.clean_len, start, 1)
+            self.clean_len = start
+    def count_fill(self, start: int) -> None:
+        self.prefill_forwards += start <= self.prompt_len
+        self.cache_forwards += start > self.prompt_len
     def block_logits(self, start: int, end: int) -> torch.Tensor:
         self.forwards += 1
+        return self.cached_logits(start, end)
+    def cached_logits(self, start: int, end: int) -> torch.Tensor:
         if self.static is not None and (start > 0 or not self.s.shift):
             return self.static(self.canvas, start)
         return self.logits_for(start if self.cache is not None else 0, start, end)
-    def decode_block(self, block: int) -> bool:
-        """All passes of one block, in place; True when the last pass changed tokens (its cached K/V are stale)."""
+    def execute(self, request) -> torch.Tensor | None:
+        """Answer one request of plan() with this decoder's own forwards (and cache, when it has one)."""
+        if isinstance(request, Fill):
+            return self.forward(request.start, request.end, 1)
+        if isinstance(request, Uncached):
+            return self.logits_for(0, request.start, request.end)
+        return self.cached_logits(request.start, request.end)
+    def decode_block(self, block: int):
+        """All passes of one block, in place; returns True when the last pass changed tokens (its K/V are stale)."""
         start, end = block * self.s.block_size, (block + 1) * self.s.block_size
         editable = torch.arange(start, end, device=self.canvas.device) >= self.prompt_len
         post, step, changed = 0, 0, True
@@ -161,7 +184,9 @@ class BlockDecoder:
             post += not has_masks
             if post > self.s.max_post_steps:
                 return changed
-            changed = self.apply_pass(PassAt(block, step, start, end), self.block_logits(start, end), editable)
+            at = PassAt(block, step, start, end)
+            self.forwards += 1
+            changed = self.apply_pass(at, (yield at), editable)
             step += 1
             if not has_masks and not changed:
                 return False
@@ -186,13 +211,16 @@ class BlockDecoder:
         return self.observer is not None and bool(self.observer(event))
     def generated(self) -> torch.Tensor:
         return self.canvas[self.prompt_len : self.prompt_len + self.s.max_new_tokens]
-    def run(self) -> list[int]:
+    def plan(self):
+        """The whole decoding as a generator: yields Fill, PassAt and Uncached requests, is sent their logits."""
         size = self.s.block_size
         for block in range(self.prompt_len // size, len(self.canvas) // size):
-            self.extend_cache(block * size)
-            stale = self.decode_block(block)
-            if self.cache is not None:
-                self.cache.clean_len = block * size if stale else (block + 1) * size
+            if self.s.cache and self.clean_len < block * size:
+                self.count_fill(block * size)
+                yield Fill(self.clean_len, block * size)
+                self.clean_len = block * size
+            stale = yield from self.decode_block(block)
+            self.clean_len = block * size if stale and self.s.cache else (block + 1) * size
             done = self.canvas[self.prompt_len : min((block + 1) * size, self.prompt_len + self.s.max_new_tokens)]
             if self.s.remask is None and self.notify({"type": "block", "block": block,
                                                        "ids": cut_at_stop(done.tolist(), self.stop_set)}):
@@ -200,11 +228,13 @@ class BlockDecoder:
             if self.s.eos_early_stop and bool(torch.isin(self.generated(), self.stops).any()):
                 break
         ids = cut_at_stop(self.generated().tolist(), self.stop_set)
-        return ids if self.s.remask is None else self.remask_phase(ids)
-    def remask_phase(self, ids: list[int]) -> list[int]:
+        return ids if self.s.remask is None else (yield from self.remask_phase(ids))
+    def run(self) -> list[int]:
+        return drive(self.plan(), self.execute)
+    def remask_phase(self, ids: list[int]):
         """The remask pass over the decoded answer, uncached (stale K/V dropped); then the one block event."""
         self.cache = self.static = None
-        self.remask = self.remask_answer(ids)
+        self.remask = yield from self.remask_answer(ids)
         ids = cut_at_stop(self.answer_tokens(len(ids)), self.stop_set)
         last_block = (self.prompt_len + max(len(ids), 1) - 1) // self.s.block_size
         self.notify({"type": "block", "block": last_block, "ids": ids})
@@ -214,34 +244,44 @@ class BlockDecoder:
         length = scored_length(ids, self.stop_set)
         if length == 0:
             return RemaskRecord([], [])
-        conf = self.committed_confidence(len(ids))[:length].tolist()
+        conf = (yield from self.committed_confidence(len(ids)))[:length].tolist()
         windows = select_windows(ids[:length], conf, self.s.tau_mask, self.s.remask)
         positions = remasked_positions(windows)
         self.notify({"type": "remask", "windows": windows, "forwards": self.forwards, "refreshes": self.cache_forwards})
-        self.redecode(positions, len(ids))
+        yield from self.redecode(positions, len(ids))
         return remask_record(windows, ids, self.answer_tokens(len(ids)))
     def answer_tokens(self, length: int) -> list[int]:
         return self.canvas[self.prompt_len : self.prompt_len + length].tolist()
-    def committed_confidence(self, length: int) -> torch.Tensor:
+    def committed_confidence(self, length: int):
         """Probability of each committed answer token in one fresh block-causal forward over prompt + answer."""
         self.forwards += 1
         end = self.prompt_len + length
-        probs = without_banned(self.logits_for(0, self.prompt_len, end), self.banned).softmax(-1)
+        probs = without_banned((yield Uncached(self.prompt_len, end)), self.banned).softmax(-1)
         return probs.gather(-1, self.canvas[self.prompt_len : end, None]).squeeze(-1)
-    def redecode(self, positions: list[int], length: int) -> None:
+    def redecode(self, positions: list[int], length: int):
         """Mask the answer positions, then re-decode their blocks in order, each forward over prompt + answer so far."""
         where = [self.prompt_len + i for i in positions]
         self.canvas[where] = self.mask_id
         for block in sorted({p // self.s.block_size for p in where}):
-            self.redecode_block(block, min((block + 1) * self.s.block_size, self.prompt_len + length))
-    def redecode_block(self, block: int, end: int) -> None:
+            yield from self.redecode_block(block, min((block + 1) * self.s.block_size, self.prompt_len + length))
+    def redecode_block(self, block: int, end: int):
         """Gamma-only passes (no edits, no post steps) over one block's masked answer positions in [start, end)."""
         start, step = block * self.s.block_size, 0
         answer = torch.arange(start, end, device=self.canvas.device) >= self.prompt_len
         while bool((masked := answer & (self.canvas[start:end] == self.mask_id)).any()):
             self.forwards += 1
-            self.apply_pass(PassAt(block, step, start, end, "remask"), self.logits_for(0, start, end), masked)
+            self.apply_pass(PassAt(block, step, start, end, "remask"), (yield Uncached(start, end)), masked)
             step += 1
+
+def drive(plan, execute):
+    """Run a plan() generator to its end, answering each request with execute(request); returns its value."""
+    reply = None
+    while True:
+        try:
+            request = plan.send(reply)
+        except StopIteration as done:
+            return done.value
+        reply = execute(request)
 
 def decode_stats(forwards: int, tokens: int, seconds: float, cache_forwards: int = 0,
                  prefill_forwards: int = 0) -> DecodeStats:

@@ -101,6 +101,10 @@ class DiffusionEngine(Engine):
     def decode(self, prepared: Prepared, observer) -> tuple[DecodeResult, list[str]]:
         watch = stop_watch(self.tokenizer, prepared.request.stop, observer) if prepared.request.stop else observer
         return generate_ids(self.model, prepared.prompt_ids, prepared.settings, self.special, watch), []
+    def session(self, max_rows: int):
+        """The batched decoder (decode/batch.py DiffusionSession): rows decode together, each as it would alone."""
+        from hildanext.decode.batch import DiffusionSession
+        return DiffusionSession(self, max_rows)
 
 def stop_watch(tokenizer, stops, observer=None):
     """The observer, answering True once a finished block's text holds a stop string (finished blocks never change)."""

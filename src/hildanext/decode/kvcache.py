@@ -1,8 +1,8 @@
-# A fixed-buffer K/V cache for block diffusion: one [batch, kv_heads, capacity, head_dim] buffer pair per layer,
-# written at explicit positions (a block is re-run many times at the same positions, which Hugging Face's
-# appending caches cannot do). Entry points: BlockKVCache(capacity); window(start, end) before each forward;
-# update(key, value, layer_idx, ...) is what the attention layers call; clean_len tracks the exact prefix.
-# static=True (the CUDA-graph path) writes at static_index and returns the whole buffers.
+# Fixed-buffer K/V caches for block diffusion, written at explicit positions (a block is re-run many times at the
+# same positions, which Hugging Face's appending caches cannot do); update(key, value, layer_idx, ...) is what the
+# attention layers call. BlockKVCache(capacity): one sequence; window(start, end) before each forward; static=True
+# (the CUDA-graph path) writes at static_index and returns the whole buffers. BatchKVCache(rows, capacity): one
+# row per request of the batched decoder (decode/batch.py); begin(slots, index) before each forward.
 import torch
 class BlockKVCache:
     """K/V buffers indexed by absolute position; a forward writes [start, end) and attends to [0, end)."""
@@ -12,7 +12,6 @@ class BlockKVCache:
         self.keys: dict[int, torch.Tensor] = {}
         self.values: dict[int, torch.Tensor] = {}
         self.start = self.end = 0
-        self.clean_len = 0
         self.static, self.static_index = False, None
     def window(self, start: int, end: int) -> None:
         if not 0 <= start < end <= self.capacity:
@@ -38,3 +37,45 @@ class BlockKVCache:
         return keys[:, :, :self.end], values[:, :, :self.end]
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.end
+
+class BatchKVCache:
+    """Per layer [rows, kv_heads, capacity + 1, head_dim] buffers, one row per decoding request (a slot); a
+    forward writes each query at its own row's absolute position (index), padding queries at the scratch column
+    capacity, which only padding queries attend to."""
+    is_compileable = False
+    def __init__(self, rows: int, capacity: int = 0):
+        self.rows, self.capacity = rows, capacity
+        self.keys: dict[int, torch.Tensor] = {}
+        self.values: dict[int, torch.Tensor] = {}
+        self.slots = self.index = self.prefix = None
+    def grow(self, capacity: int) -> None:
+        """Room for capacity positions per row (the scratch column moves to the end; written K/V are kept)."""
+        if capacity <= self.capacity:
+            return
+        for store in (self.keys, self.values):
+            for layer, old in store.items():
+                store[layer] = old.new_zeros(old.shape[0], old.shape[1], capacity + 1, old.shape[3])
+                store[layer][:, :, : self.capacity] = old[:, :, : self.capacity]
+        self.capacity = capacity
+    def move(self, source: int, target: int) -> None:
+        for store in (self.keys, self.values):
+            for buffer in store.values():
+                buffer[target] = buffer[source]
+    def begin(self, slots: torch.Tensor, index: torch.Tensor) -> None:
+        """The next forward's rows (slot per query row) and write positions [rows, width]."""
+        self.slots, self.index = slots, index
+        n = len(slots)
+        self.prefix = n if bool((slots == torch.arange(n, device=slots.device)).all()) else None
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
+        if layer_idx not in self.keys:
+            shape = (self.rows, key_states.shape[1], self.capacity + 1, key_states.shape[3])
+            self.keys[layer_idx] = key_states.new_zeros(shape)
+            self.values[layer_idx] = value_states.new_zeros(shape)
+        keys, values = self.keys[layer_idx], self.values[layer_idx]
+        keys[self.slots[:, None], :, self.index] = key_states.transpose(1, 2)
+        values[self.slots[:, None], :, self.index] = value_states.transpose(1, 2)
+        if self.prefix is not None:
+            return keys[: self.prefix], values[: self.prefix]
+        return keys[self.slots], values[self.slots]
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0
