@@ -39,9 +39,7 @@ class BlockKVCache:
         return self.end
 
 class BatchKVCache:
-    """Per layer [rows, kv_heads, capacity + 1, head_dim] buffers, one row per decoding request (a slot); a
-    forward writes each query at its own row's absolute position (index), padding queries at the scratch column
-    capacity, which only padding queries attend to."""
+    """Per layer [rows, kv_heads, capacity + 1, head_dim]; padding queries write and read the scratch column only."""
     is_compileable = False
     def __init__(self, rows: int, capacity: int = 0):
         self.rows, self.capacity = rows, capacity
