@@ -7,8 +7,7 @@ import dataclasses, time
 from collections import deque
 import torch
 from hildanext.decode.decoder import (BlockDecoder, DecodeResult, Fill, PassAt, cache_argument, check_special,
-                                      decode_stats)
-from hildanext.decode.engines import Completion, Prepared, stop_watch
+                                      decode_stats, stop_watch)
 from hildanext.decode.kvcache import BatchKVCache
 from hildanext.model import attention_mask_4d
 class Session:
@@ -17,7 +16,7 @@ class Session:
         if max_rows < 1:
             raise ValueError(f"a session needs max_rows >= 1, got {max_rows}")
         self.engine, self.max_rows, self.waiting, self.next_key = engine, max_rows, deque(), 0
-    def add(self, prepared: Prepared, observer=None) -> int:
+    def add(self, prepared, observer=None) -> int:
         self.next_key += 1
         self.waiting.append((self.next_key, prepared, observer))
         return self.next_key
@@ -25,12 +24,12 @@ class Session:
         return 0
     def __len__(self) -> int:
         return len(self.waiting) + self.running()
-    def step(self) -> list[tuple[int, Completion | BaseException]]:
+    def step(self) -> list[tuple[int, object]]:
         raise NotImplementedError
 
 class SerialSession(Session):
     """One waiting row decoded to its end per step with engine.run."""
-    def step(self) -> list[tuple[int, Completion | BaseException]]:
+    def step(self) -> list[tuple[int, object]]:
         if not self.waiting:
             return []
         key, prepared, observer = self.waiting.popleft()
@@ -39,10 +38,10 @@ class SerialSession(Session):
         except Exception as e:
             return [(key, e)]
 
-def run_all(session: Session, prepared: list[Prepared], observers=None) -> list[Completion]:
+def run_all(session: Session, prepared: list, observers=None) -> list:
     """Every request through the session; the first row's exception is raised once all rows have ended."""
     keys = [session.add(p, observers[i] if observers else None) for i, p in enumerate(prepared)]
-    ended: dict[int, Completion | BaseException] = {}
+    ended: dict[int, object] = {}
     while len(session):
         ended.update(session.step())
     if error := next((ended[k] for k in keys if isinstance(ended[k], BaseException)), None):
@@ -53,7 +52,7 @@ def run_all(session: Session, prepared: list[Prepared], observers=None) -> list[
 class Row:
     """One request in a DiffusionSession: its decoder and plan, the request it waits on, its cache slot."""
     key: int
-    prepared: Prepared
+    prepared: object
     decoder: BlockDecoder
     slot: int
     started: float
@@ -83,7 +82,7 @@ class DiffusionSession(Session):
         self.cache, self.cache_arg = BatchKVCache(max_rows), cache_argument(engine.model)
     def running(self) -> int:
         return len(self.rows)
-    def step(self) -> list[tuple[int, Completion | BaseException]]:
+    def step(self) -> list[tuple[int, object]]:
         with torch.inference_mode():
             while self.waiting and len(self.rows) < self.max_rows:
                 self.join(*self.waiting.popleft())
@@ -94,7 +93,7 @@ class DiffusionSession(Session):
                 row.advance(row.decoder.execute(row.request))
             self.steps += 1
             return self.retire()
-    def join(self, key: int, prepared: Prepared, observer) -> None:
+    def join(self, key: int, prepared, observer) -> None:
         request, special = prepared.request, self.engine.special
         watch = stop_watch(self.engine.tokenizer, request.stop, observer) if request.stop else observer
         settings = dataclasses.replace(prepared.settings, cuda_graphs=False)
@@ -147,7 +146,7 @@ class DiffusionSession(Session):
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions.masked_fill(padding[:, :, 0], 0),
                          use_cache=False, logits_to_keep=keep, **{self.cache_arg: self.cache})
         return out.logits
-    def retire(self) -> list[tuple[int, Completion | BaseException]]:
+    def retire(self) -> list[tuple[int, object]]:
         """The rows that ended, as completions (or exceptions); the others move down to slots 0..n-1."""
         ended = [r for r in self.rows if r.outcome is not None]
         self.rows = [r for r in self.rows if r.outcome is None]
@@ -156,7 +155,7 @@ class DiffusionSession(Session):
                 self.cache.move(row.slot, slot)
                 row.slot = slot
         return [(r.key, self.completion(r)) for r in ended]
-    def completion(self, row: Row) -> Completion | BaseException:
+    def completion(self, row: Row) -> object:
         if isinstance(row.outcome, BaseException):
             return row.outcome
         d, ids = row.decoder, row.outcome

@@ -3,7 +3,7 @@
 # special, observer) -> DecodeResult; BlockDecoder.plan() (the decoding as a generator of Fill / PassAt / Uncached
 # forward requests, which run() or the batched decoder in decode/batch.py answers); update_sets; propose.
 # observer sees {type: pass, record, forwards, refreshes}, {type: remask, windows}, {type: block, ids} (remask: 1);
-# answering True to a block event ends decoding there (the engine's stop strings).
+# answering True to a block event ends decoding there (stop_watch: stop strings; cut_at_stop_strings).
 import inspect, math, time
 from dataclasses import dataclass
 import torch
@@ -107,6 +107,20 @@ def cut_at_stop(ids: list[int], stop_ids) -> list[int]:
         if token in stop_ids:
             return ids[: i + 1]
     return ids
+
+def cut_at_stop_strings(text: str, stops) -> tuple[str, bool]:
+    """The text before the earliest stop string, and whether one was found."""
+    hits = [text.find(s) for s in stops if s and s in text]
+    return (text[: min(hits)], True) if hits else (text, False)
+
+def stop_watch(tokenizer, stops, observer=None):
+    """The observer, answering True once a finished block's text holds a stop string (finished blocks never change)."""
+    def watch(event: dict) -> bool:
+        if observer is not None:
+            observer(event)
+        text = tokenizer.decode(event["ids"], skip_special_tokens=True) if event["type"] == "block" else ""
+        return cut_at_stop_strings(text, stops)[1]
+    return watch
 
 def check_special(special: SpecialIds) -> None:
     if special.mask_id is None:

@@ -3,12 +3,13 @@
 # generate(prompt, mode, ...) -> str. DiffusionEngine is our block-diffusion decoder (the default; it stops after the
 # block where a stop string appears); ENGINES names every engine's class (ar: decode/ar.py, dinfer: decode/dinfer.py,
 # imported on use; alias "transformers" = diffusion). Entry points: Request, Prepared, Completion, Engine,
-# DiffusionEngine, engine_class, make_engine(name, model_dir, params), cut_at_stop_strings, stop_watch.
+# DiffusionEngine, engine_class, make_engine(name, model_dir, params) (stop strings: decode/decoder.py).
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from hildanext.config import Params, ParamsError
-from hildanext.decode.decoder import DecodeResult, generate_ids
+from hildanext.decode.batch import DiffusionSession, SerialSession, run_all
+from hildanext.decode.decoder import DecodeResult, cut_at_stop_strings, generate_ids, stop_watch
 from hildanext.decode.settings import DecodeSettings, resolve_settings, special_ids_for
 from hildanext.model import ModelInfo, encode_prompt, load_decoder, load_model, read_model_info
 ENGINES = {"diffusion": "hildanext.decode.engines:DiffusionEngine", "ar": "hildanext.decode.ar:AREngine",
@@ -43,11 +44,6 @@ class Completion:
     result: DecodeResult
     engine: str
     notices: list[str] = field(default_factory=list)
-
-def cut_at_stop_strings(text: str, stops) -> tuple[str, bool]:
-    """The text before the earliest stop string, and whether one was found."""
-    hits = [text.find(s) for s in stops if s and s in text]
-    return (text[: min(hits)], True) if hits else (text, False)
 
 class Engine:
     """A model, its tokenizer and what its folder says (ModelInfo); subclasses implement decode."""
@@ -88,11 +84,9 @@ class Engine:
         raise NotImplementedError
     def session(self, max_rows: int):
         """Rows decoding together (decode/batch.py); this engine runs them one at a time."""
-        from hildanext.decode.batch import SerialSession
         return SerialSession(self, max_rows)
     def run_batch(self, prepared: list[Prepared], observers=None, max_rows: int = 8) -> list[Completion]:
         """Every prepared request through one session of up to max_rows rows; completions in request order."""
-        from hildanext.decode.batch import run_all
         return run_all(self.session(max_rows), prepared, observers)
 
 class DiffusionEngine(Engine):
@@ -103,17 +97,7 @@ class DiffusionEngine(Engine):
         return generate_ids(self.model, prepared.prompt_ids, prepared.settings, self.special, watch), []
     def session(self, max_rows: int):
         """The batched decoder (decode/batch.py DiffusionSession): rows decode together, each as it would alone."""
-        from hildanext.decode.batch import DiffusionSession
         return DiffusionSession(self, max_rows)
-
-def stop_watch(tokenizer, stops, observer=None):
-    """The observer, answering True once a finished block's text holds a stop string (finished blocks never change)."""
-    def watch(event: dict) -> bool:
-        if observer is not None:
-            observer(event)
-        text = tokenizer.decode(event["ids"], skip_special_tokens=True) if event["type"] == "block" else ""
-        return cut_at_stop_strings(text, stops)[1]
-    return watch
 
 def engine_class(name: str) -> type[Engine]:
     """The engine class registered under name (or its alias), imported on first use."""
