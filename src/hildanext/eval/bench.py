@@ -1,10 +1,9 @@
 # Bench measures of a block-diffusion model against its AR base: an ELBO bound on perplexity over packed eval
-# rows (M2T only, 1/t-weighted, fixed Monte Carlo seed) beside the AR perplexity, and greedy generations from
-# held-out openings per setting (active, S, Q, each frontier point, AR; equal settings run once): TPF, tokens/s
-# (median of interleaved repeats), Gen PPL under the AR base, distinct-2, repetition, stop share, ratios to AR,
-# micro HumanEval pass@1 for the named settings; batch rows: the same prompts through run_batch vs one at a time.
-# Entry points: elbo_setup, elbo_nll, ar_nll, gen_ppl, text_metrics, openings, bench_requests, bench_settings,
-# bench_batches (pipeline/bench.py runs the stage).
+# rows (M2T only, 1/t-weighted, fixed Monte Carlo seed) beside the AR perplexity, greedy generations from held-out
+# openings per setting (active, S, Q, each frontier point, AR; equal settings run once): TPF, tokens/s (median of
+# interleaved repeats), Gen PPL under the AR base, distinct-2, repetition, stop share, ratios to AR, pass@1; batch
+# rows (run_batch vs one at a time). Entry points: elbo_setup, elbo_nll, ar_nll, gen_ppl, text_metrics, openings,
+# bench_requests, bench_settings, bench_batches (pipeline/bench.py runs the stage).
 import math, statistics, time
 from dataclasses import replace
 import torch
