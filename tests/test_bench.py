@@ -2,18 +2,19 @@
 # trained to predict nothing better than uniform, equals log(vocab) in expectation; the AR NLL and Gen PPL equal
 # hand computations, the ELBO counts the AR perplexity's tokens (shift on or off) and Gen PPL ranks corpus text
 # above its shuffle; text metrics (leaderboard TPF) match hand counts; settings with equal decode settings share
-# one run; frontier CSV and plot; bench + export on ci overlay.
+# one run; batch rows (run_batch vs one at a time) keep the batch-1 ids in float64 and their rates agree with
+# the token counts; frontier CSV and plot; bench + export on ci overlay.
 import csv, importlib.util, json, math, shutil, statistics
 from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import make_tiny_qwen3
-from hildanext.config import BenchParams, DemoParams, FrontierPoint, Params
+from hildanext.config import BenchParams, DemoParams, FrontierPoint, Params, RuntimeParams
 from hildanext.data.demo_corpus import demo_stories
 from hildanext.decode.engines import Request, make_engine
-from hildanext.eval.bench import (FRONTIER_KEYS, ar_nll, bench_settings, distinct_runs, bench_requests, elbo_nll,
-                                  elbo_setup, gen_ppl, text_metrics)
+from hildanext.eval.bench import (FRONTIER_KEYS, ar_nll, bench_batches, bench_settings, distinct_runs, bench_requests,
+                                  elbo_nll, elbo_setup, gen_ppl, text_metrics)
 from hildanext.eval.cost import forward_cost, median_ms
 from hildanext.pipeline.bench import write_frontier_csv
 from hildanext.train.demo import build_demo_base
@@ -168,6 +169,7 @@ def test_bench_stage_on_the_ci_overlay(tmp_path, repo_root, monkeypatch):
     assert all(0 <= row["pass_at_1"] <= 1 and row["tpf"] > 0 and row["gen_ppl"] > 1
                for row in report["settings"].values())
     assert report["cost"]["parity_tpf"] > 0 and [r["setting"] for r in report["frontier"]][-1] == "ar"
+    assert set(report["batch"]) == {"active", "ar"} and metrics["batch/ar/requests"] == 2
     assert (tmp_path / "metrics/bench_settings.csv").read_text().startswith("setting,")
     assert (tmp_path / "metrics/frontier.csv").read_text().startswith("setting,tau_mask,tau_edit,tpf,")
     run_stage("export")
@@ -177,3 +179,20 @@ def test_bench_stage_on_the_ci_overlay(tmp_path, repo_root, monkeypatch):
     card = (tmp_path / "models/export/README.md").read_text()
     assert ("| S |" in card and "hildanext generate --model models/export" in card
             and (tmp_path / "models/export/model.safetensors").exists())
+
+def test_batch_rows_equal_batch_one_ids_in_float64_and_their_rates_agree(model_dir):
+    params = Params(runtime=RuntimeParams(dtype="float64"))
+    engine, ar = make_engine("diffusion", model_dir, params), make_engine("ar", model_dir, params)
+    prompts = ["Once upon a time", "The cat sat", "A little dog ran to the park and", "Tom"]
+    b = BenchParams(max_new_tokens=12, repeats=1, batch_size=3)
+    batch = bench_batches(engine, ar, prompts, b)
+    assert set(batch) == {"active", "ar"} and engine.model.dtype == torch.float64
+    for name, runner in (("active", engine), ("ar", ar)):
+        row = batch[name]
+        mode = "S" if name == "active" else None
+        done = [runner.run(runner.prepare(Request(p, mode=mode, max_new_tokens=12, temperature=0.0))) for p in prompts]
+        tokens = sum(len(c.ids) for c in done)
+        assert row["ids_differ"] == 0 and row["requests"] == 4 and row["batch_size"] == 3
+        assert row["tokens_per_s"] / row["requests_per_s"] == pytest.approx(tokens / 4)
+        assert row["batch1_tokens_per_s"] / row["batch1_requests_per_s"] == pytest.approx(tokens / 4)
+        assert row["tokens_per_s_vs_batch1"] == pytest.approx(row["tokens_per_s"] / row["batch1_tokens_per_s"])

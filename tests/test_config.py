@@ -48,7 +48,7 @@ def test_set_overrides_dotted_keys_with_types(tmp_path):
     ("demo_base:\n  stepz: 5\n", [], "demo_base.stepz: unknown key"),
     ("demo_base:\n  steps: many\n", [], "demo_base.steps: Input should be a valid integer"),
     ("demo_base:\n  steps: 0\n", [], "demo_base.steps: Input should be greater than or equal to 1"),
-    ("runtime:\n  dtype: float8\n", [], "runtime.dtype: Input should be 'float32', 'bfloat16' or 'float16'"),
+    ("runtime:\n  dtype: float8\n", [], "runtime.dtype: Input should be 'float32', 'bfloat16', 'float16' or 'float64'"),
     ("model:\n  revision: main\n", [], "model.revision: String should match pattern"),
     ("", ["colour.lr=1"], "colour: unknown key"),
     ("", ["runtime.seed=-1"], "runtime.seed: Input should be greater than or equal to 0"),

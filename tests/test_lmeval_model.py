@@ -1,7 +1,8 @@
 # The "hildanext" lm-eval model and its block ELBO (eval/likelihood.py): a hand computation on a scripted model
 # with fixed masks (shift on and off), equality with lm-eval's own HFLM at block size 1 with the token shift in
 # float64 (loglikelihood, is_greedy, rolling), the Monte Carlo spread shrinking with mc_num, the right
-# continuation ranked first, rolling windows written out by hand, model_args errors and registration.
+# continuation ranked first, rolling windows written out by hand, model_args errors and registration, and
+# batched generate_until giving the one-at-a-time strings (per-request stop strings) with per-task counts.
 import math
 from types import SimpleNamespace
 import pytest
@@ -11,7 +12,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 from hildanext.config import Params, ParamsError
 from hildanext.decode.engines import DiffusionEngine
-from hildanext.eval.harness import HildanextLM, harness_args
+from hildanext.eval.harness import HildanextLM, harness_args, task_rows
 from hildanext.eval.likelihood import (ElboSpec, continuation_spans, elbo_loglik, masked_loglik,
                                        stratified_counts)
 from hildanext.model import load_model, read_model_info
@@ -172,3 +173,25 @@ def test_hildanext_lm_eval_command_runs_the_readme_command(shipped_cwd, model_di
     saved = json.loads(next((shipped_cwd / "out").rglob("results_*.json")).read_text())
     assert 0 <= saved["results"]["hildanext_story_choice"]["acc,none"] <= 1
     assert saved["config"]["model"] == "hildanext"
+
+def test_batched_generate_until_returns_the_one_at_a_time_strings_and_counts_per_task(double_model, model_dir):
+    model, tokenizer = double_model
+    lm = HildanextLM(engine=DiffusionEngine(model, tokenizer, Params(), model_dir), pretrained=str(model_dir),
+                     batch_size=2)
+    free = lm.engine.complete(lm.request_for("Once upon a time", {"max_gen_toks": 16})).text
+    cut = free[3:6]
+    arguments = [("Once upon a time", {"until": [cut], "max_gen_toks": 16}), ("The dog", {"max_gen_toks": 6}),
+                 ("Once upon a time", {"max_gen_toks": 16}), ("A cat sat", {"until": ["\n\n"], "max_gen_toks": 9}),
+                 ("Tom", {"max_gen_toks": 12})]
+    tasks = ["first", "second", "first", "second", "first"]
+    requests = [Instance("generate_until", {}, args, i, (task, i, 1))
+                for i, (args, task) in enumerate(zip(arguments, tasks, strict=True))]
+    alone = [lm.engine.complete(lm.request_for(context, kwargs)).text for context, kwargs in arguments]
+    got = lm.generate_until(requests)
+    assert got == alone and got[0] == free[: free.find(cut)] and got[2] == free
+    rows = task_rows(lm.meter)
+    for task in ("first", "second"):
+        mine = [text for text, t in zip(got, tasks, strict=True) if t == task]
+        counts = rows[task]["generate_until"]
+        assert counts["requests"] == len(mine) and counts["forwards"] > 0
+        assert counts["tokens"] == sum(len(tokenizer.encode(text, add_special_tokens=False)) for text in mine)

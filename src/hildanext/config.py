@@ -282,6 +282,7 @@ class BenchParams:
     code: bool = True
     repeats: Pos = 3
     cost_repeats: Pos = 20
+    batch_size: Pos = 8
     frontier: tuple[FrontierPoint, ...] = FRONTIER
 
 @dataclass(config=STRICT)
@@ -352,8 +353,7 @@ def validate(raw: dict, source: str) -> Params:
         raise ParamsError(f"{source}: {key}: {what}") from None
 
 def load_params(path: str | Path = "params.yaml", overrides=()) -> Params:
-    raw = apply_overrides(read_yaml(Path(path)), overrides, f"{path} --set")
-    return validate(raw, str(path))
+    return validate(apply_overrides(read_yaml(Path(path)), overrides, f"{path} --set"), str(path))
 
 def merge_dicts(base: dict, extra: dict) -> dict:
     out = dict(base)

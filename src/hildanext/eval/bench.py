@@ -1,10 +1,10 @@
 # Bench measures of a block-diffusion model against its AR base: an ELBO bound on perplexity over packed eval
-# rows (M2T only, 1/t-weighted, fixed Monte Carlo seed) beside the AR perplexity, and greedy generations from
-# held-out openings per setting (active, S, Q, each frontier point, AR; equal settings run once): TPF, tokens/s
-# (median of interleaved repeats), Gen PPL under the AR base, distinct-2, repetition, stop share, ratios to AR,
-# micro HumanEval pass@1 for the named settings. Entry points: elbo_setup, elbo_nll, ar_nll, gen_ppl,
-# text_metrics, openings, bench_requests, bench_settings (pipeline/bench.py runs the stage).
-import math, statistics
+# rows (M2T only, 1/t-weighted, fixed Monte Carlo seed) beside the AR perplexity, greedy generations from held-out
+# openings per setting (active, S, Q, each frontier point, AR; equal settings run once): TPF, tokens/s (median of
+# interleaved repeats), Gen PPL under the AR base, distinct-2, repetition, stop share, ratios to AR, pass@1; batch
+# rows (run_batch vs one at a time). Entry points: elbo_setup, elbo_nll, ar_nll, gen_ppl, text_metrics, openings,
+# bench_requests, bench_settings, bench_batches (pipeline/bench.py runs the stage).
+import math, statistics, time
 from dataclasses import replace
 import torch
 from hildanext.config import BenchParams, FrontierPoint, ObjectiveParams
@@ -150,3 +150,30 @@ def bench_settings(engine, ar, prompts: list[str], b: BenchParams) -> tuple[dict
     points = [{"setting": point_name(p), "tau_mask": p.tau_mask, "tau_edit": p.tau_edit} for p in b.frontier]
     points += [{"setting": "ar", "tau_mask": None, "tau_edit": None}]
     return rows, [p | {k: ratios[first[p["setting"]]][k] for k in FRONTIER_KEYS} for p in points]
+
+def timed(run) -> tuple[list, float]:
+    started = time.perf_counter()
+    done = run()
+    return done, time.perf_counter() - started
+
+def batch_row(engine, prepared: list, size: int, repeats: int) -> dict:
+    """Batch 1 vs run_batch(max_rows=size): rates of the median wall time over repeats, rows whose ids differ."""
+    engine.run_batch(prepared[:size], max_rows=size)
+    single, batched = [], []
+    for _ in range(repeats):
+        single.append(timed(lambda: [engine.run(p) for p in prepared]))
+        batched.append(timed(lambda: engine.run_batch(prepared, max_rows=size)))
+    one, many = statistics.median(t for _, t in single), statistics.median(t for _, t in batched)
+    tokens_one, tokens_many = (sum(len(c.ids) for c in runs[0][0]) for runs in (single, batched))
+    rates = {"batch1_tokens_per_s": tokens_one / one, "batch1_requests_per_s": len(prepared) / one,
+             "tokens_per_s": tokens_many / many, "requests_per_s": len(prepared) / many}
+    differ = sum(a.ids != b.ids for a, b in zip(single[0][0], batched[0][0], strict=True))
+    return {"batch_size": size, "requests": len(prepared), "ids_differ": differ} | rates | {
+        "tokens_per_s_vs_batch1": rates["tokens_per_s"] / max(rates["batch1_tokens_per_s"], 1e-9)}
+
+def bench_batches(engine, ar, prompts: list[str], b: BenchParams) -> dict[str, dict]:
+    """Batch rows of the active setting on the converted model and on the AR base, at batch b.batch_size."""
+    request = bench_requests(b)["active"]
+    runners = {"active": engine, "ar": ar}
+    jobs = {name: [r.prepare(replace(request, prompt=p)) for p in prompts] for name, r in runners.items()}
+    return {name: batch_row(runners[name], jobs[name], b.batch_size, b.repeats) for name in runners}

@@ -1,8 +1,8 @@
 # lm-evaluation-harness models (registered on `import hildanext`): "hildanext", our block-diffusion model as an
-# lm-eval TemplateLM (generate_until through the engine; loglikelihood and loglikelihood_rolling as the block ELBO
-# of eval/likelihood.py, labelled a bound), and "hf-counted", lm-eval's own HFLM that only counts. Both keep
-# per-task counts (requests, generated tokens, model forwards, seconds). Entry points: HarnessArgs, HildanextLM,
-# CountingHFLM, task_rows(meter).
+# lm-eval TemplateLM (generate_until: each task's requests through the engine's run_batch, batch_size rows at a
+# time; loglikelihood and loglikelihood_rolling as the block ELBO of eval/likelihood.py, labelled a bound), and
+# "hf-counted", lm-eval's own HFLM that only counts. Both keep per-task counts (requests, generated tokens,
+# model forwards, seconds). Entry points: HarnessArgs, HildanextLM, CountingHFLM, task_rows(meter).
 import dataclasses, logging, time
 from pathlib import Path
 from typing import Literal
@@ -172,10 +172,12 @@ class HildanextLM(Metered, TemplateLM):
                        max_new_tokens=kwargs["max_gen_toks"], seed=self.args.seed, temperature=temperature,
                        stop=tuple(until))
     def generations(self, requests, disable_tqdm: bool = False) -> list[str]:
-        out = []
-        for context, gen_kwargs in [request.args for request in requests]:
-            out.append(self.engine.complete(self.request_for(context, gen_kwargs)).text)
-            self.cache_hook.add_partial("generate_until", (context, gen_kwargs), out[-1])
+        """The requests decoded together through engine.run_batch, up to batch_size rows at a time."""
+        args = [request.args for request in requests]
+        prepared = [self.engine.prepare(self.request_for(context, gen_kwargs)) for context, gen_kwargs in args]
+        out = [done.text for done in self.engine.run_batch(prepared, max_rows=self.args.batch_size)]
+        for key, text in zip(args, out, strict=True):
+            self.cache_hook.add_partial("generate_until", key, text)
         return out
 
 @register_model("hf-counted")

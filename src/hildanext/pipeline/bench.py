@@ -1,8 +1,9 @@
 # The bench stage (`hildanext bench`): bench.model (default models/sft) against the AR base (bench.ar_model or
 # the base folder): ELBO perplexity bound vs AR perplexity on data/tokenized's eval split, generations from
-# data/processed's held-out openings per setting (active, S, Q, frontier points, AR), micro HumanEval pass@1 and
-# the block-forward vs AR-step cost; writes metrics/bench.json, metrics/bench_settings.csv and
-# metrics/frontier.csv. Entry points: run(params, tracker), write_settings_csv, write_frontier_csv.
+# data/processed's held-out openings per setting (active, S, Q, frontier points, AR), the batch rows (active and
+# AR through run_batch at bench.batch_size vs one at a time), micro HumanEval pass@1 and the block-forward vs
+# AR-step cost; writes metrics/bench.json, metrics/bench_settings.csv and metrics/frontier.csv.
+# Entry points: run(params, tracker), write_settings_csv, write_frontier_csv.
 import csv, math
 from pathlib import Path
 import pyarrow.parquet as pq
@@ -10,7 +11,7 @@ from hildanext.config import Params
 from hildanext.data.loader import PackedShards
 from hildanext.decode.engines import make_engine
 from hildanext.eval import codeeval
-from hildanext.eval.bench import FRONTIER_KEYS, ar_nll, bench_settings, elbo_nll, elbo_setup, openings
+from hildanext.eval.bench import FRONTIER_KEYS, ar_nll, bench_batches, bench_settings, elbo_nll, elbo_setup, openings
 from hildanext.eval.cost import forward_cost
 from hildanext.files import write_json_atomic
 from hildanext.model import peak_memory_mb
@@ -35,12 +36,13 @@ def run(params: Params, tracker) -> dict:
     texts = pq.read_table(paths.PROCESSED / "eval.parquet", columns=["text"]).column("text").to_pylist()
     prompts = openings(texts, engine.tokenizer, b.openings, b.opening_tokens)
     rows, frontier = bench_settings(engine, ar, prompts, b)
+    batch = bench_batches(engine, ar, prompts, b)
     query = engine.trained_block_size + int(engine.info.shift)
     cost = forward_cost(engine.model, ar.model, b.opening_tokens, query, b.cost_repeats)
     ppl, peak = perplexity(params, engine, ar), peak_memory_mb()
     report = {"model": b.model, "engine": engine.name, "device": str(engine.model.device), "peak_mem_mb": peak,
               "perplexity": ppl, "settings": rows, "prompts": len(prompts), "repeats": b.repeats, "cost": cost,
-              "frontier": frontier}
+              "frontier": frontier, "batch": batch}
     report["harness_self_test"] = codeeval.harness_self_test()["ok"] if b.code else None
     write_json_atomic(paths.metrics("bench"), report)
     write_settings_csv(paths.METRICS / "bench_settings.csv", rows)
@@ -48,7 +50,8 @@ def run(params: Params, tracker) -> dict:
     log_tables(rows, frontier)
     floats = {f"{name}/{k}": v for name, row in rows.items() for k, v in row.items() if isinstance(v, float)}
     costs = {f"cost/{k}": v for k, v in cost.items() if isinstance(v, float)}
-    return {f"perplexity/{k}": v for k, v in ppl.items()} | floats | costs
+    batches = {f"batch/{name}/{k}": v for name, row in batch.items() for k, v in row.items()}
+    return {f"perplexity/{k}": v for k, v in ppl.items()} | floats | costs | batches
 
 def write_csv(path: Path, header: list[str], rows: list[dict]) -> None:
     tmp = path.with_suffix(".tmp")
