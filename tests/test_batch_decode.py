@@ -38,8 +38,7 @@ def engine_for(parts, shift: bool, stop_ids=()) -> DiffusionEngine:
 
 def requests(stop: str = "") -> list[Request]:
     """Mixed lengths and modes; row 2 samples, row 3 runs the remask pass, row 4 has the stop string."""
-    modes = ["S", "Q", "S", "Q", "S", "Q", "S"]
-    out = [Request(p, mode=m, max_new_tokens=10 + 3 * i, seed=i) for i, (p, m) in enumerate(zip(PROMPTS, modes))]
+    out = [Request(p, mode="SQ"[i % 2], max_new_tokens=10 + 3 * i, seed=i) for i, p in enumerate(PROMPTS)]
     out[2] = dataclasses.replace(out[2], temperature=0.9, tau_mask=0.3)
     out[3] = dataclasses.replace(out[3], remask=True)
     out[4] = dataclasses.replace(out[4], stop=(stop,) if stop else ())
