@@ -105,10 +105,37 @@ def test_batch_cache_writes_grows_and_moves_rows_as_computed_by_hand():
     assert keys.shape == (2, 1, 5, 1)
     assert cache.keys[0][:, 0, :4, 0].tolist() == [[4, 0, 0, 0], [0] * 4, [0, 1, 2, 0]] and cache.keys[0][2, 0, 4] == 3
     assert keys[:, 0, :4, 0].tolist() == [[0, 1, 2, 0], [4, 0, 0, 0]] and values[0, 0, 1, 0] == -1
-    cache.begin(torch.tensor([0, 1]), torch.tensor([[3], [1]]))
+    cache.begin(torch.tensor([0, 1]), torch.tensor([[3], [1]]), prefix=2)
     assert cache.prefix == 2 and cache.update(key[:, :, :1], key[:, :, :1], 0)[0].shape == (2, 1, 5, 1)
     assert cache.keys[0][0, 0, :4, 0].tolist() == [4, 0, 0, 1] and cache.keys[0][1, 0, :4, 0].tolist() == [0, 4, 0, 0]
     cache.grow(6)
     assert cache.keys[0].shape == (3, 1, 7, 1) and cache.keys[0][2, 0, :6, 0].tolist() == [0, 1, 2, 0, 0, 0]
     cache.move(2, 0)
     assert cache.keys[0][0, 0, :6, 0].tolist() == [0, 1, 2, 0, 0, 0] and cache.values[0][0, 0, 2, 0] == -2
+
+def eager_parts(parts, device: str = "cpu"):
+    model = make_tiny_qwen3(vocab_size=448, attn="eager", seed=1)
+    add_mask_token(model, parts[1])
+    model.load_state_dict(parts[0].state_dict())
+    return model.double().to(device).eval(), parts[1]
+
+def test_eager_attention_batches_alike(parts):
+    engine = engine_for(eager_parts(parts), shift=True)
+    same_as_alone(engine, [engine.prepare(r) for r in requests()[:5]], max_rows=3)
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_cuda_graphs_per_batch_size_give_the_eager_ids(parts):
+    model = parts[0].to("cuda")
+    try:
+        engine = engine_for((model, parts[1]), shift=True)
+        engine.params = Params(runtime=dataclasses.replace(Params().runtime, cuda_graphs=True))
+        prepared = [engine.prepare(r) for r in requests()]
+        assert all(p.settings.cuda_graphs for p in prepared)
+        session = engine.session(4)
+        graphs = run_all(session, prepared)
+        assert session.graphs is not None and len(session.graphs.captured) >= 2
+        eager = run_all(engine_for((model, parts[1]), True).session(4), prepared)
+        assert [c.ids for c in graphs] == [c.ids for c in eager]
+    finally:
+        parts[0].to("cpu")

@@ -2,14 +2,16 @@
 # its key; step() advances the rows and returns those that ended as (key, Completion or the exception that ended
 # the row); rows join between steps (continuous batching). DiffusionSession: every row is a BlockDecoder plan() on
 # its own absolute grid, their Fill and PassAt requests answered by one batched forward each over a BatchKVCache.
-# SerialSession: one row to its end per step. Entry points: Session, SerialSession, DiffusionSession, run_all.
-import dataclasses, time
+# CUDA graphs (runtime.cuda_graphs) are captured per batch size. SerialSession: one row to its end per step.
+# Entry points: Session, SerialSession, DiffusionSession, BatchGraphs, run_all.
+import dataclasses, math, time
 from collections import deque
 import torch
 from hildanext.decode.decoder import (BlockDecoder, DecodeResult, Fill, PassAt, cache_argument, check_special,
                                       decode_stats, stop_watch)
 from hildanext.decode.kvcache import BatchKVCache
 from hildanext.model import attention_mask_4d
+CAPACITY_STEP = 256
 class Session:
     """Up to max_rows rows at a time; waiting rows join when a row ends."""
     def __init__(self, engine, max_rows: int):
@@ -80,6 +82,8 @@ class DiffusionSession(Session):
         super().__init__(engine, max_rows)
         self.model, self.rows, self.steps = engine.model, [], 0
         self.cache, self.cache_arg = BatchKVCache(max_rows), cache_argument(engine.model)
+        on = engine.params.runtime.cuda_graphs and engine.model.device.type == "cuda"
+        self.graphs = BatchGraphs(self) if on else None
     def running(self) -> int:
         return len(self.rows)
     def step(self) -> list[tuple[int, object]]:
@@ -108,14 +112,14 @@ class DiffusionSession(Session):
             row.outcome = e
         else:
             row.decoder.cache, row.plan = None, row.decoder.plan()
-            self.cache.grow(len(row.decoder.canvas))
+            self.cache.grow(math.ceil(len(row.decoder.canvas) / CAPACITY_STEP) * CAPACITY_STEP)
             row.advance()
         self.rows.append(row)
     def answer(self, rows: list[Row], kind) -> None:
         """One batched forward for the rows' requests of one kind; each row is sent its block's logits."""
         windows = [r.window() for r in rows]
         try:
-            logits = self.forward(rows, windows, 1 if kind is Fill else max(e - s for s, e in windows))
+            logits = self.forward(rows, windows, kind)
         except Exception as e:
             for row in rows:
                 row.request, row.outcome = None, e
@@ -128,23 +132,35 @@ class DiffusionSession(Session):
             return logits
         logits = logits[:-1]
         return logits if row.request.start > 0 else torch.cat([logits.new_zeros(1, logits.shape[-1]), logits])
-    def forward(self, rows: list[Row], windows: list[tuple[int, int]], keep: int) -> torch.Tensor:
-        """Every row's window padded to one width; padding queries write and read only the scratch column."""
-        device, scratch = self.model.device, self.cache.capacity
+    def forward(self, rows: list[Row], windows: list[tuple[int, int]], kind) -> torch.Tensor:
+        """Block passes of every row run at one fixed width (B + shift): on CUDA with graphs on, a replay."""
         width = max(end - start for start, end in windows)
-        positions = torch.full((len(rows), width), scratch, dtype=torch.long, device=device)
+        if kind is PassAt:
+            width = max(r.decoder.s.block_size + r.decoder.s.shift for r in rows)
+        inputs = self.inputs(rows, windows, width)
+        if kind is PassAt and self.graphs is not None and [r.slot for r in rows] == list(range(len(self.rows))):
+            return self.graphs(inputs)
+        return self.run_model(inputs, 1 if kind is Fill else width)
+    def inputs(self, rows: list[Row], windows: list[tuple[int, int]], width: int) -> tuple[torch.Tensor, ...]:
+        """ids, 4D mask, position ids and write index, every row's window padded to width with scratch queries."""
+        device, scratch = self.model.device, self.cache.capacity
+        index = torch.full((len(rows), width), scratch, dtype=torch.long, device=device)
         ids = torch.full((len(rows), width), self.engine.special.eos_id, dtype=torch.long, device=device)
         for i, (row, (start, end)) in enumerate(zip(rows, windows, strict=True)):
-            positions[i, : end - start] = torch.arange(start, end, device=device)
+            index[i, : end - start] = torch.arange(start, end, device=device)
             ids[i, : end - start] = row.decoder.canvas[start:end]
         sizes = torch.tensor([r.decoder.s.block_size for r in rows], device=device)[:, None, None]
-        keys, padding = torch.arange(scratch + 1, device=device), (positions == scratch)[:, :, None]
-        allowed = (keys // sizes <= positions[:, :, None] // sizes) & (keys < scratch) & ~padding
+        keys, padding = torch.arange(scratch + 1, device=device), (index == scratch)[:, :, None]
+        allowed = (keys // sizes <= index[:, :, None] // sizes) & (keys < scratch) & ~padding
         allowed |= padding & (keys == scratch)
         mask = attention_mask_4d(allowed, self.model.config._attn_implementation, self.model.dtype)
-        self.cache.begin(torch.tensor([r.slot for r in rows], device=device), positions)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions.masked_fill(padding[:, :, 0], 0),
-                         use_cache=False, logits_to_keep=keep, **{self.cache_arg: self.cache})
+        slots = torch.tensor([r.slot for r in rows], device=device)
+        return ids, mask, index.masked_fill(padding[:, :, 0], 0), index, slots
+    def run_model(self, inputs: tuple[torch.Tensor, ...], keep: int) -> torch.Tensor:
+        ids, mask, positions, index, slots = inputs
+        self.cache.begin(slots, index, len(slots) if len(slots) == len(self.rows) else None)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
+                         logits_to_keep=keep, **{self.cache_arg: self.cache})
         return out.logits
     def retire(self) -> list[tuple[int, object]]:
         """The rows that ended, as completions (or exceptions); the others move down to slots 0..n-1."""
@@ -162,3 +178,31 @@ class DiffusionSession(Session):
         stats = decode_stats(d.forwards, len(ids), time.perf_counter() - row.started, d.cache_forwards,
                              d.prefill_forwards)
         return self.engine.completion(row.prepared, DecodeResult(ids, d.trace, stats, d.remask))
+
+class BatchGraphs:
+    """CUDA graphs of the batched block pass, one per (rows, width, capacity), captured on first use."""
+    def __init__(self, session: DiffusionSession):
+        self.session, self.captured = session, {}
+    def __call__(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        key = (*inputs[0].shape, self.session.cache.capacity)
+        if key not in self.captured:
+            self.captured = {k: v for k, v in self.captured.items() if k[2] == key[2]}
+            self.captured[key] = self.capture(inputs)
+        graph, static, logits = self.captured[key]
+        for target, value in zip(static, inputs, strict=True):
+            target.copy_(value)
+        graph.replay()
+        return logits.clone()
+    def capture(self, inputs: tuple[torch.Tensor, ...]):
+        """Warm up on a side stream (the same writes as the replay), then capture the forward."""
+        static = tuple(x.clone() for x in inputs)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                self.session.run_model(static, static[0].shape[1])
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            logits = self.session.run_model(static, static[0].shape[1])
+        return graph, static, logits

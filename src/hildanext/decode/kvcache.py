@@ -59,11 +59,9 @@ class BatchKVCache:
         for store in (self.keys, self.values):
             for buffer in store.values():
                 buffer[target] = buffer[source]
-    def begin(self, slots: torch.Tensor, index: torch.Tensor) -> None:
-        """The next forward's rows (slot per query row) and write positions [rows, width]."""
-        self.slots, self.index = slots, index
-        n = len(slots)
-        self.prefix = n if bool((slots == torch.arange(n, device=slots.device)).all()) else None
+    def begin(self, slots: torch.Tensor, index: torch.Tensor, prefix: int | None = None) -> None:
+        """The next forward's rows (slot per query row), write positions [rows, width]; prefix n: slots are 0..n-1."""
+        self.slots, self.index, self.prefix = slots, index, prefix
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
         if layer_idx not in self.keys:
             shape = (self.rows, key_states.shape[1], self.capacity + 1, key_states.shape[3])
