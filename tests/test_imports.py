@@ -16,7 +16,7 @@ LAYERS = {
     "train": ("config", "files", "model", "data", "train"),
     "decode": ("config", "files", "model", "data.demo_tokenizer", "data.demo_corpus", "decode"),
     "eval": ("config", "files", "model", "data", "decode", "eval", "train.objective", "train.masks"),
-    "serve": ("config", "files", "model", "data", "decode", "serve"),
+    "serve": ("config", "files", "model", "data", "decode", "serve", "train.profiles"),
     "pipeline": (*LIBRARY, "pipeline"),
     "cli": (*LIBRARY, "pipeline", "cli", "__init__"),
     "__init__": ("cli",),

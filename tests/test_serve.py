@@ -1,8 +1,8 @@
 # The server on a tiny saved Qwen3 folder: a live uvicorn on loopback hit by the official openai client
 # (completions, chat, streaming == non-streaming, stop, usage, knobs as extra fields) and by httpx (/generate,
 # jobs, validation, a bounded load test), TestClient for the dummy, the candidate order and one encoding per
-# prompt, and a gated engine (a test hook that holds the worker after each block) for 429, dropped streams,
-# timeouts, 500s.
+# prompt, and a gated engine (a test hook on its session that holds each row after each block) for 429, dropped
+# streams, timeouts, 500s and job cancels (one row at a time there: serve.max_batch=1).
 import asyncio, dataclasses, shutil, signal, socket, subprocess, sys, threading, time
 from pathlib import Path
 import httpx, openai, pytest, torch, uvicorn
@@ -56,19 +56,24 @@ def client(live):
     return openai.OpenAI(base_url=f"{live.url}/v1", api_key="x", max_retries=0, timeout=60)
 
 class GatedEngine(DiffusionEngine):
-    """Test hook: never stops early; after each block waits for the gate (ticking the observer); 'boom' raises."""
+    """Test hook: never stops early; session rows wait for the gate after each block (ticking); 'boom' raises."""
     def __init__(self, *args):
         super().__init__(*args)
         banned = tuple(sorted({*self.special.banned_ids, *self.special.stops}))
         self.special, self.gate = dataclasses.replace(self.special, banned_ids=banned), threading.Event()
-    def run(self, prepared, observer=None):
-        if prepared.request.prompt == "boom":
-            raise RuntimeError("boom")
-        def gated(event):
-            observer(event)
-            while event["type"] == "block" and not self.gate.wait(0.02):
-                observer({"type": "tick"})
-        return super().run(prepared, gated)
+    def session(self, max_rows: int):
+        session = super().session(max_rows)
+        add = session.add
+        def gated_add(prepared, observer=None):
+            def gated(event):
+                if prepared.request.prompt == "boom":
+                    raise RuntimeError("boom")
+                observer(event)
+                while event["type"] == "block" and not self.gate.wait(0.02):
+                    observer({"type": "tick"})
+            return add(prepared, gated)
+        session.add = gated_add
+        return session
 
 @pytest.fixture(scope="module")
 def gated_engine(model_dir):
@@ -287,7 +292,7 @@ def test_timeouts_cancel_and_generation_errors_give_500(gated_engine, model_dir)
                           timeout=60).status_code == 200
 
 def test_jobs_cancel_while_running_and_while_queued(gated_engine, model_dir):
-    with gated_server(gated_engine, model_dir, "serve.queue_size=3") as live:
+    with gated_server(gated_engine, model_dir, "serve.queue_size=3", "serve.max_batch=1") as live:
         running = httpx.post(f"{live.url}/jobs", json={"prompts": [PROMPT, PROMPT], "max_new_tokens": 40}).json()
         wait_until(lambda: httpx.get(f"{live.url}/jobs/{running['id']}").json()["status"] == "running")
         queued = httpx.post(f"{live.url}/jobs", json={"kind": "benchmark"}).json()

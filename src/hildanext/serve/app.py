@@ -1,8 +1,8 @@
-# The FastAPI app: create_app(params, base, engine=None) with a lifespan hook that loads the model off the
-# event loop (the first existing serve.model_candidates folder, else the tiny random dummy) and starts the one
-# worker thread; GET /health, POST /generate (text plus forwards, TPF, tokens/s, optional per-pass trace), the
-# OpenAI routes (openai_api), the tokenizer routes (tokenizer_api), jobs (jobs) and the live view (live).
-# Entry points: create_app, run_server.
+# The FastAPI app: create_app(params, base, engine=None, loaded=None) with a lifespan hook that loads the model
+# off the event loop (the first existing serve.model_candidates folder, else the tiny random dummy), checks that
+# the batch fits the memory cap (capacity) and starts the one batching worker; GET /health (queue and batch),
+# POST /generate (text plus forwards, TPF, tokens/s, optional per-pass trace), the OpenAI routes (openai_api),
+# the tokenizer routes (tokenizer_api), jobs (jobs) and the live view (live). Entry points: create_app, run_server.
 import dataclasses, time
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -11,6 +11,7 @@ import anyio
 from fastapi import APIRouter, FastAPI, Request
 from hildanext.config import Params
 from hildanext.serve import jobs, live, openai_api, tokenizer_api
+from hildanext.serve.capacity import check_batch_fits
 from hildanext.serve.common import ServeState, admit, install_error_handlers, state, wait_event
 from hildanext.serve.loading import load_engine
 from hildanext.serve.schemas import GenerateBody, check_cap, engine_request
@@ -25,7 +26,7 @@ async def health(request: Request):
     folder = str(serve.model_dir) if serve.model_dir else None
     out = {"status": "ok", "model": serve.model, "model_dir": folder, "engine": serve.engine.name}
     out |= {"device": str(model.device), "dtype": str(model.dtype).removeprefix("torch.")}
-    return out | {"queue": serve.worker.depth(), "jobs": {"active": jobs_active}}
+    return out | {"queue": serve.worker.depth(), "batch": serve.worker.batch(), "jobs": {"active": jobs_active}}
 
 @router.post("/generate")
 async def generate(body: GenerateBody, request: Request):
@@ -42,16 +43,19 @@ async def generate(body: GenerateBody, request: Request):
     remask = {"remask": dataclasses.asdict(c.result.remask) if c.result.remask else None}
     return out | ({"trace": [dataclasses.asdict(r) for r in c.result.trace]} | remask if body.trace else {})
 
-def create_app(params: Params, base: Path = Path("."), engine=None) -> FastAPI:
-    """The app; engine (tests) replaces loading from serve.model_candidates (folders relative to base)."""
+def create_app(params: Params, base: Path = Path("."), engine=None, loaded: tuple | None = None) -> FastAPI:
+    """The app; engine (tests) or loaded (load_engine's answer) replaces loading from serve.model_candidates."""
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if engine is None:
-            loaded = await anyio.to_thread.run_sync(load_engine, params, Path(base))
-        else:
-            loaded = (engine, str(engine.model_dir or "custom"), engine.model_dir)
-        worker = Worker(loaded[0], params.serve.queue_size, params.runtime.threads)
-        app.state.serve = ServeState(params, *loaded, worker, jobs.JobStore(params.serve.max_jobs), int(time.time()))
+        found = loaded
+        if found is None and engine is not None:
+            found = (engine, str(engine.model_dir or "custom"), engine.model_dir)
+        if found is None:
+            found = await anyio.to_thread.run_sync(load_engine, params, Path(base))
+        check_batch_fits(params, found[0].model)
+        limits = params.serve
+        worker = Worker(found[0], limits.queue_size, params.runtime.threads, limits.max_batch, limits.batch_wait_s)
+        app.state.serve = ServeState(params, *found, worker, jobs.JobStore(limits.max_jobs), int(time.time()))
         worker.start()
         try:
             yield
@@ -64,6 +68,10 @@ def create_app(params: Params, base: Path = Path("."), engine=None) -> FastAPI:
     return app
 
 def run_server(params: Params, host: str | None = None, port: int | None = None, base: Path = Path(".")) -> None:
+    """Load and check the model (a batch that cannot fit fails here, in one line), then serve it."""
     import uvicorn
+    found = load_engine(params, Path(base))
+    check_batch_fits(params, found[0].model)
     port = params.serve.port if port is None else port
-    uvicorn.run(create_app(params, base), host=host or params.serve.host, port=port, timeout_graceful_shutdown=5)
+    uvicorn.run(create_app(params, base, loaded=found), host=host or params.serve.host, port=port,
+                timeout_graceful_shutdown=5)

@@ -1,8 +1,8 @@
 # Batch and benchmark jobs: POST /jobs queues a batch of prompts, or the fixed prompt set of
-# assets/serve_bench_prompts.json, as one worker task that decodes one prompt per step (waiting requests go
-# in between); GET /jobs and GET /jobs/{id} poll, DELETE /jobs/{id} cancels between decoder passes. Results
-# carry per-prompt stats and a summary (tokens, forwards, refreshes, TPF, tokens/s). Entry points: router,
-# JobStore, JobTask.
+# assets/serve_bench_prompts.json, as one worker task whose prompts join the worker's batch a few rows at a time
+# (waiting requests get the other rows); GET /jobs and GET /jobs/{id} poll, DELETE /jobs/{id} cancels between
+# decoder passes. Results (in prompt order) carry per-prompt stats and a summary (tokens, forwards, refreshes,
+# TPF, tokens/s). Entry points: router, JobStore, JobTask.
 import asyncio, dataclasses, json, threading, time, uuid
 from importlib import resources
 from fastapi import APIRouter, Request
@@ -74,20 +74,26 @@ class JobStore:
             return list(self.jobs.values())
 
 class JobTask(Task):
-    """Decodes the job's next prompt per step; close() records done, cancelled or failed."""
+    """The job's prompts as session rows, a few at a time (half the batch at most); close() records the outcome."""
+    batched, greedy = True, False
     def __init__(self, job: Job, store: JobStore, base, context: int):
         super().__init__()
         self.job, self.store, self.base, self.context = job, store, base, context
-    def step(self, engine) -> bool:
-        job, i = self.job, len(self.job.results)
+    def size(self) -> int:
+        return len(self.job.prompts)
+    def join(self, engine, n: int) -> list[tuple]:
         with self.store.lock:
-            job.status = "running"
-        request = dataclasses.replace(self.base, prompt=job.prompts[i])
-        prepared = prepare_request(engine, request, None, f"prompts.{i}", self.context)
-        row = result_row(i, job.prompts[i], engine.run(prepared, self.check))
+            self.job.status = "running"
+        rows = []
+        for i in range(self.joined, self.joined + n):
+            request = dataclasses.replace(self.base, prompt=self.job.prompts[i])
+            rows.append((i, prepare_request(engine, request, None, f"prompts.{i}", self.context), self.check))
+        self.joined += n
+        return rows
+    def end(self, index: int, completion: Completion) -> None:
         with self.store.lock:
-            job.results.append(row)
-        return len(job.results) == len(job.prompts)
+            self.job.results.append(result_row(index, self.job.prompts[index], completion))
+            self.job.results.sort(key=lambda row: row["index"])
     def close(self) -> None:
         with self.store.lock:
             failed = self.error is not None and self.error.status not in (499, 503)

@@ -1,7 +1,7 @@
 # The live view: GET /live (the page), GET /live/static/{name} (its JS and CSS, package data) and GET /live/stream
-# (server-sent events from the one worker: `start`, one `pass` per forward with the unmasked and edited tokens as
-# text, masks left and the running TPF, remask passes marked by phase (the scoring forward with its remasked
-# positions, then the re-decode passes), then `done` with the answer and stats, or `error`).
+# (server-sent events from one row of the worker's batch: `start`, one `pass` per forward with the unmasked and
+# edited tokens as text, masks left and the running TPF, remask passes marked by phase (the scoring forward with
+# its remasked positions, then the re-decode passes), then `done` with the answer and stats, or `error`).
 # Entry points: router, LiveTask, LiveFormatter (decoder events -> SSE-ready dicts), sse(event, data), page_file.
 import json
 from importlib import resources
@@ -61,19 +61,20 @@ def page_file(name: str) -> tuple[bytes, str]:
     return resources.files("hildanext").joinpath("assets/live", name).read_bytes(), PAGE_FILES[name]
 
 class LiveTask(GenTask):
-    """A completion whose observer emits formatted pass events (token text is decoded in the worker)."""
-    def step(self, engine) -> bool:
+    """A completion (one row) whose observer emits formatted pass events (token text is decoded in the worker)."""
+    def join(self, engine, n: int) -> list[tuple]:
         prepared = prepare_request(engine, self.request, None, "prompt", self.context)
-        live = LiveFormatter(engine.tokenizer, prepared.settings.max_new_tokens)
-        self.emit({"type": "start", "data": live.start(len(prepared.prompt_ids), prepared.settings)})
+        self.prepared, self.joined = [prepared], 1
+        self.live = LiveFormatter(engine.tokenizer, prepared.settings.max_new_tokens)
+        self.emit({"type": "start", "data": self.live.start(len(prepared.prompt_ids), prepared.settings)})
         def observe(event: dict) -> None:
             self.check()
-            if (data := live.on_event(event)) is not None:
+            if (data := self.live.on_event(event)) is not None:
                 self.emit({"type": "pass", "data": data})
-        completion = engine.run(prepared, observe)
-        self.done = {"type": "done", "completion": completion, "settings": prepared.settings}
-        self.done["data"] = live.done(completion)
-        return True
+        return [(0, prepared, observe)]
+    def end(self, index: int, completion) -> None:
+        self.done = {"type": "done", "completion": completion, "settings": self.prepared[0].settings,
+                     "data": self.live.done(completion)}
 
 @router.get("")
 async def page():

@@ -1,8 +1,9 @@
 # Work for the serve worker: prepare_request renders chat messages with the template, encodes the prompt (or
-# takes token ids as given) and resolves its settings once, checked against the context; GenTask decodes one
-# prompt per step (a completions list takes several) and reports to the waiting handler through an asyncio
-# queue (start, delta, done or error events); CallTask runs one tokenizer call; TextStream turns block events
-# into append-only text deltas. Entry points: GenTask, CallTask, TextStream, prepare_request, held_back.
+# takes token ids as given) and resolves its settings once, checked against the context; GenTask decodes each
+# prompt as one row of the worker's session (a completions list is several rows) and reports to the waiting
+# handler through an asyncio queue (start, delta, done or error events); CallTask runs one tokenizer call between
+# steps; TextStream turns block events into append-only text deltas.
+# Entry points: GenTask, CallTask, TextStream, prepare_request, held_back.
 import asyncio, dataclasses, logging
 from collections.abc import Callable
 from hildanext.decode.engines import Prepared, Request, cut_at_stop_strings
@@ -75,42 +76,47 @@ class Reporter(Task):
             self.emit(self.done)
 
 class CallTask(Reporter):
-    """fn(engine) in the worker (which owns every tokenizer call); done carries its value."""
+    """fn(engine) in the worker (which owns every tokenizer call), between session steps; done carries its value."""
     def __init__(self, fn: Callable):
         super().__init__()
         self.fn = fn
-    def step(self, engine) -> bool:
+    def step(self, engine) -> None:
         self.done = {"type": "done", "value": self.fn(engine)}
-        return True
 
 class GenTask(Reporter):
-    """Completions, one prompt per step (prompts: texts or token-id lists in place of request.prompt)."""
+    """Completions, one session row per prompt (prompts: texts or token-id lists in place of request.prompt)."""
+    batched = True
     def __init__(self, request: Request, stream: bool = False, messages=None, field: str = "prompt",
                  context: int = 0, prompts: list | None = None):
         super().__init__()
         self.request, self.stream, self.messages, self.field, self.context = request, stream, messages, field, context
-        self.prompts, self.prepared, self.completions = prompts or [request.prompt], [], []
+        self.prompts, self.prepared, self.completions, self.texts = prompts or [request.prompt], [], {}, {}
+    def size(self) -> int:
+        return len(self.prompts)
     def prepare(self, engine, index: int, prompt) -> Prepared:
         field = self.field if len(self.prompts) == 1 else f"{self.field}.{index}"
         text = prompt if isinstance(prompt, str) else ""
         request, ids = dataclasses.replace(self.request, prompt=text), None if isinstance(prompt, str) else prompt
         return prepare_request(engine, request, self.messages, field, self.context, ids)
-    def step(self, engine) -> bool:
+    def join(self, engine, n: int) -> list[tuple]:
+        """Every prompt is prepared (and start emitted) when the first row joins."""
         if not self.prepared:
             self.prepared = [self.prepare(engine, i, p) for i, p in enumerate(self.prompts)]
             self.emit({"type": "start", "prompt_tokens": len(self.prepared[0].prompt_ids)})
-        prepared = self.prepared[len(self.completions)]
-        text = TextStream(engine.tokenizer, prepared.request.stop) if self.stream else None
-        completion = engine.run(prepared, self.observer(text))
-        if text is not None and (delta := text.finish(completion.text)):
+        rows = [(i, self.prepared[i], self.observer(engine, i)) for i in range(self.joined, self.joined + n)]
+        self.joined += n
+        return rows
+    def end(self, index: int, completion) -> None:
+        if (text := self.texts.pop(index, None)) is not None and (delta := text.finish(completion.text)):
             self.emit({"type": "delta", "text": delta})
-        self.completions.append(completion)
-        if len(self.completions) < len(self.prepared):
-            return False
-        self.done = {"type": "done", "completion": self.completions[0], "completions": self.completions,
-                     "settings": prepared.settings}
-        return True
-    def observer(self, text):
+        self.completions[index] = completion
+        if len(self.completions) == len(self.prepared):
+            ordered = [self.completions[i] for i in range(len(self.prepared))]
+            self.done = {"type": "done", "completion": ordered[0], "completions": ordered,
+                         "settings": self.prepared[-1].settings}
+    def observer(self, engine, index: int):
+        text = TextStream(engine.tokenizer, self.prepared[index].request.stop) if self.stream else None
+        self.texts[index] = text
         def observe(event: dict) -> None:
             self.check()
             if text is not None and event["type"] == "block" and (delta := text.update(event["ids"])):
