@@ -100,18 +100,18 @@ def test_a_row_whose_observer_raises_ends_alone(parts):
 def test_batch_cache_writes_grows_and_moves_rows_as_computed_by_hand():
     cache = BatchKVCache(rows=3, capacity=4)
     key = torch.arange(2 * 1 * 3 * 1, dtype=torch.float64).reshape(2, 1, 3, 1) + 1
-    cache.begin(torch.tensor([2, 0]), torch.tensor([[1, 2, 4], [0, 4, 4]]))
+    cache.begin(torch.tensor([2, 0]), torch.tensor([[2, 3, 0], [1, 0, 0]]), length=5)
     keys, values = cache.update(key, -key, 0)
     assert keys.shape == (2, 1, 5, 1)
-    assert cache.keys[0][:, 0, :4, 0].tolist() == [[4, 0, 0, 0], [0] * 4, [0, 1, 2, 0]] and cache.keys[0][2, 0, 4] == 3
-    assert keys[:, 0, :4, 0].tolist() == [[0, 1, 2, 0], [4, 0, 0, 0]] and values[0, 0, 1, 0] == -1
-    cache.begin(torch.tensor([0, 1]), torch.tensor([[3], [1]]), prefix=2)
-    assert cache.prefix == 2 and cache.update(key[:, :, :1], key[:, :, :1], 0)[0].shape == (2, 1, 5, 1)
-    assert cache.keys[0][0, 0, :4, 0].tolist() == [4, 0, 0, 1] and cache.keys[0][1, 0, :4, 0].tolist() == [0, 4, 0, 0]
+    assert cache.keys[0][:, 0, 1:, 0].tolist() == [[4, 0, 0, 0], [0] * 4, [0, 1, 2, 0]] and cache.keys[0][2, 0, 0] == 3
+    assert keys[:, 0, 1:, 0].tolist() == [[0, 1, 2, 0], [4, 0, 0, 0]] and values[0, 0, 2, 0] == -1
+    cache.begin(torch.tensor([0, 1]), torch.tensor([[4], [2]]), length=3, prefix=2)
+    assert cache.update(key[:, :, :1], key[:, :, :1], 0)[0].shape == (2, 1, 3, 1)
+    assert cache.keys[0][0, 0, 1:, 0].tolist() == [4, 0, 0, 1] and cache.keys[0][1, 0, 1:, 0].tolist() == [0, 4, 0, 0]
     cache.grow(6)
-    assert cache.keys[0].shape == (3, 1, 7, 1) and cache.keys[0][2, 0, :6, 0].tolist() == [0, 1, 2, 0, 0, 0]
+    assert cache.keys[0].shape == (3, 1, 7, 1) and cache.keys[0][2, 0, 1:, 0].tolist() == [0, 1, 2, 0, 0, 0]
     cache.move(2, 0)
-    assert cache.keys[0][0, 0, :6, 0].tolist() == [0, 1, 2, 0, 0, 0] and cache.values[0][0, 0, 2, 0] == -2
+    assert cache.keys[0][0, 0, 1:, 0].tolist() == [0, 1, 2, 0, 0, 0] and cache.values[0][0, 0, 3, 0] == -2
 
 def eager_parts(parts, device: str = "cpu"):
     model = make_tiny_qwen3(vocab_size=448, attn="eager", seed=1)

@@ -137,28 +137,27 @@ class DiffusionSession(Session):
         width = max(end - start for start, end in windows)
         if kind is PassAt:
             width = max(r.decoder.s.block_size + r.decoder.s.shift for r in rows)
-        inputs = self.inputs(rows, windows, width)
-        if kind is PassAt and self.graphs is not None and [r.slot for r in rows] == list(range(len(self.rows))):
-            return self.graphs(inputs)
-        return self.run_model(inputs, 1 if kind is Fill else width)
-    def inputs(self, rows: list[Row], windows: list[tuple[int, int]], width: int) -> tuple[torch.Tensor, ...]:
-        """ids, 4D mask, position ids and write index, every row's window padded to width with scratch queries."""
-        device, scratch = self.model.device, self.cache.capacity
-        index = torch.full((len(rows), width), scratch, dtype=torch.long, device=device)
+        graph = kind is PassAt and self.graphs is not None and len(rows) == len(self.rows)
+        length = self.cache.capacity + 1 if graph else max(end for _, end in windows) + 1
+        inputs = self.inputs(rows, windows, width, length)
+        return self.graphs(inputs) if graph else self.run_model(inputs, 1 if kind is Fill else width)
+    def inputs(self, rows: list[Row], windows: list[tuple[int, int]], width: int, length: int) -> tuple:
+        """ids, mask over length cache columns, position ids, write columns, slots; padding queries use column 0."""
+        device = self.model.device
+        columns = torch.zeros((len(rows), width), dtype=torch.long, device=device)
         ids = torch.full((len(rows), width), self.engine.special.eos_id, dtype=torch.long, device=device)
         for i, (row, (start, end)) in enumerate(zip(rows, windows, strict=True)):
-            index[i, : end - start] = torch.arange(start, end, device=device)
+            columns[i, : end - start] = torch.arange(start + 1, end + 1, device=device)
             ids[i, : end - start] = row.decoder.canvas[start:end]
         sizes = torch.tensor([r.decoder.s.block_size for r in rows], device=device)[:, None, None]
-        keys, padding = torch.arange(scratch + 1, device=device), (index == scratch)[:, :, None]
-        allowed = (keys // sizes <= index[:, :, None] // sizes) & (keys < scratch) & ~padding
-        allowed |= padding & (keys == scratch)
+        keys, positions, padding = torch.arange(length, device=device), (columns - 1).clamp(min=0), columns == 0
+        allowed = ((keys - 1) // sizes <= positions[:, :, None] // sizes) & (keys > 0) & ~padding[:, :, None]
+        allowed |= padding[:, :, None] & (keys == 0)
         mask = attention_mask_4d(allowed, self.model.config._attn_implementation, self.model.dtype)
-        slots = torch.tensor([r.slot for r in rows], device=device)
-        return ids, mask, index.masked_fill(padding[:, :, 0], 0), index, slots
+        return ids, mask, positions, columns, torch.tensor([r.slot for r in rows], device=device)
     def run_model(self, inputs: tuple[torch.Tensor, ...], keep: int) -> torch.Tensor:
-        ids, mask, positions, index, slots = inputs
-        self.cache.begin(slots, index, len(slots) if len(slots) == len(self.rows) else None)
+        ids, mask, positions, columns, slots = inputs
+        self.cache.begin(slots, columns, mask.shape[-1], len(slots) if len(slots) == len(self.rows) else None)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
                          logits_to_keep=keep, **{self.cache_arg: self.cache})
         return out.logits

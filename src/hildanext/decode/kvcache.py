@@ -39,39 +39,40 @@ class BlockKVCache:
         return self.end
 
 class BatchKVCache:
-    """Per layer [rows, kv_heads, capacity + 1, head_dim]; padding queries write and read the scratch column only."""
+    """Per layer [rows, kv_heads, capacity + 1, head_dim]: column 0 is scratch, position p lives in column p + 1."""
     is_compileable = False
     def __init__(self, rows: int, capacity: int = 0):
         self.rows, self.capacity = rows, capacity
         self.keys: dict[int, torch.Tensor] = {}
         self.values: dict[int, torch.Tensor] = {}
-        self.slots = self.index = self.prefix = None
+        self.slots = self.columns = self.prefix = None
+        self.length = capacity + 1
     def grow(self, capacity: int) -> None:
-        """Room for capacity positions per row (the scratch column moves to the end; written K/V are kept)."""
+        """Room for capacity positions per row (written K/V are kept)."""
         if capacity <= self.capacity:
             return
         for store in (self.keys, self.values):
             for layer, old in store.items():
                 store[layer] = old.new_zeros(old.shape[0], old.shape[1], capacity + 1, old.shape[3])
-                store[layer][:, :, : self.capacity] = old[:, :, : self.capacity]
+                store[layer][:, :, : old.shape[2]] = old
         self.capacity = capacity
     def move(self, source: int, target: int) -> None:
         for store in (self.keys, self.values):
             for buffer in store.values():
                 buffer[target] = buffer[source]
-    def begin(self, slots: torch.Tensor, index: torch.Tensor, prefix: int | None = None) -> None:
-        """The next forward's rows (slot per query row), write positions [rows, width]; prefix n: slots are 0..n-1."""
-        self.slots, self.index, self.prefix = slots, index, prefix
+    def begin(self, slots: torch.Tensor, columns: torch.Tensor, length: int, prefix: int | None = None) -> None:
+        """The next forward's slots, write columns [rows, width], attended columns; prefix n: slots are 0..n-1."""
+        self.slots, self.columns, self.length, self.prefix = slots, columns, length, prefix
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
         if layer_idx not in self.keys:
             shape = (self.rows, key_states.shape[1], self.capacity + 1, key_states.shape[3])
             self.keys[layer_idx] = key_states.new_zeros(shape)
             self.values[layer_idx] = value_states.new_zeros(shape)
         keys, values = self.keys[layer_idx], self.values[layer_idx]
-        keys[self.slots[:, None], :, self.index] = key_states.transpose(1, 2)
-        values[self.slots[:, None], :, self.index] = value_states.transpose(1, 2)
+        keys[self.slots[:, None], :, self.columns] = key_states.transpose(1, 2)
+        values[self.slots[:, None], :, self.columns] = value_states.transpose(1, 2)
         if self.prefix is not None:
-            return keys[: self.prefix], values[: self.prefix]
-        return keys[self.slots], values[self.slots]
+            return keys[: self.prefix, :, : self.length], values[: self.prefix, :, : self.length]
+        return keys[self.slots, :, : self.length], values[self.slots, :, : self.length]
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return 0
