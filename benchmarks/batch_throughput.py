@@ -1,39 +1,46 @@
-# Batched serving throughput: a live `hildanext serve` (in-process uvicorn on a free loopback port) on a model
+# Batched serving throughput: a live `hildanext serve` (its own process, on a free loopback port) on a model
 # folder gets the same completion requests (mixed-length story openings, greedy) one at a time (the baseline),
 # then at each concurrency (threads with the official openai client on /v1/completions): requests/s, tokens/s,
 # p50/p95 latency and their ratios to one at a time; then the AR base (serve.engine=ar) the same way. Prints a
 # markdown table, writes JSON. Usage: python benchmarks/batch_throughput.py [--model models/export]
 #   [--ar-model models/demo-base|""] [--concurrency 1 4 8 16] [--requests 32] [--device cpu|cuda] [--set k=v]
-import argparse, json, math, platform, socket, statistics, threading, time
+import argparse, contextlib, json, math, platform, socket, statistics, subprocess, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-import httpx, openai, torch, uvicorn
+import httpx, openai, torch, yaml
 from hildanext.config import Params, apply_overrides, as_dict, validate
 from hildanext.data.demo_corpus import demo_stories
-from hildanext.serve.app import create_app
 from timing import markdown_table
 COLUMNS = ["engine", "concurrent", "requests", "ok", "failed", "tokens", "seconds", "requests_per_s", "tokens_per_s",
            "p50_s", "p95_s", "tokens_per_s_vs_1", "p50_vs_1"]
 class Server:
-    """uvicorn serving create_app(params) in a thread on a free loopback port."""
+    """`hildanext serve` on params(written to a temporary params file) in its own process, on a free loopback port."""
     def __init__(self, params: Params):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        config = uvicorn.Config(create_app(params), host="127.0.0.1", port=self.port, log_level="warning")
-        self.server, self.url = uvicorn.Server(config), f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.folder = tempfile.TemporaryDirectory()
+        self.params = Path(self.folder.name) / "params.yaml"
+        self.params.write_text(yaml.safe_dump(as_dict(params)))
+        self.url, self.log = f"http://127.0.0.1:{self.port}", Path(self.folder.name) / "serve.log"
     def __enter__(self):
-        self.thread.start()
+        command = [sys.executable, "-m", "hildanext", "serve", "--params", str(self.params), "--port", str(self.port)]
+        self.process = subprocess.Popen(command, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
-        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not self.server.started:
-            raise RuntimeError("hildanext serve did not start (see the log above)")
-        return self
+        while self.process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
+                    return self
+            time.sleep(0.1)
+        self.__exit__()
+        raise RuntimeError(f"hildanext serve did not start: {self.log.read_text()[-2000:]}")
     def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(60)
+        self.process.terminate()
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.folder.cleanup()
 
 def server_params(folder: Path, engine: str, args) -> Params:
     """The params default with the folder as the only model candidate, the engine, the device and --set items."""

@@ -8,7 +8,7 @@ import dataclasses, math, time
 from collections import deque
 import torch
 from hildanext.decode.decoder import (BlockDecoder, DecodeResult, Fill, PassAt, cache_argument, check_special,
-                                      decode_stats, stop_watch)
+                                      decode_stats, stop_watch, without_banned)
 from hildanext.decode.kvcache import BatchKVCache
 from hildanext.model import attention_mask_4d
 CAPACITY_STEP = 256
@@ -124,8 +124,24 @@ class DiffusionSession(Session):
             for row in rows:
                 row.request, row.outcome = None, e
             return
-        for i, (row, (start, end)) in enumerate(zip(rows, windows, strict=True)):
-            row.advance(None if kind is Fill else self.row_logits(row, logits[i, : end - start]))
+        if kind is Fill:
+            for row in rows:
+                row.advance()
+            return
+        pairs = enumerate(zip(rows, windows, strict=True))
+        replies = [self.row_logits(row, logits[i, : end - start]) for i, (row, (start, end)) in pairs]
+        for row, reply in zip(rows, self.greedy_proposals(rows, replies), strict=True):
+            row.advance(reply)
+    def greedy_proposals(self, rows: list[Row], replies: list[torch.Tensor]) -> list:
+        """Greedy rows' tokens and confidences in one softmax over the stacked block logits (propose, temperature 0)."""
+        greedy = [i for i, row in enumerate(rows) if row.decoder.s.temperature == 0]
+        if len(greedy) < 2 or len({replies[i].shape for i in greedy}) > 1:
+            return replies
+        stacked = without_banned(torch.stack([replies[i] for i in greedy]), rows[greedy[0]].decoder.banned)
+        conf, tokens = stacked.softmax(-1).max(-1)
+        for k, i in enumerate(greedy):
+            replies[i] = (tokens[k], conf[k])
+        return replies
     def row_logits(self, row: Row, logits: torch.Tensor) -> torch.Tensor:
         """The logits predicting the block (with shift: read at p - 1; position 0's row is zeros)."""
         if not row.decoder.s.shift:

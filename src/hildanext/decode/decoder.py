@@ -205,9 +205,9 @@ class BlockDecoder:
             if not has_masks and not changed:
                 return False
     def apply_pass(self, at: PassAt, logits, editable) -> bool:
-        """One pass over canvas[at.start:at.end]: propose, Gamma/Delta, write, trace, notify; True if it changed."""
+        """One pass (logits, or a batch's greedy (tokens, conf)): propose, Gamma/Delta, write, trace, notify."""
         current = self.canvas[at.start : at.end].clone()
-        tokens, conf = propose(logits, self.banned, self.s, self.gen)
+        tokens, conf = logits if isinstance(logits, tuple) else propose(logits, self.banned, self.s, self.gen)
         unmask, edit = update_sets(current, tokens, conf, editable, self.s, self.mask_id)
         self.canvas[at.start : at.end] = torch.where(unmask | edit, tokens, current)
         self.trace.append(self.pass_record(at, current, unmask, edit))
