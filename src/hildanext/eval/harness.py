@@ -2,7 +2,7 @@
 # lm-eval TemplateLM (generate_until: each task's requests through the engine's run_batch, batch_size rows at a
 # time; loglikelihood and loglikelihood_rolling as the block ELBO of eval/likelihood.py, labelled a bound), and
 # "hf-counted", lm-eval's own HFLM that only counts. Both keep per-task counts (requests, generated tokens,
-# model forwards, seconds). Entry points: HarnessArgs, HildanextLM, CountingHFLM, task_rows(meter).
+# row forwards, seconds). Entry points: HarnessArgs, HildanextLM, CountingHFLM, task_rows(meter).
 import dataclasses, logging, time
 from pathlib import Path
 from typing import Literal
@@ -81,12 +81,13 @@ def task_rows(meter: dict) -> dict:
     return {task: {kind: counts.row() for kind, counts in kinds.items()} for task, kinds in meter.items()}
 
 class Metered:
-    """Per-task, per-kind counts around lm-eval's three request methods; forwards counted on the base model."""
+    """Per-task, per-kind counts around lm-eval's three request methods; forwards are rows through the base model."""
     def start_meter(self, model) -> None:
         self.meter, self.forwards = {}, 0
         model.base_model.register_forward_hook(self.count_forward)
-    def count_forward(self, *_) -> None:
-        self.forwards += 1
+    def count_forward(self, module, inputs, output) -> None:
+        """A batched forward of n rows counts n (TPF per sequence, whatever the batch)."""
+        self.forwards += output[0].shape[0]
     def metered(self, kind: str, requests: list, run) -> list:
         by_task, results = {}, [None] * len(requests)
         for index, request in enumerate(requests):
