@@ -11,7 +11,7 @@ from transformers import AutoTokenizer
 from conftest import REPO, make_tiny_qwen3
 from hildanext.decode import dinfer as engine_module
 from hildanext.config import DInferParams, Params, apply_overrides, as_dict, validate
-from hildanext.decode.decoder import BlockDecoder, block_causal, generate_ids
+from hildanext.decode.decoder import BlockDecoder, Fill, PassAt, block_causal, generate_ids
 from hildanext.decode.dinfer import DInferEngine
 from hildanext.decode.engines import DiffusionEngine, Request, make_engine
 from hildanext.decode.settings import DecodeSettings, SpecialIds
@@ -211,8 +211,8 @@ def test_wrapper_forward_gives_our_decoders_block_logits(fake_dinfer):
                        replace_position=replace)
         decoder = BlockDecoder(model, canvas[0, :8], DecodeSettings(0.5, 1.0, size, 4, 0), SpecialIds(MASK, EOS))
         decoder.canvas[8:12] = canvas[0, 8:12]
-        decoder.extend_cache(8)
-        ours_block = decoder.block_logits(8, 12)
+        decoder.execute(Fill(0, 8))
+        ours_block = decoder.execute(PassAt(2, 0, 8, 12))
         full = masked_logits(model, canvas, block_causal(0, 12, size))
     assert torch.allclose(pre.logits, full[:, :8], atol=1e-10)
     assert torch.allclose(step.logits[0], ours_block, atol=1e-10)

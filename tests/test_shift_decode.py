@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 from conftest import make_tiny_qwen3
 from hildanext.config import DecodeParams, ObjectiveParams, Params
 from hildanext.decode.ar import ar_generate_ids
-from hildanext.decode.decoder import BlockDecoder, PassAt, generate_ids
+from hildanext.decode.decoder import BlockDecoder, Fill, PassAt, generate_ids
 from hildanext.decode.engines import Request, make_engine
 from hildanext.decode.settings import DecodeSettings, SpecialIds, resolve_settings
 from hildanext.model import ModelInfo, info_from_record, model_meta, read_model_info
@@ -100,8 +100,8 @@ def test_one_shifted_block_pass_equals_a_hand_built_reference(cache):
     decoder = BlockDecoder(model, torch.tensor(prompt), settings, SPECIAL)
     decoder.canvas[6] = 50
     with torch.inference_mode():
-        decoder.extend_cache(4)
-        logits = decoder.block_logits(4, 8)
+        decoder.execute(Fill(0, 4))
+        logits = decoder.execute(PassAt(1, 0, 4, 8))
         ref = block_causal_reference(model, decoder.canvas[:8].tolist(), block)
         assert logits.shape == (4, ROWS) and float((logits - ref[3:7]).abs().max()) < 1e-10
         editable = torch.tensor([False, False, True, True])
@@ -116,7 +116,7 @@ def test_block_zero_pads_the_row_of_position_zero_and_an_empty_prompt_is_refused
     settings = DecodeSettings(0.2, 1.0, block, 2, 0, cache=True, shift=True)
     decoder = BlockDecoder(model, torch.tensor([60, 61]), settings, SPECIAL)
     with torch.inference_mode():
-        logits = decoder.block_logits(0, 4)
+        logits = decoder.execute(PassAt(0, 0, 0, 4))
     ref = block_causal_reference(model, decoder.canvas[:4].tolist(), block)
     assert float(logits[0].abs().max()) == 0 and float((logits[1:] - ref[:3]).abs().max()) < 1e-10
     with pytest.raises(ValueError, match="token shift needs a non-empty prompt"):

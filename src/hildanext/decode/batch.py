@@ -7,8 +7,8 @@
 import dataclasses, math, time
 from collections import deque
 import torch
-from hildanext.decode.decoder import (BlockDecoder, DecodeResult, Fill, PassAt, cache_argument, check_special,
-                                      decode_stats, stop_watch, without_banned)
+from hildanext.decode.decoder import (BlockDecoder, DecodeResult, Fill, PassAt, cache_argument, decode_stats,
+                                      propose, stop_watch)
 from hildanext.decode.kvcache import BatchKVCache
 from hildanext.model import attention_mask_4d
 CAPACITY_STEP = 256
@@ -98,16 +98,13 @@ class DiffusionSession(Session):
             self.steps += 1
             return self.retire()
     def join(self, key: int, prepared, observer) -> None:
-        request, special = prepared.request, self.engine.special
+        request = prepared.request
         watch = stop_watch(self.engine.tokenizer, request.stop, observer) if request.stop else observer
         settings = dataclasses.replace(prepared.settings, cuda_graphs=False)
         prompt = torch.as_tensor(prepared.prompt_ids, dtype=torch.long).flatten()
         row = Row(key, prepared, None, len(self.rows), time.perf_counter())
         try:
-            check_special(special)
-            if settings.shift and len(prompt) == 0:
-                raise ValueError("token shift needs a non-empty prompt: position 0 has no position before it")
-            row.decoder = BlockDecoder(self.model, prompt, settings, special, watch)
+            row.decoder = BlockDecoder(self.model, prompt, settings, self.engine.special, watch)
         except Exception as e:
             row.outcome = e
         else:
@@ -133,12 +130,12 @@ class DiffusionSession(Session):
         for row, reply in zip(rows, self.greedy_proposals(rows, replies), strict=True):
             row.advance(reply)
     def greedy_proposals(self, rows: list[Row], replies: list[torch.Tensor]) -> list:
-        """Greedy rows' tokens and confidences in one softmax over the stacked block logits (propose, temperature 0)."""
+        """Greedy rows' tokens and confidences from one propose over their stacked block logits."""
         greedy = [i for i, row in enumerate(rows) if row.decoder.s.temperature == 0]
         if len(greedy) < 2 or len({replies[i].shape for i in greedy}) > 1:
             return replies
-        stacked = without_banned(torch.stack([replies[i] for i in greedy]), rows[greedy[0]].decoder.banned)
-        conf, tokens = stacked.softmax(-1).max(-1)
+        first = rows[greedy[0]].decoder
+        tokens, conf = propose(torch.stack([replies[i] for i in greedy]), first.banned, first.s, first.gen)
         for k, i in enumerate(greedy):
             replies[i] = (tokens[k], conf[k])
         return replies

@@ -131,6 +131,9 @@ def check_special(special: SpecialIds) -> None:
 class BlockDecoder:
     """One generation: the canvas, the optional cache, the RNG, the trace and the forward counts."""
     def __init__(self, model, prompt: torch.Tensor, s: DecodeSettings, special: SpecialIds, observer=None):
+        check_special(special)
+        if s.shift and len(prompt) == 0:
+            raise ValueError("token shift needs a non-empty prompt: position 0 has no position before it to predict it")
         self.model, self.s, self.prompt_len, self.observer = model, s, len(prompt), observer
         self.mask_id, self.stop_set, device = special.mask_id, set(special.stops), model.device
         length = math.ceil((len(prompt) + s.max_new_tokens) / s.block_size) * s.block_size
@@ -165,18 +168,6 @@ class BlockDecoder:
         first = max(start - 1, 0)
         rows = self.forward(min(q_start, first), end, end - first)[:-1]
         return rows if start > 0 else torch.cat([rows.new_zeros(1, rows.shape[-1]), rows])
-    def extend_cache(self, start: int) -> None:
-        """Make the cached K/V of [0, start) exact: the prompt's prefill, or the refresh of a stale block."""
-        if self.cache is not None and self.clean_len < start:
-            self.count_fill(start)
-            self.forward(self.clean_len, start, 1)
-            self.clean_len = start
-    def count_fill(self, start: int) -> None:
-        self.prefill_forwards += start <= self.prompt_len
-        self.cache_forwards += start > self.prompt_len
-    def block_logits(self, start: int, end: int) -> torch.Tensor:
-        self.forwards += 1
-        return self.cached_logits(start, end)
     def cached_logits(self, start: int, end: int) -> torch.Tensor:
         if self.static is not None and (start > 0 or not self.s.shift):
             return self.static(self.canvas, start)
@@ -230,7 +221,8 @@ class BlockDecoder:
         size = self.s.block_size
         for block in range(self.prompt_len // size, len(self.canvas) // size):
             if self.s.cache and self.clean_len < block * size:
-                self.count_fill(block * size)
+                self.prefill_forwards += block * size <= self.prompt_len
+                self.cache_forwards += block * size > self.prompt_len
                 yield Fill(self.clean_len, block * size)
                 self.clean_len = block * size
             stale = yield from self.decode_block(block)
@@ -305,11 +297,7 @@ def decode_stats(forwards: int, tokens: int, seconds: float, cache_forwards: int
 
 def generate_ids(model, prompt_ids, settings: DecodeSettings, special: SpecialIds, observer=None) -> DecodeResult:
     """Decode settings.max_new_tokens after prompt_ids; ids exclude the prompt and end after the first stop token."""
-    check_special(special)
-    prompt = torch.as_tensor(prompt_ids, dtype=torch.long).flatten()
-    if settings.shift and len(prompt) == 0:
-        raise ValueError("token shift needs a non-empty prompt: position 0 has no position before it to predict it")
-    decoder = BlockDecoder(model, prompt, settings, special, observer)
+    decoder = BlockDecoder(model, torch.as_tensor(prompt_ids, dtype=torch.long).flatten(), settings, special, observer)
     started = time.perf_counter()
     with torch.inference_mode():
         ids = decoder.run()

@@ -2,7 +2,7 @@
 # same positions, which Hugging Face's appending caches cannot do); update(key, value, layer_idx, ...) is what the
 # attention layers call. BlockKVCache(capacity): one sequence; window(start, end) before each forward; static=True
 # (the CUDA-graph path) writes at static_index and returns the whole buffers. BatchKVCache(rows, capacity): one
-# row per request of the batched decoder (decode/batch.py); begin(slots, index) before each forward.
+# row per request of the batched decoder (decode/batch.py); begin(slots, columns, length, prefix) before each forward.
 import torch
 class BlockKVCache:
     """K/V buffers indexed by absolute position; a forward writes [start, end) and attends to [0, end)."""
@@ -45,8 +45,7 @@ class BatchKVCache:
         self.rows, self.capacity = rows, capacity
         self.keys: dict[int, torch.Tensor] = {}
         self.values: dict[int, torch.Tensor] = {}
-        self.slots = self.columns = self.prefix = None
-        self.length = capacity + 1
+        self.slots = self.columns = self.prefix = self.length = None
     def grow(self, capacity: int) -> None:
         """Room for capacity positions per row (written K/V are kept)."""
         if capacity <= self.capacity:
