@@ -4,39 +4,24 @@
 # decoded alone by engine.run; /health shows several rows running together (a gate on the rows' observers), a
 # dropped stream leaves the other rows' answers intact; the startup memory check (hand-computed K/V bytes, the
 # gtx1080 overlay with Qwen3-0.6B, a one-line error from `hildanext serve`).
-import asyncio, json, os, subprocess, sys, threading
+import asyncio, json, os, subprocess, sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import httpx, openai, pytest, yaml
 import hildanext
 from fastapi.testclient import TestClient
 from hildanext.config import ParamsError, RuntimeParams
-from hildanext.decode.engines import DiffusionEngine, Request, make_engine
+from hildanext.decode.engines import Request, make_engine
 from hildanext.model import load_decoder
 from hildanext.serve.app import create_app
 from hildanext.serve.capacity import batch_bytes, kv_cache_bytes
 from hildanext.train.profiles import PROFILES
-from test_serve import PROMPT, LiveServer, free_port, make_params, wait_until
+from test_serve import PROMPT, GatedEngine, LiveServer, free_port, make_params, wait_until
 PROMPTS = ["Tom", "The little dog ran", PROMPT, " ".join([PROMPT, "She saw a big red ball and a small cat."] * 3)]
 KNOBS = [("S", 0, 0.0, 8), ("Q", 0, 0.0, 12), ("S", 3, 1.0, 10), ("Q", 5, 1.0, 16)]
 QWEN3_06B = {"layers": 28, "kv_heads": 8, "head_dim": 128, "context": 40960, "params": 600_000_000}
 GTX1080_BYTES = 8 * 2**30
 SPECS = 40
-class RowGate(DiffusionEngine):
-    """Test hook: every session row's observer waits at each block end until the gate opens (ticking the observer)."""
-    gate = threading.Event()
-    def session(self, max_rows: int):
-        session = super().session(max_rows)
-        add = session.add
-        def gated_add(prepared, observer=None):
-            def gated(event):
-                observer(event)
-                while event["type"] == "block" and not self.gate.wait(0.02):
-                    observer({"type": "tick"})
-            return add(prepared, gated)
-        session.add = gated_add
-        return session
-
 def idle(url: str) -> dict | None:
     health = httpx.get(f"{url}/health").json()
     quiet = health["queue"]["pending"] == 0 and (health["batch"]["rows"], health["batch"]["waiting"]) == (0, 0)
@@ -172,11 +157,11 @@ def test_float64_load_answers_every_request_as_if_alone(model_dir):
     assert health["batch"]["steps"] >= len(answered)
 
 def test_health_shows_rows_running_together_and_a_dropped_row_leaves_the_others(model_dir):
-    engine = RowGate(*load_decoder(model_dir, RuntimeParams()), make_params(model_dir), model_dir)
+    engine = GatedEngine(*load_decoder(model_dir, RuntimeParams()), make_params(model_dir), model_dir)
     asks = [{"prompt": p, "max_tokens": 24, "seed": 2, "temperature": 1.0} for p in PROMPTS[:2]]
     expected = [engine.run(engine.prepare(Request(a["prompt"], "S", max_new_tokens=24, seed=2, temperature=1.0)))
                 for a in asks]
-    RowGate.gate.clear()
+    engine.gate.clear()
     params = make_params(model_dir, "serve.max_batch=3", "serve.batch_wait_s=600")
     with LiveServer(create_app(params, engine=engine)) as live, ThreadPoolExecutor(2) as pool:
         answers = [pool.submit(httpx.post, f"{live.url}/v1/completions", json=a, timeout=120) for a in asks]
@@ -187,7 +172,7 @@ def test_health_shows_rows_running_together_and_a_dropped_row_leaves_the_others(
             assert health["batch"]["max"] == 3 and health["queue"]["running"] == 3
             assert not any(a.done() for a in answers)
         finally:
-            RowGate.gate.set()
+            engine.gate.set()
         texts = [a.result().json()["choices"][0]["text"] for a in answers]
         assert texts == [c.text for c in expected]
         assert wait_until(lambda: idle(live.url))["batch"]["steps"] >= 1

@@ -44,7 +44,7 @@ async def generate(body: GenerateBody, request: Request):
     return out | ({"trace": [dataclasses.asdict(r) for r in c.result.trace]} | remask if body.trace else {})
 
 def create_app(params: Params, base: Path = Path("."), engine=None, loaded: tuple | None = None) -> FastAPI:
-    """The app; engine (tests) or loaded (load_engine's answer) replaces loading from serve.model_candidates."""
+    """The app; engine (tests) or loaded (load_engine's answer, already checked) replaces loading the candidates."""
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         found = loaded
@@ -52,7 +52,8 @@ def create_app(params: Params, base: Path = Path("."), engine=None, loaded: tupl
             found = (engine, str(engine.model_dir or "custom"), engine.model_dir)
         if found is None:
             found = await anyio.to_thread.run_sync(load_engine, params, Path(base))
-        check_batch_fits(params, found[0].model)
+        if loaded is None:
+            check_batch_fits(params, found[0].model)
         limits = params.serve
         worker = Worker(found[0], limits.queue_size, params.runtime.threads, limits.max_batch, limits.batch_wait_s)
         app.state.serve = ServeState(params, *found, worker, jobs.JobStore(limits.max_jobs), int(time.time()))
