@@ -124,7 +124,7 @@ def test_bench_settings_rows_frontier_and_gen_ppl_of_greedy_continuations(model_
         assert row["tokens_per_s"] == statistics.median(row["tokens_per_s_repeats"])
     assert rows["ar"]["tpf"] == rows["ar"]["speed_vs_ar"] == rows["ar"]["gen_ppl_vs_ar"] == 1.0
     for name, runner, mode in (("Q", engine, "Q"), ("ar", ar, None)):
-        done = [runner.prepare(Request(p, mode=mode, max_new_tokens=8, temperature=0.0)) for p in prompts]
+        done = [runner.prepare(Request(prompt=p, mode=mode, max_new_tokens=8, temperature=0.0)) for p in prompts]
         ids = [runner.run(p).ids for p in done]
         expected = gen_ppl(ar.model, [p.prompt_ids for p in done], ids)
         assert rows[name]["gen_ppl"] == pytest.approx(expected)
@@ -190,7 +190,7 @@ def test_batch_rows_equal_batch_one_ids_in_float64_and_their_rates_agree(model_d
     for name, runner in (("active", engine), ("ar", ar)):
         row = batch[name]
         mode = "S" if name == "active" else None
-        done = [runner.run(runner.prepare(Request(p, mode=mode, max_new_tokens=12, temperature=0.0))) for p in prompts]
+        done = [runner.run(runner.prepare(Request(prompt=p, mode=mode, max_new_tokens=12, temperature=0.0))) for p in prompts]
         tokens = sum(len(c.ids) for c in done)
         assert row["ids_differ"] == 0 and row["requests"] == 4 and row["batch_size"] == 3
         assert row["tokens_per_s"] / row["requests_per_s"] == pytest.approx(tokens / 4)

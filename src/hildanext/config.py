@@ -195,12 +195,21 @@ class RuntimeParams:
     adapter: Literal["none", "lora"] | None = None
     cuda_graphs: bool = False
 
+FALLBACKS = ("confident", "leftmost")
+CONFIDENCES = ("prob", "margin", "entropy")
+POLICIES = ("stop_in_block", "fallback", "carry_next", "confidence", "sub_block")
 @dataclass(config=STRICT)
 class DecodeMode:
+    """A preset: its taus and post steps, and the decode policies it sets (None: the decode params' own)."""
     tau_mask: Rate
     tau_edit: Rate
     block_size: Pos | None = None
     max_post_steps: NonNeg = 16
+    stop_in_block: bool | None = None
+    fallback: Literal[FALLBACKS] | None = None
+    carry_next: bool | None = None
+    confidence: Literal[CONFIDENCES] | None = None
+    sub_block: Pos | None = None
 
 @dataclass(config=STRICT)
 class DecodePresets:
@@ -235,6 +244,12 @@ class DecodeParams:
     eos_early_stop: bool = True
     seed: NonNeg = 0
     remask_pass: bool = False
+    stop_in_block: bool = False
+    fallback: Literal[FALLBACKS] = "confident"
+    carry_next: bool = False
+    confidence: Literal[CONFIDENCES] = "prob"
+    sub_block: Pos | None = None
+    exact: bool = False
     remask: RemaskParams = dataclasses.field(default_factory=RemaskParams)
     presets: DecodePresets = dataclasses.field(default_factory=DecodePresets)
 
@@ -294,7 +309,7 @@ class EvalParams:
     docs: Pos = 24
     limit: Pos | None = None
     num_fewshot: NonNeg | None = None
-    mode: Literal["S", "Q"] | None = "S"
+    mode: Literal["S", "Q"] | None = None
     mc_num: Pos = 16
     batch_size: Pos = 16
     seed: NonNeg = 0

@@ -289,10 +289,14 @@ def drive(plan, execute):
             return done.value
         reply = execute(request)
 
+def tokens_per_forward(tokens: int, forwards: int) -> float:
+    """The one TPF (dllm protocol): tokens kept up to the stop over every forward after the prompt's prefill."""
+    return tokens / max(forwards, 1)
+
 def decode_stats(forwards: int, tokens: int, seconds: float, cache_forwards: int = 0,
                  prefill_forwards: int = 0) -> DecodeStats:
     """TPF counts every forward after the prompt's prefill: decode passes and stale-block refreshes."""
-    return DecodeStats(forwards, tokens, tokens / max(forwards + cache_forwards, 1), seconds,
+    return DecodeStats(forwards, tokens, tokens_per_forward(tokens, forwards + cache_forwards), seconds,
                        tokens / max(seconds, 1e-9), cache_forwards, prefill_forwards)
 
 def generate_ids(model, prompt_ids, settings: DecodeSettings, special: SpecialIds, observer=None) -> DecodeResult:

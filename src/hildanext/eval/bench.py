@@ -88,7 +88,7 @@ def point_name(point: FrontierPoint) -> str:
 
 def bench_requests(b: BenchParams) -> dict[str, Request]:
     """Greedy requests of the named settings (active, S, Q), then one per frontier point (active params + taus)."""
-    base = Request("", mode=None, max_new_tokens=b.max_new_tokens, seed=b.seed, temperature=0.0)
+    base = Request(prompt="", mode=None, max_new_tokens=b.max_new_tokens, seed=b.seed, temperature=0.0)
     named = {name: replace(base, mode=mode) for name, mode in NAMED.items()}
     return named | {point_name(p): replace(base, tau_mask=p.tau_mask, tau_edit=p.tau_edit) for p in b.frontier}
 

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class HarnessArgs:
     """The hildanext model's model_args (lm-eval passes them as key=value strings, converted on the way)."""
     pretrained: str
-    mode: Literal["S", "Q"] | None = "S"
+    mode: Literal["S", "Q"] | None = None
     tau_mask: float | None = None
     tau_edit: float | None = None
     mc_num: int = 16
@@ -169,7 +169,7 @@ class HildanextLM(Metered, TemplateLM):
         kwargs = normalize_gen_kwargs(dict(gen_kwargs), self.args.max_gen_toks)
         until = handle_stop_sequences(kwargs.pop("until", None), eos=self.tokenizer.decode([self.eot_token_id]))
         temperature = float(kwargs.get("temperature") or 0.0) if kwargs.get("do_sample") else 0.0
-        return Request(context, mode=self.args.mode, tau_mask=self.args.tau_mask, tau_edit=self.args.tau_edit,
+        return Request(prompt=context, mode=self.args.mode, tau_mask=self.args.tau_mask, tau_edit=self.args.tau_edit,
                        max_new_tokens=kwargs["max_gen_toks"], seed=self.args.seed, temperature=temperature,
                        stop=tuple(until))
     def generations(self, requests, disable_tqdm: bool = False) -> list[str]:
