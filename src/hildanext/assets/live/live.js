@@ -1,6 +1,6 @@
 // The live view's script: reads GET /live/stream (server-sent events) and draws the answer pass by pass, each slot
 // coloured by the forward that committed it (the #scale legend), edits outlined with the old token as the title,
-// nothing after the first committed stop, one TPF label; the done event trims the canvas to the answer's ids.
+// nothing after the first committed stop (hidden), one TPF label; on done only the answer's ids stay shown.
 // Entry points: start (the form's submit; ?autorun=1 submits at once), onPass, onDone.
 "use strict";
 const $ = (id) => document.getElementById(id);
@@ -37,13 +37,13 @@ function unmask(span) {
   delete span.dataset.pass; delete span.dataset.old;
   span.title = "";
 }
-function paint(slots, last, stop) {
+function paint(slots, last, stop, shown) {
   slots.forEach((span, i) => {
     const cls = ["slot"];
     if (span.dataset.pass === undefined) cls.push("masked");
     if (span.dataset.old !== undefined) cls.push("edited");
     if (stop !== null && i === stop) cls.push("stop");
-    if (stop !== null && i > stop) cls.push("after");
+    if (i >= shown) cls.push("after");
     span.className = cls.join(" ");
     span.style.background = span.dataset.pass === undefined ? "" : colour(Number(span.dataset.pass), last);
   });
@@ -62,15 +62,15 @@ function onPass(slots, p) {
   for (const u of p.unmasked) { if (u.i >= 0 && u.i < slots.length) commit(slots[u.i], u.text, p.forwards); }
   for (const d of p.edited) { if (d.i >= 0 && d.i < slots.length) commit(slots[d.i], d.new, p.forwards, d.old); }
   for (const r of p.remasked || []) { if (r.i >= 0 && r.i < slots.length) unmask(slots[r.i]); }
-  paint(slots, p.forwards, p.stop);
+  paint(slots, p.forwards, p.stop, p.stop === null ? slots.length : p.stop + 1);
   $("passes").textContent = p.forwards; $("masks").textContent = p.masks_left; $("kept").textContent = p.kept;
   $("block").textContent = p.phase === "remask" ? (p.block === null ? "remask" : "remask " + p.block) : p.block;
   $("tpf").textContent = p.tpf.toFixed(2);
   return p.edited.length;
 }
 function onDone(slots, d, last) {
-  for (const span of slots.splice(d.ids.length)) span.remove();
-  paint(slots, last, d.finish_reason === "stop" && d.ids.length ? d.ids.length - 1 : null);
+  const stopped = d.finish_reason === "stop" && d.ids.length > 0;
+  paint(slots, last, stopped ? d.ids.length - 1 : null, d.ids.length);
   $("answer").textContent = d.text;
   $("kept").textContent = d.stats.tokens; $("tpf").textContent = d.stats.tpf.toFixed(2);
   $("stats").textContent = `forwards ${d.stats.forwards} · refreshes ${d.stats.refreshes} · ` +
