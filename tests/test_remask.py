@@ -215,3 +215,4 @@ def test_serve_streams_only_after_the_remask_pass(server):
     assert [r["i"] for r in scoring[0]["remasked"]] == [r[0] for r in answer["remask"]["windows"][0]["remasked"]]
     assert [p["phase"] for p in passes].index("remask") == phases.index("remask")
     assert stream[0][1]["remask_pass"] is True
+    assert passes[-1]["tpf"] == stream[-1][1]["stats"]["tpf"] and passes[-1]["kept"] == stream[-1][1]["stats"]["tokens"]

@@ -9,6 +9,7 @@ from dataclasses import replace
 import torch
 from hildanext.config import BenchParams, FrontierPoint, ObjectiveParams
 from hildanext.data.loader import PackedShards
+from hildanext.decode.decoder import tokens_per_forward
 from hildanext.decode.engines import Request
 from hildanext.eval import codeeval
 from hildanext.model import masked_logits
@@ -74,7 +75,7 @@ def text_metrics(completions) -> dict:
     seconds, tokens = sum(s.seconds for s in stats), sum(s.tokens for s in stats)
     stops = sum(c.finish_reason == "stop" for c in completions)
     forwards = sum(s.forwards + s.cache_forwards for s in stats)
-    return {"tpf": tokens / max(forwards, 1), "tokens_per_s": tokens / max(seconds, 1e-9),
+    return {"tpf": tokens_per_forward(tokens, forwards), "tokens_per_s": tokens / max(seconds, 1e-9),
             "distinct_2": len(set(bigrams)) / max(len(bigrams), 1), "repetition_4": sum(repeats) / max(len(repeats), 1),
             "stop_share": stops / max(len(completions), 1)}
 
