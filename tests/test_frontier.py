@@ -1,15 +1,22 @@
 # The frontier's policy points: names and series labels from the params a point sets, requests that carry the
 # policies into the resolved decode settings (exact restores the official ones), equal settings running once,
-# duplicate or contradictory points refused, the S/Q presets chosen from hand-written rows, and frontier rows
-# with the resolved policies.
-import math
+# duplicate or contradictory points refused, the S/Q presets chosen from hand-written rows, frontier rows and
+# CSV columns with the resolved policies, and the plot's grouping into one series per policy.
+import csv, importlib.util, math
 import pytest
 from pydantic import ValidationError
 from hildanext.config import BenchParams, DecodeParams, FrontierPoint, Params
 from hildanext.decode.engines import make_engine
-from hildanext.eval.bench import (FRONTIER_KEYS, bench_requests, bench_settings, choose_presets,
+from hildanext.eval.bench import (FRONTIER_KEYS, POINT_KEYS, bench_requests, bench_settings, choose_presets,
                                   distinct_runs, point_name, series_name)
+from hildanext.pipeline.bench import write_frontier_csv
 POLICY = {"stop_in_block": True, "fallback": "leftmost", "carry_next": True, "confidence": "prob"}
+def plot_module(repo_root):
+    spec = importlib.util.spec_from_file_location("plot_frontier", repo_root / "benchmarks/plot_frontier.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 def test_point_names_and_series_encode_what_the_point_sets():
     full = FrontierPoint(0.7, 1.0, stop_in_block=True, fallback="leftmost", carry_next=False, confidence="entropy",
                          sub_block=8)
@@ -86,3 +93,23 @@ def test_frontier_rows_carry_series_and_resolved_policies(model_dir):
         ("ar", "ar", None, None)]
     assert {k: frontier[0][k] for k in FRONTIER_KEYS} == {k: rows["S"][k] for k in FRONTIER_KEYS}
     assert set(choose_presets(frontier, 1.25)) == {"S", "Q"}
+
+def test_frontier_csv_columns_and_plot_series(tmp_path, repo_root):
+    rows = [row("p1", 2.0, 5.0, "policies"), row("o1", 1.5, 9.0, "official") | {"tau_edit": 0.0},
+            row("p2", 2.2, 6.0, "policies"), {"setting": "ar", "series": "ar", "tpf": 1.0, "gen_ppl": 1.6,
+                                              "tokens_per_s": 90.0}]
+    write_frontier_csv(tmp_path / "frontier.csv", rows)
+    with open(tmp_path / "frontier.csv", newline="") as f:
+        assert next(csv.reader(f)) == [*POINT_KEYS, *FRONTIER_KEYS]
+    plot = plot_module(repo_root)
+    read = plot.read_frontier(tmp_path / "frontier.csv")
+    assert (read[0]["fallback"], read[0]["tau_mask"], read[0]["sub_block"], read[3]["tau_edit"]) == (
+        "leftmost", 0.5, None, None)
+    groups = plot.series_groups(read)
+    assert {k: [r["setting"] for r in v] for k, v in groups.items()} == {
+        "policies": ["p1", "p2"], "official": ["o1"], "AR base": ["ar"]}
+    assert [plot.editing(r) for r in read] == ["editing off (tau_edit 1)", "editing on", "editing off (tau_edit 1)",
+                                               "AR base"]
+    assert list(plot.series_groups([{"setting": "x", "tau_edit": 1.0}, read[3]])) == ["active", "AR base"]
+    png = plot.plot_frontier(tmp_path / "frontier.csv", tmp_path / "docs/frontier.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
