@@ -171,7 +171,9 @@ def test_bench_stage_on_the_ci_overlay(tmp_path, repo_root, monkeypatch):
     assert report["cost"]["parity_tpf"] > 0 and [r["setting"] for r in report["frontier"]][-1] == "ar"
     assert set(report["batch"]) == {"active", "ar"} and metrics["batch/ar/requests"] == 2
     assert (tmp_path / "metrics/bench_settings.csv").read_text().startswith("setting,")
-    assert (tmp_path / "metrics/frontier.csv").read_text().startswith("setting,tau_mask,tau_edit,tpf,")
+    assert (tmp_path / "metrics/frontier.csv").read_text().startswith("setting,series,tau_mask,tau_edit,stop_in_block,")
+    presets = report["suggested_presets"]
+    assert set(presets) == {"S", "Q"} and presets["Q"]["gen_ppl"] <= presets["S"]["gen_ppl"]
     run_stage("export")
     meta = json.loads((tmp_path / "models/export/hildanext.json").read_text())
     assert (meta["stage"] == "export" and meta["decode"]["tau_mask"] == 0.5
@@ -190,7 +192,8 @@ def test_batch_rows_equal_batch_one_ids_in_float64_and_their_rates_agree(model_d
     for name, runner in (("active", engine), ("ar", ar)):
         row = batch[name]
         mode = "S" if name == "active" else None
-        done = [runner.run(runner.prepare(Request(prompt=p, mode=mode, max_new_tokens=12, temperature=0.0))) for p in prompts]
+        requests = [Request(prompt=p, mode=mode, max_new_tokens=12, temperature=0.0) for p in prompts]
+        done = [runner.run(runner.prepare(r)) for r in requests]
         tokens = sum(len(c.ids) for c in done)
         assert row["ids_differ"] == 0 and row["requests"] == 4 and row["batch_size"] == 3
         assert row["tokens_per_s"] / row["requests_per_s"] == pytest.approx(tokens / 4)

@@ -278,10 +278,26 @@ class ServeParams:
 
 @dataclass(config=STRICT)
 class FrontierPoint:
+    """A frontier point: taus, a series label and the decode policies it sets (None: the decode params' own)."""
     tau_mask: Rate
     tau_edit: Rate
+    series: str = ""
+    exact: bool | None = None
+    stop_in_block: bool | None = None
+    fallback: Literal[FALLBACKS] | None = None
+    carry_next: bool | None = None
+    confidence: Literal[CONFIDENCES] | None = None
+    sub_block: Pos | None = None
+    def __post_init__(self):
+        if self.exact and any(getattr(self, name) is not None for name in POLICIES):
+            raise ValueError("exact: true forces the official policies; leave the policies of this point unset")
 
-FRONTIER = (*(FrontierPoint(m, 1.0) for m in (0.3, 0.5, 0.7, 0.9)), FrontierPoint(0.5, 0.0), FrontierPoint(0.7, 0.5))
+TAUS = ((0.5, 1.0), (0.7, 1.0), (0.9, 1.0), (0.5, 0.0), (0.7, 0.5))
+POLICY_SET = {"stop_in_block": True, "fallback": "leftmost", "carry_next": True, "confidence": "prob"}
+FRONTIER = (*(FrontierPoint(m, e, "official", exact=True) for m, e in TAUS),
+            *(FrontierPoint(m, e, "policies", **POLICY_SET) for m, e in TAUS),
+            FrontierPoint(0.7, 1.0, "policies + sub_block 8", **POLICY_SET, sub_block=8),
+            FrontierPoint(0.7, 1.0, "policies + entropy", **POLICY_SET | {"confidence": "entropy"}))
 @dataclass(config=STRICT)
 class BenchParams:
     model: str = "models/sft"
@@ -299,6 +315,13 @@ class BenchParams:
     cost_repeats: Pos = 20
     batch_size: Pos = 8
     frontier: tuple[FrontierPoint, ...] = FRONTIER
+    s_max_ppl_ratio: Annotated[float, Field(ge=1)] = 1.25
+    @field_validator("frontier")
+    @classmethod
+    def distinct_points(cls, value):
+        if len({dataclasses.replace(p, series="") for p in value}) < len(value):
+            raise ValueError("two frontier points set the same taus and policies")
+        return value
 
 @dataclass(config=STRICT)
 class EvalParams:
