@@ -50,7 +50,8 @@ def test_stop_in_block_ends_the_block_at_the_stop_and_decodes_nothing_after_it(c
     assert official_model.inputs[1] == [1, 5, EOS, MASK]
 
 def test_a_stop_with_a_mask_before_it_waits_and_nothing_past_max_new_tokens_is_decoded():
-    script = lambda positions: [{1: {5: 0.9}, 2: {6: 0.3}, 3: {EOS: 0.9}}.get(p, {7: 0.9}) for p in positions]  # noqa: E731
+    rows = {1: {5: 0.9}, 2: {6: 0.3}, 3: {EOS: 0.9}}
+    script = lambda positions: [rows.get(p, {7: 0.9}) for p in positions]  # noqa: E731
     model, out = decode(script, [1], 7, stop_in_block=True)
     assert out.ids == [5, 6, EOS] and [r.unmasked for r in out.trace] == [[(0, 5), (2, EOS)], [(1, 6)], []]
     assert model.inputs[-1] == [1, 5, 6, EOS]
@@ -125,10 +126,9 @@ def variant(engine, prepared, **changes):
 @pytest.mark.parametrize("shift", [False, True])
 def test_cached_uncached_static_and_batched_agree_for_every_policy_combination(parts, shift):  # noqa: F811
     engine = engine_for(parts, shift)
-    prompts = ["a", "the cat sat on the", "once upon a time"]
     for policies in COMBOS:
-        requests = [Request(prompt=p, mode="SQ"[i % 2], max_new_tokens=7 + 2 * i, policies=policies)
-                    for i, p in enumerate(prompts)]
+        requests = [Request(prompt=p, mode=mode, max_new_tokens=n, policies=policies)
+                    for p, mode, n in (("a", "S", 7), ("once upon a time", "Q", 9))]
         prepared = [engine.prepare(r) for r in requests]
         alone = [engine.run(p) for p in prepared]
         together = run_all(engine.session(2), prepared)

@@ -159,7 +159,7 @@ def test_float64_load_answers_every_request_as_if_alone(model_dir):
 def test_health_shows_rows_running_together_and_a_dropped_row_leaves_the_others(model_dir):
     engine = GatedEngine(*load_decoder(model_dir, RuntimeParams()), make_params(model_dir), model_dir)
     asks = [{"prompt": p, "max_tokens": 24, "seed": 2, "temperature": 1.0} for p in PROMPTS[:2]]
-    expected = [engine.run(engine.prepare(Request(prompt=a["prompt"], mode="S", max_new_tokens=24, seed=2, temperature=1.0)))
+    expected = [engine.run(engine.prepare(Request(prompt=a["prompt"], max_new_tokens=24, seed=2, temperature=1.0)))
                 for a in asks]
     engine.gate.clear()
     params = make_params(model_dir, "serve.max_batch=3", "serve.batch_wait_s=600")
