@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from conftest import make_tiny_qwen3
 from hildanext.config import BenchParams, DemoParams, Params, RuntimeParams
-from hildanext.decode_params import FrontierPoint
+from hildanext.config.decode import FrontierPoint
 from hildanext.data.demo_corpus import demo_stories
 from hildanext.decode.engines import Request, make_engine
 from hildanext.eval.bench import (FRONTIER_KEYS, ar_nll, bench_batches, bench_settings, distinct_runs, bench_requests,

@@ -6,7 +6,7 @@ import pytest
 from transformers import AutoTokenizer
 from conftest import make_tiny_qwen3
 from hildanext.config import Params, ParamsError
-from hildanext.decode_params import ENGINE_NAMES
+from hildanext.config.decode import ENGINE_NAMES
 from hildanext.decode.ar import AREngine
 from hildanext.decode.decoder import generate_ids
 from hildanext.decode.dinfer import DInferEngine

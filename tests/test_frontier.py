@@ -6,7 +6,7 @@ import csv, importlib.util, math
 import pytest
 from pydantic import ValidationError
 from hildanext.config import BenchParams, DecodeParams, Params
-from hildanext.decode_params import FrontierPoint
+from hildanext.config.decode import FrontierPoint
 from hildanext.decode.engines import make_engine
 from hildanext.eval.bench import (FRONTIER_KEYS, POINT_KEYS, bench_requests, bench_settings, choose_presets,
                                   distinct_runs, point_name, series_name)

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from conftest import REPO, make_tiny_qwen3
 from hildanext.cli import app
 from hildanext.config import DecodeParams, ParamsError, load_params
-from hildanext.decode_params import RemaskParams
+from hildanext.config.decode import RemaskParams
 from hildanext.decode.decoder import PassRecord, block_causal, generate_ids
 from hildanext.decode.dinfer import unsupported
 from hildanext.decode.settings import SpecialIds, resolve_settings

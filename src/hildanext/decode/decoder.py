@@ -1,9 +1,9 @@
-# LLaDA2.1 block-diffusion decoding (threshold unmasking plus token editing) over any Hugging Face causal-LM
-# module, on an absolute block grid from position 0. Entry points: generate_ids(model, prompt_ids, settings,
-# special, observer) -> DecodeResult; BlockDecoder.plan() (the decoding as a generator of Fill / PassAt / Uncached
-# forward requests, which run() or the batched decoder in decode/batch.py answers); update_sets; propose.
-# observer sees {type: pass, record, forwards, refreshes}, {type: remask, windows}, {type: block, ids} (remask: 1);
-# answering True to a block event ends decoding there (stop_watch: stop strings; cut_at_stop_strings).
+# LLaDA2.1 block-diffusion decoding (threshold unmasking plus token editing) with the decode policies (stop in
+# block, fallback, carry_next, confidence kind, sub-block units) over any Hugging Face causal-LM, on an absolute grid
+# from 0. Entry points: generate_ids(model, prompt_ids, settings, special, observer) -> DecodeResult; BlockDecoder
+# .plan() (a generator of Fill / PassAt / Uncached requests that run() or decode/batch.py answers), update_sets,
+# propose, tokens_per_forward. The observer sees {type: pass, record, forwards, refreshes}, {type: remask}, {type:
+# block, ids}; True to a block event ends decoding there (stop_watch: stop strings; cut_at_stop_strings).
 import inspect, math, time
 from dataclasses import dataclass
 import torch
@@ -190,10 +190,12 @@ class BlockDecoder:
         return self.canvas[start:end]
     def stop_cut(self, start: int, end: int) -> int | None:
         """With stop_in_block: the first answer stop token in [start, end) with no mask before it, else None."""
+        if not self.settings.stop_in_block:
+            return None
         span = self.canvas[start:end]
         answer = torch.arange(start, end, device=span.device) >= self.prompt_len
         stops, masks = answer & torch.isin(span, self.stops), answer & (span == self.mask_id)
-        if not self.settings.stop_in_block or not stops.any():
+        if not stops.any():
             return None
         first = int(stops.nonzero()[0, 0])
         return None if masks[:first].any() else start + first

@@ -6,7 +6,7 @@
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from hildanext.decode_params import RemaskParams
+from hildanext.config.decode import RemaskParams
 @dataclass
 class Window:
     start: int

@@ -7,7 +7,7 @@ import dataclasses, logging
 from dataclasses import dataclass
 from pydantic import ValidationError
 from hildanext.config import DecodeParams, ParamsError
-from hildanext.decode_params import POLICIES, RemaskParams
+from hildanext.config.decode import POLICIES, RemaskParams
 from hildanext.model import ModelInfo, suppressed_ids
 MODES = {"S": "S_MODE", "Q": "Q_MODE"}
 EXACT = {"stop_in_block": False, "fallback": "confident", "carry_next": False, "confidence": "prob", "sub_block": None}

@@ -8,7 +8,7 @@ import math, statistics, time
 from dataclasses import replace
 import torch
 from hildanext.config import BenchParams, ObjectiveParams
-from hildanext.decode_params import POLICIES, FrontierPoint
+from hildanext.config.decode import POLICIES, FrontierPoint
 from hildanext.data.loader import PackedShards
 from hildanext.decode.decoder import tokens_per_forward
 from hildanext.decode.engines import Request

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import Field, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
-from hildanext.decode_params import BenchParams, DecodeParams, DInferParams, EvalParams, ServeParams
-from hildanext.param_types import STRICT, NonNeg, ParamsError, Pos, PosFloat, Rate
+from hildanext.config.decode import BenchParams, DecodeParams, DInferParams, EvalParams, ServeParams
+from hildanext.config.types import STRICT, NonNeg, ParamsError, Pos, PosFloat, Rate
 
 @dataclass(config=STRICT)
 class DemoParams:

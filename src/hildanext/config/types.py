@@ -1,4 +1,4 @@
-# The constrained scalar types and the error every params class shares (config.py, decode_params.py).
+# The constrained scalar types and the error every params class shares (config/__init__.py, config/decode.py).
 # Entry points: STRICT (the pydantic config: unknown keys refused, frozen), Pos, NonNeg, PosFloat, Rate,
 # ParamsError (a bad params value, naming its key and file).
 from typing import Annotated

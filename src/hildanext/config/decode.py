@@ -1,12 +1,12 @@
 # The typed, frozen params of decoding and of what decodes: decode (taus, policies, presets, remask), dinfer,
-# serve, bench (its frontier points) and eval; config.Params bundles them with the pipeline's other sections.
+# serve, bench (its frontier points) and eval; hildanext.config.Params bundles them with the other sections.
 # Entry points: DecodeParams, DecodeMode, DecodePresets, RemaskParams, POLICIES, DInferParams, ServeParams,
 # ENGINE_NAMES, FrontierPoint, FRONTIER, BenchParams, EvalParams.
 import dataclasses
 from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
-from hildanext.param_types import STRICT, NonNeg, Pos, PosFloat, Rate
+from hildanext.config.types import STRICT, NonNeg, Pos, PosFloat, Rate
 FALLBACKS = ("confident", "leftmost")
 CONFIDENCES = ("prob", "margin", "entropy")
 POLICIES = ("stop_in_block", "fallback", "carry_next", "confidence", "sub_block")
