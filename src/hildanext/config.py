@@ -1,4 +1,5 @@
-# Typed, frozen params for every pipeline section, loaded from params.yaml with dotted overrides.
+# Typed, frozen params for every pipeline section, loaded from params.yaml with dotted overrides (reading the
+# file, overrides, ParamsError and the DEMO_VALUES notes live in params_file.py and are re-exported here).
 # Entry points: load_params(path, overrides) -> Params; apply_overrides(raw, overrides); flatten(params);
 # merge_overlay(params_path, overlay_path) writes params.yaml with an overlay (e.g. overlays/ci.yaml) merged in.
 # Any unknown key, wrong type or out-of-range value raises ParamsError naming the key and the file.
@@ -8,13 +9,12 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
+from hildanext.params_file import (DEMO_VALUES, RECIPE_VALUES, ParamsError, apply_overrides, merge_dicts,  # noqa
+                                   read_yaml)
 STRICT = ConfigDict(extra="forbid", frozen=True)
 Pos = Annotated[int, Field(ge=1)]
 NonNeg = Annotated[int, Field(ge=0)]
 PosFloat = Annotated[float, Field(gt=0)]
-class ParamsError(ValueError):
-    pass
-
 @dataclass(config=STRICT)
 class DemoParams:
     stories: Pos = 4000
@@ -168,6 +168,11 @@ class SftParams(TrainParams):
     lr_decay: Literal["none", "cosine", "linear"] = "cosine"
     checkpoint_every: Pos = 20
     keep_best: NonNeg = 2
+    cap_temperature: PosFloat = 1.0
+    kd_weight: Annotated[float, Field(ge=0)] = 0.0
+    kd_temperature: PosFloat = 1.0
+    semi_ar_rate: Rate = 0.0
+    t2t_draft_rate: Rate = 0.0
     @field_validator("mask_range")
     @classmethod
     def ordered(cls, value):
@@ -175,6 +180,21 @@ class SftParams(TrainParams):
             raise ValueError(f"low {value[0]} > high {value[1]}")
         return value
 
+@dataclass(config=STRICT)
+class DistillDataParams:
+    """The AR base's continuations of train-split openings and answers to train-split SFT prompts."""
+    continuations: NonNeg = 20000
+    answers: NonNeg = 5000
+    opening_tokens: tuple[Pos, Pos] = (4, 256)
+    sentence_share: Rate = 0.5
+    new_tokens: Pos = 256
+    temperature: Annotated[float, Field(ge=0)] = 0.0
+    batch_size: Pos = 32
+    shard_prompts: Pos = 512
+    seed: NonNeg = 0
+
+DISTILL = {"mask_range": (0.3, 1.0), "kd_weight": 1.0, "semi_ar_rate": 0.5, "t2t_draft_rate": 0.5,
+           "cap_temperature": 0.5}
 @dataclass(config=STRICT)
 class RuntimeParams:
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -311,36 +331,14 @@ class Params:
     merge: MergeParams = dataclasses.field(default_factory=MergeParams)
     lora: LoraParams = dataclasses.field(default_factory=LoraParams)
     sft: SftParams = dataclasses.field(default_factory=SftParams)
+    distill_data: DistillDataParams = dataclasses.field(default_factory=DistillDataParams)
+    distill: SftParams = dataclasses.field(default_factory=lambda: SftParams(**DISTILL))
     runtime: RuntimeParams = dataclasses.field(default_factory=RuntimeParams)
     decode: DecodeParams = dataclasses.field(default_factory=DecodeParams)
     dinfer: DInferParams = dataclasses.field(default_factory=DInferParams)
     bench: BenchParams = dataclasses.field(default_factory=BenchParams)
     eval: EvalParams = dataclasses.field(default_factory=EvalParams)
     serve: ServeParams = dataclasses.field(default_factory=ServeParams)
-
-def read_yaml(path: Path) -> dict:
-    try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ParamsError(f"{path}: cannot read params ({e.__class__.__name__}: {e})") from None
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: top level must be a mapping of sections")
-    return raw
-
-def apply_overrides(raw: dict, overrides, source: str = "--set") -> dict:
-    out = yaml.safe_load(yaml.safe_dump(raw)) or {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ParamsError(f"{source}: {item!r} is not key=value")
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ParamsError(f"{source}: {key}: {part} is not a section")
-        node[leaf] = yaml.safe_load(value) if value else ""
-    return out
 
 def validate(raw: dict, source: str) -> Params:
     try:
@@ -354,12 +352,6 @@ def validate(raw: dict, source: str) -> Params:
 
 def load_params(path: str | Path = "params.yaml", overrides=()) -> Params:
     return validate(apply_overrides(read_yaml(Path(path)), overrides, f"{path} --set"), str(path))
-
-def merge_dicts(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merge_dicts(out.get(key) or {}, value) if isinstance(value, dict) else value
-    return out
 
 def merge_overlay(params_path: Path, overlay_path: Path) -> Params:
     merged = merge_dicts(read_yaml(params_path), read_yaml(overlay_path))
@@ -377,20 +369,3 @@ def flatten(tree, prefix: str = "") -> dict:
         name = f"{prefix}{key}"
         out.update(flatten(value, name + ".") if isinstance(value, dict) else {name: value})
     return out
-
-DEMO_VALUES = {
-    "wsd.warmup_blocks": "the demo converts better without the warmup/stable phases on its 360-step budget "
-                         "(docs/RESULTS.md, abl-shift-no-warmup); the recipe keeps LLaDA2.0's 1 -> 4 -> 32 -> 64",
-    "wsd.stable_steps": "no MDLM stable phase on the demo (same ablation); the recipe's overlay sets its own",
-    "wsd.decay_blocks": "the demo trains BDLM at its decay block size 32 only (same ablation)",
-    "wsd.decay_steps": "all 360 demo steps at block 32, the budget the WSD schedule had (same ablation)",
-    "wsd.lr": "the demo's tiny model converts best at 2e-3 (sweep in docs/RESULTS.md); the recipe default 1e-4 is the "
-              "safe rate for Qwen3-0.6B",
-    "wsd.lr_warmup_steps": "the demo's WSD run is a few hundred steps, so it warms up over 20; the recipe uses 100",
-    "sft.lr": "the demo's tiny model fine-tunes at 5e-4; the recipe default 1e-4 is the safe rate for Qwen3-0.6B",
-    "sft.lr_warmup_steps": "the demo's SFT run is 120 steps, so it warms up over 20; the recipe uses 100",
-}
-RECIPE_VALUES = {
-    "objective.shift": "token shift won the demo ablation (docs/RESULTS.md); ObjectiveParams keeps LLaDA2.x's "
-                       "same-position default, so params.yaml and the gtx1080 overlay turn it on",
-}
