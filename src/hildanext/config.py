@@ -122,6 +122,7 @@ class TrainParams:
     eval_rows: Pos = 64
     eval_seed: NonNeg = 1234
     seed: NonNeg = 0
+    eval_draws: Pos = 1
 
 @dataclass(config=STRICT)
 class WsdParams(TrainParams):
