@@ -7,8 +7,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 BIN = Path(sys.executable).parent / "hildanext"
-COMMANDS = {"demo-base", "init", "prepare", "tokenize", "sft-data", "wsd", "merge", "sft", "bench", "export",
-            "fetch-model", "fetch-data", "apply-overlay", "generate", "serve", "smoke-test", "eval", "lm-eval"}
+COMMANDS = {"demo-base", "init", "prepare", "tokenize", "sft-data", "distill-data", "wsd", "merge", "sft", "distill",
+            "bench", "export", "fetch-model", "fetch-data", "apply-overlay", "generate", "serve", "smoke-test", "eval",
+            "lm-eval"}
 ALIASES = {"init-model": "init", "prepare-data": "prepare", "prepare-sft": "sft-data", "convert-wsd": "wsd"}
 FAILING_ARGS = {"init": [], "prepare": ["--set", "prepare.sources=nowhere/*.jsonl"], "sft-data": [], "wsd": []}
 def run(*args, cwd=None, env=None):

@@ -192,6 +192,7 @@ class DistillDataParams:
     temperature: Annotated[float, Field(ge=0)] = 0.0
     batch_size: Pos = 32
     shard_prompts: Pos = 512
+    eval_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.05
     seed: NonNeg = 0
 
 DISTILL = {"mask_range": (0.3, 1.0), "kd_weight": 1.0, "semi_ar_rate": 0.5, "t2t_draft_rate": 0.5,
