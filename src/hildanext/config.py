@@ -291,7 +291,7 @@ class FrontierPoint:
 FRONTIER = (*(FrontierPoint(m, 1.0) for m in (0.3, 0.5, 0.7, 0.9)), FrontierPoint(0.5, 0.0), FrontierPoint(0.7, 0.5))
 @dataclass(config=STRICT)
 class BenchParams:
-    model: str = "models/sft"
+    model: str = "best"
     ar_model: str = ""
     engine: Literal[ENGINE_NAMES] = "diffusion"
     eval_rows: Pos = 32
@@ -306,6 +306,9 @@ class BenchParams:
     cost_repeats: Pos = 20
     batch_size: Pos = 8
     frontier: tuple[FrontierPoint, ...] = FRONTIER
+    candidates: tuple[str, ...] = ("models/merged", "models/sft", "models/distilled")
+    candidate_repeats: Pos = 1
+    candidate_slack: Annotated[float, Field(ge=1)] = 1.15
 
 @dataclass(config=STRICT)
 class EvalParams:
