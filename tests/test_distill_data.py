@@ -44,7 +44,7 @@ def test_openings_come_only_from_the_given_texts_in_the_asked_mix(tokenizer):
     assert all(d.rstrip()[-1] in ".!?\"" for d, o in zip(decoded, found, strict=True) if o["cut"] == "sentence")
     assert openings(texts, tokenizer, p) == found and openings(texts, tokenizer, DistillDataParams(
         continuations=300, opening_tokens=(4, 40), seed=4)) != found
-    with pytest.raises(DataError, match="only 0 openings"):
+    with pytest.raises(DataError, match="the train split: only 0 openings"):
         openings(["too short"], tokenizer, DistillDataParams(continuations=2, opening_tokens=(30, 40)))
 
 def test_batched_greedy_generate_equals_one_prompt_generate_and_sampling_repeats(model_dir, tokenizer):

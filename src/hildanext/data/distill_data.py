@@ -10,7 +10,6 @@ from hildanext.config import DistillDataParams
 from hildanext.data.chat import Chat
 from hildanext.data.sft_data import PAD, TURN_END, SftPacker, SftShards
 from hildanext.data.sources import DataError
-from hildanext.decode.ar import left_padded
 SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
 def sentence_cuts(offsets: list[tuple[int, int]], text: str) -> list[int]:
     """Token counts k whose prefix ends exactly at a sentence end of text."""
@@ -42,7 +41,7 @@ def openings(texts: list[str], tokenizer, p: DistillDataParams) -> list[dict]:
         if cut is not None:
             found.append({"kind": "continuation", "cut": cut[1], "prompt": cut[0]})
     if len(found) < p.continuations:
-        raise DataError(f"data/processed train split: only {len(found)} openings of {p.opening_tokens[0]}+ tokens "
+        raise DataError(f"the train split: only {len(found)} openings of {p.opening_tokens[0]}+ tokens "
                         f"(distill_data.continuations asks {p.continuations})")
     return found
 
@@ -55,6 +54,14 @@ def answer_prompts(chats: list[Chat], tokenizer, count: int) -> list[dict]:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         found.append({"kind": "answer", "cut": "chat", "prompt": ids})
     return found
+
+def left_padded(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[rows, longest] ids with each prompt at the right end and its attention mask (the layout HF generate wants)."""
+    width = max(len(p) for p in prompts)
+    ids, mask = torch.full((len(prompts), width), pad_id, dtype=torch.long), torch.zeros(len(prompts), width).long()
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) :], mask[row, width - len(prompt) :] = torch.as_tensor(prompt), 1
+    return ids, mask
 
 def stop_ids(tokenizer) -> list[int]:
     return [tokenizer.convert_tokens_to_ids(PAD), tokenizer.convert_tokens_to_ids(TURN_END)]
