@@ -233,13 +233,17 @@ def kd_loss(logits: torch.Tensor, teacher_logp: torch.Tensor, temperature: float
     kl = torch.where(p > 0, p * (teacher_logp.to(student.device) - student), 0.0).sum(-1)
     return temperature**2 * kl.sum() / max(len(kl), 1)
 
-def mtf_loss(net, rows, n: Noised, logits, setup: ObjectiveSetup) -> torch.Tensor:
-    """MTF round 2: the masks hold round 1's argmax draft (no grad); learn to restore x0 at every drafted position."""
+def mtf_draft(n: Noised, logits, setup: ObjectiveSetup) -> torch.Tensor:
+    """MTF round 1's draft: x_t with each mask replaced by the argmax there (no grad, <|mask|> excluded)."""
     with torch.no_grad():
         draft_logits = logits.detach()[n.masked[n.select].to(logits.device)]
         draft_logits[:, setup.mask_id] = float("-inf")
         x_draft = n.xt.clone()
         x_draft[n.masked] = draft_logits.argmax(-1).to(x_draft.device)
+    return x_draft
+
+def mtf_loss(net, rows, n: Noised, x_draft: torch.Tensor, setup: ObjectiveSetup) -> torch.Tensor:
+    """MTF round 2: the masks hold round 1's draft; learn to restore x0 at every drafted position."""
     redo = forward_selected(net, rows, x_draft, n.masked, setup)
     return F.cross_entropy(redo, rows[0][n.masked].to(redo.device))
 
@@ -299,8 +303,10 @@ def sft_loss(model, rows, setup: ObjectiveSetup, s: SftParams, gen, fixed_t=None
                                                            supervised.sum() if inv_t else masked.sum())
     use_kd = s.kd_weight > 0 and setup.teacher is not None
     kd = kd_term(logits, (x0, doc_ids), n, setup, s, originals) if use_kd else None
+    x_draft = mtf_draft(n, logits, setup) if s.mtf and masked.any() else None
     loss = early_backward(loss + s.kd_weight * kd if kd is not None else loss, setup)
-    loss_mtf = mtf_loss(net, (x0, doc_ids), n, logits, setup) if s.mtf and masked.any() else None
+    del logits
+    loss_mtf = mtf_loss(net, (x0, doc_ids), n, x_draft, setup) if x_draft is not None else None
     if loss_mtf is not None:
         loss = loss + early_backward(s.mtf_weight * loss_mtf, setup)
     mtf_value = (loss_mtf.item() if loss_mtf is not None else 0.0) if s.mtf else None
