@@ -44,7 +44,7 @@ def ar_engine(model_dir):
 
 def requests(engine, count: int, **kwargs) -> list:
     texts = ["Once upon a time", "The cat", "A little dog ran to the park with his friend and", "Tom"]
-    return [engine.prepare(Request(texts[i % 4], max_new_tokens=12 + i, temperature=0.0, **kwargs))
+    return [engine.prepare(Request(prompt=texts[i % 4], max_new_tokens=12 + i, temperature=0.0, **kwargs))
             for i in range(count)]
 
 def test_the_session_batches_greedy_rows_and_equals_batch_one(ar_engine):
@@ -68,7 +68,7 @@ def test_a_stop_string_cuts_each_row_as_at_batch_one(ar_engine):
     assert batched[0].text == full[: full.find(full[4:7])] and batched[0].finish_reason == "stop"
 
 def test_a_sampled_row_runs_alone_and_an_observer_that_raises_ends_only_its_row(ar_engine):
-    sampled = ar_engine.prepare(Request("The cat", max_new_tokens=10, temperature=1.0, seed=4))
+    sampled = ar_engine.prepare(Request(prompt="The cat", max_new_tokens=10, temperature=1.0, seed=4))
     greedy = requests(ar_engine, 2)
     session, events = ar_engine.session(8), []
     def refuse(event):

@@ -38,7 +38,7 @@ def engine_for(parts, shift: bool, stop_ids=()) -> DiffusionEngine:
 
 def requests(stop: str = "") -> list[Request]:
     """Mixed lengths and modes; row 2 samples, row 3 runs the remask pass, row 4 has the stop string."""
-    out = [Request(p, mode="SQ"[i % 2], max_new_tokens=10 + 3 * i, seed=i) for i, p in enumerate(PROMPTS)]
+    out = [Request(prompt=p, mode="SQ"[i % 2], max_new_tokens=10 + 3 * i, seed=i) for i, p in enumerate(PROMPTS)]
     out[2] = dataclasses.replace(out[2], temperature=0.9, tau_mask=0.3)
     out[3] = dataclasses.replace(out[3], remask=True)
     out[4] = dataclasses.replace(out[4], stop=(stop,) if stop else ())
@@ -95,7 +95,7 @@ def test_a_row_whose_observer_raises_ends_alone(parts):
     for i in (0, 2, 3):
         assert ended[keys[i]].ids == engine.run(prepared[i]).ids
     with pytest.raises(ValueError, match="token shift needs a non-empty prompt"):
-        run_all(engine.session(2), [engine.prepare(Request("", max_new_tokens=4)), prepared[0]])
+        run_all(engine.session(2), [engine.prepare(Request(prompt="", max_new_tokens=4)), prepared[0]])
 
 def test_batch_cache_writes_grows_and_moves_rows_as_computed_by_hand():
     cache = BatchKVCache(rows=3, capacity=4)

@@ -32,7 +32,7 @@ def test_main_serves_both_engines_and_the_counts_add_up(script, model_dir, tmp_p
     params = validate(apply_overrides(as_dict(Params()), ["runtime.dtype=float64"]), "test")
     for name, pair in (("diffusion", rows[:2]), ("ar", rows[2:])):
         engine = make_engine(name, model_dir, params)
-        done = [engine.complete(Request(p, max_new_tokens=4, temperature=0.0)) for p in script.openings(3)]
+        done = [engine.complete(Request(prompt=p, max_new_tokens=4, temperature=0.0)) for p in script.openings(3)]
         assert [r["tokens"] for r in pair] == [sum(len(c.ids) for c in done)] * 2 and pair[0]["tokens_per_s_vs_1"] == 1
     lines = report["table"].splitlines()
     assert len(lines) == 2 + 4 and lines[0].startswith("| engine | concurrent |")

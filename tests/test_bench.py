@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import make_tiny_qwen3
-from hildanext.config import BenchParams, DemoParams, FrontierPoint, Params, RuntimeParams
+from hildanext.config import BenchParams, DemoParams, Params, RuntimeParams
+from hildanext.config.decode import FrontierPoint
 from hildanext.data.demo_corpus import demo_stories
 from hildanext.decode.engines import Request, make_engine
 from hildanext.eval.bench import (FRONTIER_KEYS, ar_nll, bench_batches, bench_settings, distinct_runs, bench_requests,
@@ -124,7 +125,7 @@ def test_bench_settings_rows_frontier_and_gen_ppl_of_greedy_continuations(model_
         assert row["tokens_per_s"] == statistics.median(row["tokens_per_s_repeats"])
     assert rows["ar"]["tpf"] == rows["ar"]["speed_vs_ar"] == rows["ar"]["gen_ppl_vs_ar"] == 1.0
     for name, runner, mode in (("Q", engine, "Q"), ("ar", ar, None)):
-        done = [runner.prepare(Request(p, mode=mode, max_new_tokens=8, temperature=0.0)) for p in prompts]
+        done = [runner.prepare(Request(prompt=p, mode=mode, max_new_tokens=8, temperature=0.0)) for p in prompts]
         ids = [runner.run(p).ids for p in done]
         expected = gen_ppl(ar.model, [p.prompt_ids for p in done], ids)
         assert rows[name]["gen_ppl"] == pytest.approx(expected)
@@ -171,7 +172,9 @@ def test_bench_stage_on_the_ci_overlay(tmp_path, repo_root, monkeypatch):
     assert report["cost"]["parity_tpf"] > 0 and [r["setting"] for r in report["frontier"]][-1] == "ar"
     assert set(report["batch"]) == {"active", "ar"} and metrics["batch/ar/requests"] == 2
     assert (tmp_path / "metrics/bench_settings.csv").read_text().startswith("setting,")
-    assert (tmp_path / "metrics/frontier.csv").read_text().startswith("setting,tau_mask,tau_edit,tpf,")
+    assert (tmp_path / "metrics/frontier.csv").read_text().startswith("setting,series,tau_mask,tau_edit,stop_in_block,")
+    presets = report["suggested_presets"]
+    assert set(presets) == {"S", "Q"} and presets["Q"]["gen_ppl"] <= presets["S"]["gen_ppl"]
     run_stage("export")
     meta = json.loads((tmp_path / "models/export/hildanext.json").read_text())
     assert (meta["stage"] == "export" and meta["decode"]["tau_mask"] == 0.5
@@ -192,7 +195,8 @@ def test_batch_rows_equal_batch_one_ids_in_float64_and_their_rates_agree(model_d
     for name, runner in (("active", engine), ("ar", ar)):
         row = batch[name]
         mode = "S" if name == "active" else None
-        done = [runner.run(runner.prepare(Request(p, mode=mode, max_new_tokens=12, temperature=0.0))) for p in prompts]
+        requests = [Request(prompt=p, mode=mode, max_new_tokens=12, temperature=0.0) for p in prompts]
+        done = [runner.run(runner.prepare(r)) for r in requests]
         tokens = sum(len(c.ids) for c in done)
         assert row["ids_differ"] == 0 and row["requests"] == 4 and row["batch_size"] == 3
         assert row["tokens_per_s"] / row["requests_per_s"] == pytest.approx(tokens / 4)

@@ -25,7 +25,7 @@ def test_candidate_rows_are_gen_ppl_over_the_ar_on_the_same_openings(model_dir):
     found = candidate_rows(engine, ar, prompts, b)
     expected = {}
     for name, runner, mode in (("Q", engine, "Q"), ("ar", ar, None)):
-        done = [runner.prepare(Request(p, mode=mode, max_new_tokens=8, temperature=0.0)) for p in prompts]
+        done = [runner.prepare(Request(prompt=p, mode=mode, max_new_tokens=8, temperature=0.0)) for p in prompts]
         expected[name] = gen_ppl(ar.model, [p.prompt_ids for p in done], [runner.run(p).ids for p in done])
     assert set(found) == {"S", "Q"} and found["Q"]["gen_ppl"] == pytest.approx(expected["Q"])
     assert found["Q"]["gen_ppl_vs_ar"] == pytest.approx(expected["Q"] / expected["ar"]) and found["S"]["tpf"] > 0

@@ -53,7 +53,7 @@ def fake_python(tmp_path, mode: str):
 def logged(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
-M2T = Request("Once upon a time", "S", tau_edit=1.0)
+M2T = Request(prompt="Once upon a time", mode="S", tau_edit=1.0)
 def test_a_healthy_worker_serves_m2t_requests(model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_DINFER_LOG", str(tmp_path / "log.jsonl"))
     engine, events = make_engine("dinfer", model_dir, params_for(fake_python(tmp_path, "ok"))), []
@@ -83,9 +83,10 @@ def test_a_healthy_worker_serves_m2t_requests(model_dir, tmp_path, monkeypatch):
     assert (log[3]["threshold"], log[3]["seed"]) == (0.7, 3)
 
 @pytest.mark.parametrize("request_, overrides, notice", [
-    (Request("Once upon a time", "S"), [], "editing is on (tau_edit 0 < 1)"),
-    (Request("Once upon a time", "Q"), [], "editing is on (tau_edit 0.5 < 1)"),
-    (Request("Once upon a time", None, tau_edit=1.0, temperature=0.8), ["decode.top_p=0.9"], "top_k/top_p sampling"),
+    (Request(prompt="Once upon a time", mode="S"), [], "editing is on (tau_edit 0 < 1)"),
+    (Request(prompt="Once upon a time", mode="Q"), [], "editing is on (tau_edit 0.5 < 1)"),
+    (Request(prompt="Once upon a time", mode=None, tau_edit=1.0, temperature=0.8), ["decode.top_p=0.9"],
+     "top_k/top_p sampling"),
 ])
 def test_requests_dinfer_cannot_serve_are_ours_with_a_logged_notice(model_dir, reference, tmp_path, monkeypatch,
                                                                     caplog, request_, overrides, notice):
@@ -264,7 +265,7 @@ def test_dinfer_engine_end_to_end_through_the_real_worker(model_dir, reference, 
     monkeypatch.setattr(engine_module, "DEVICE", "cpu")
     monkeypatch.setenv("PYTHONPATH", worker_env()["PYTHONPATH"])
     params = params_for(sys.executable, timeout_s=300)
-    request = Request("Once upon a time", "S", tau_mask=0.9, tau_edit=1.0)
+    request = Request(prompt="Once upon a time", mode="S", tau_mask=0.9, tau_edit=1.0)
     engine = make_engine("dinfer", model_dir, params)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -2,7 +2,8 @@
 # with fixed masks (shift on and off), equality with lm-eval's own HFLM at block size 1 with the token shift in
 # float64 (loglikelihood, is_greedy, rolling), the Monte Carlo spread shrinking with mc_num, the right
 # continuation ranked first, rolling windows written out by hand, model_args errors and registration, and
-# batched generate_until giving the one-at-a-time strings (per-request stop strings) with per-task counts.
+# batched generate_until giving the one-at-a-time strings (per-request stop strings) with per-task counts, and
+# both models' generation counts (prefill forwards apart, TPF without them) against hand counts.
 import math
 from types import SimpleNamespace
 import pytest
@@ -12,10 +13,11 @@ from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 from hildanext.config import Params, ParamsError
 from hildanext.decode.engines import DiffusionEngine
-from hildanext.eval.harness import HildanextLM, harness_args, task_rows
+from hildanext.eval.harness import CountingHFLM, HildanextLM, harness_args, task_rows
 from hildanext.eval.likelihood import (ElboSpec, continuation_spans, elbo_loglik, masked_loglik,
                                        stratified_counts)
 from hildanext.model import load_model, read_model_info
+LONG = "Once upon a time, a little dog ran to the park with his best friend and they played all day. " * 3
 class Scripted(torch.nn.Module):
     """Hidden state = one-hot of the input token, logits = table @ hidden: position p scores table[:, token at p]."""
     def __init__(self, table: torch.Tensor):
@@ -135,6 +137,18 @@ def test_import_hildanext_registers_both_models():
     assert get_model("hildanext") is HildanextLM
     assert get_model("hf-counted").__mro__[2] is HFLM
 
+def test_hf_counted_generations_count_one_prefill_per_request_and_leave_it_out_of_tpf(double_model):
+    model, tokenizer = double_model
+    lm = CountingHFLM(pretrained=model, tokenizer=tokenizer, batch_size=1)
+    prompts = [tokenizer.encode(p, add_special_tokens=False) for p in ("Once upon a time", "The dog")]
+    new = [len(model.generate(torch.tensor([p]), max_new_tokens=5, do_sample=False)[0]) - len(p) for p in prompts]
+    kwargs = {"until": ["@@@"], "max_gen_toks": 5, "do_sample": False}
+    texts = lm.generate_until(instances("generate_until", [(tokenizer.decode(p), kwargs) for p in prompts]))
+    counts = task_rows(lm.meter)["toy"]["generate_until"]
+    tokens = sum(len(tokenizer.encode(t, add_special_tokens=False)) for t in texts)
+    assert (counts["requests"], counts["prefill_forwards"], counts["forwards"]) == (2, 2, sum(new))
+    assert counts["tokens"] == tokens and counts["tpf"] == tokens / (sum(new) - 2)
+
 @pytest.fixture
 def shipped_cwd(tmp_path, monkeypatch, model_dir):
     from hildanext.data.demo_corpus import demo_stories
@@ -159,7 +173,8 @@ def test_lm_eval_evaluator_runs_the_shipped_tasks_with_the_hildanext_model(shipp
     rows = task_rows(lm.meter)
     assert rows["hildanext_story_choice"]["loglikelihood"]["requests"] == 2 * 4
     story = rows["hildanext_story"]["generate_until"]
-    assert story["requests"] == 2 and story["forwards"] > 0 and story["tpf"] == story["tokens"] / story["forwards"]
+    assert story["requests"] == 2 and story["forwards"] > story["prefill_forwards"] >= 0
+    assert story["tpf"] == story["tokens"] / (story["forwards"] - story["prefill_forwards"])
 
 @pytest.mark.slow
 def test_hildanext_lm_eval_command_runs_the_readme_command(shipped_cwd, model_dir):
@@ -182,16 +197,22 @@ def test_batched_generate_until_returns_the_one_at_a_time_strings_and_counts_per
     cut = free[3:6]
     arguments = [("Once upon a time", {"until": [cut], "max_gen_toks": 16}), ("The dog", {"max_gen_toks": 6}),
                  ("Once upon a time", {"max_gen_toks": 16}), ("A cat sat", {"until": ["\n\n"], "max_gen_toks": 9}),
-                 ("Tom", {"max_gen_toks": 12})]
-    tasks = ["first", "second", "first", "second", "first"]
+                 ("Tom", {"max_gen_toks": 12}), (LONG, {"max_gen_toks": 5})]
+    tasks = ["first", "second", "first", "second", "first", "second"]
     requests = [Instance("generate_until", {}, args, i, (task, i, 1))
                 for i, (args, task) in enumerate(zip(arguments, tasks, strict=True))]
-    alone = [lm.engine.complete(lm.request_for(context, kwargs)).text for context, kwargs in arguments]
+    done = [lm.engine.complete(lm.request_for(context, kwargs)) for context, kwargs in arguments]
+    alone = [c.text for c in done]
     got = lm.generate_until(requests)
     assert got == alone and got[0] == free[: free.find(cut)] and got[2] == free
     rows = task_rows(lm.meter)
     for task in ("first", "second"):
         mine = [text for text, t in zip(got, tasks, strict=True) if t == task]
         counts = rows[task]["generate_until"]
-        assert counts["requests"] == len(mine) and counts["forwards"] > 0
+        stats = [c.result.stats for c, t in zip(done, tasks, strict=True) if t == task]
+        prefills = sum(s.prefill_forwards for s in stats)
+        assert counts["requests"] == len(mine) and counts["prefill_forwards"] == prefills
+        assert counts["forwards"] == prefills + sum(s.forwards + s.cache_forwards for s in stats)
+        assert counts["tpf"] == counts["tokens"] / sum(s.forwards + s.cache_forwards for s in stats)
         assert counts["tokens"] == sum(len(tokenizer.encode(text, add_special_tokens=False)) for text in mine)
+    assert rows["second"]["generate_until"]["prefill_forwards"] >= 1

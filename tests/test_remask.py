@@ -9,7 +9,8 @@ import httpx, openai, pytest, torch
 from typer.testing import CliRunner
 from conftest import REPO, make_tiny_qwen3
 from hildanext.cli import app
-from hildanext.config import DecodeParams, ParamsError, RemaskParams, load_params
+from hildanext.config import DecodeParams, ParamsError, load_params
+from hildanext.config.decode import RemaskParams
 from hildanext.decode.decoder import PassRecord, block_causal, generate_ids
 from hildanext.decode.dinfer import unsupported
 from hildanext.decode.settings import SpecialIds, resolve_settings
@@ -215,3 +216,4 @@ def test_serve_streams_only_after_the_remask_pass(server):
     assert [r["i"] for r in scoring[0]["remasked"]] == [r[0] for r in answer["remask"]["windows"][0]["remasked"]]
     assert [p["phase"] for p in passes].index("remask") == phases.index("remask")
     assert stream[0][1]["remask_pass"] is True
+    assert passes[-1]["tpf"] == stream[-1][1]["stats"]["tpf"] and passes[-1]["kept"] == stream[-1][1]["stats"]["tokens"]

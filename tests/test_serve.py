@@ -103,7 +103,7 @@ def test_health_and_models_report_the_folder(live, model_dir):
 
 def test_completion_equals_the_in_process_decoder(client, library):
     out = client.completions.create(model="any", prompt=PROMPT, max_tokens=40, seed=3, temperature=1.0)
-    expected = library.complete(Request(PROMPT, "S", None, None, 40, 3, 1.0))
+    expected = library.complete(Request(prompt=PROMPT, max_new_tokens=40, seed=3, temperature=1.0))
     prompt_tokens = len(library.tokenizer(PROMPT, add_special_tokens=False)["input_ids"])
     assert out.object == "text_completion" and out.choices[0].text == expected.text
     assert out.choices[0].finish_reason == stop_reason(library, expected.ids)
@@ -117,7 +117,7 @@ def test_chat_applies_the_template_server_side(client, library):
     out = client.chat.completions.create(model="any", messages=messages, max_tokens=24, seed=1, temperature=1.0)
     rendered = library.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
                                                      enable_thinking=False)
-    expected = library.complete(Request(rendered, "S", None, None, 24, 1, 1.0))
+    expected = library.complete(Request(prompt=rendered, max_new_tokens=24, seed=1, temperature=1.0))
     assert out.choices[0].message.role == "assistant" and out.choices[0].message.content == expected.text
     assert out.usage.prompt_tokens == len(library.tokenizer(rendered, add_special_tokens=False)["input_ids"])
 
@@ -158,7 +158,8 @@ def test_stop_strings_cut_the_text(client):
 def test_decoder_knobs_ride_as_extra_fields(client, library):
     out = client.completions.create(model="any", prompt=PROMPT, max_tokens=40,
                                     extra_body={"mode": "Q", "tau_mask": 0.0})
-    assert out.choices[0].text == library.complete(Request(PROMPT, "Q", 0.0, None, 40)).text
+    expected = library.complete(Request(prompt=PROMPT, mode="Q", tau_mask=0.0, max_new_tokens=40))
+    assert out.choices[0].text == expected.text
     with pytest.raises(openai.UnprocessableEntityError, match="mode"):
         client.completions.create(model="any", prompt=PROMPT, extra_body={"mode": "fast"})
 
@@ -211,7 +212,7 @@ def test_batch_and_benchmark_jobs(live, library):
     assert r.status_code == 202 and r.json()["status"] in ("queued", "running", "done")
     job = wait_until(lambda: job_done(live.url, r.json()["id"]))
     assert job["status"] == "done" and job["completed"] == job["total"] == 2
-    expected = [library.complete(Request(p, "Q", max_new_tokens=20)).text for p in prompts]
+    expected = [library.complete(Request(prompt=p, mode="Q", max_new_tokens=20)).text for p in prompts]
     assert [row["text"] for row in job["results"]] == expected
     assert job["summary"]["tokens"] == sum(row["completion_tokens"] for row in job["results"])
     bench = httpx.post(f"{live.url}/jobs", json={"kind": "benchmark", "max_new_tokens": 8}).json()

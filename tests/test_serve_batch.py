@@ -131,7 +131,7 @@ async def load(url: str, count: int, concurrency: int, tries: int = 4) -> list[d
 
 def alone(engine, body: dict) -> list:
     prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
-    asked = [Request(p, body["mode"], max_new_tokens=body["max_tokens"], seed=body["seed"],
+    asked = [Request(prompt=p, mode=body["mode"], max_new_tokens=body["max_tokens"], seed=body["seed"],
                      temperature=body["temperature"]) for p in prompts]
     return [engine.run(engine.prepare(r)) for r in asked]
 
@@ -159,7 +159,7 @@ def test_float64_load_answers_every_request_as_if_alone(model_dir):
 def test_health_shows_rows_running_together_and_a_dropped_row_leaves_the_others(model_dir):
     engine = GatedEngine(*load_decoder(model_dir, RuntimeParams()), make_params(model_dir), model_dir)
     asks = [{"prompt": p, "max_tokens": 24, "seed": 2, "temperature": 1.0} for p in PROMPTS[:2]]
-    expected = [engine.run(engine.prepare(Request(a["prompt"], "S", max_new_tokens=24, seed=2, temperature=1.0)))
+    expected = [engine.run(engine.prepare(Request(prompt=a["prompt"], max_new_tokens=24, seed=2, temperature=1.0)))
                 for a in asks]
     engine.gate.clear()
     params = make_params(model_dir, "serve.max_batch=3", "serve.batch_wait_s=600")

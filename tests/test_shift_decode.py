@@ -130,7 +130,7 @@ def test_the_folder_records_shift_and_the_engine_decodes_with_it(model_dir, tmp_
     (folder / "hildanext.json").write_text(json.dumps(dataclasses.replace(info, shift=True).record()))
     assert info.shift is False and read_model_info(folder) == dataclasses.replace(info, shift=True)
     assert info_from_record({"eos_id": 3}) == ModelInfo(3) and ModelInfo(3).record()["shift"] is False
-    request, events = Request("Once upon a time", "S", max_new_tokens=6), []
+    request, events = Request(prompt="Once upon a time", mode="S", max_new_tokens=6), []
     shifted, plain = (make_engine("diffusion", f, Params()) for f in (folder, model_dir))
     assert shifted.prepare(request).settings.shift is True and plain.prepare(request).settings.shift is False
     out = shifted.complete(request, events.append)

@@ -149,7 +149,8 @@ def generate(
     from hildanext.decode.engines import Request, make_engine
     from hildanext.decode.report import generate_lines
     chosen, folder = command_params(params, set_, model, need_model=True)
-    request = Request(prompt, mode, tau_mask, tau_edit, max_new_tokens, seed, chat=chat, remask=remask)
+    request = Request(prompt=prompt, mode=mode, tau_mask=tau_mask, tau_edit=tau_edit, max_new_tokens=max_new_tokens,
+                      seed=seed, chat=chat, remask=remask)
     for line in generate_lines(make_engine("diffusion", folder, chosen), request, trace):
         typer.echo(line)
 

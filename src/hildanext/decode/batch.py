@@ -7,8 +7,9 @@
 import dataclasses, math, time
 from collections import deque
 import torch
-from hildanext.decode.decoder import (BlockDecoder, DecodeResult, Fill, PassAt, cache_argument, decode_stats,
-                                      propose, stop_watch)
+from hildanext.decode.cudagraph import capture_graph
+from hildanext.decode.decoder import BlockDecoder, Fill, PassAt, cache_argument, propose, stop_watch
+from hildanext.decode.grid import grid_mask, shifted
 from hildanext.decode.kvcache import BatchKVCache
 from hildanext.model import attention_mask_4d
 CAPACITY_STEP = 256
@@ -70,11 +71,11 @@ class Row:
         except Exception as e:
             self.request, self.outcome = None, e
     def batched(self, kind) -> bool:
-        return self.outcome is None and isinstance(self.request, kind) and self.decoder.s.cache
+        return self.outcome is None and isinstance(self.request, kind) and self.decoder.settings.cache
     def window(self) -> tuple[int, int]:
-        """The queries of this row's next forward: [start, end), with shift the position before a block too."""
+        """The queries of this row's next forward: [start, end), with shift the position before a unit too."""
         r = self.request
-        return (r.start, r.end) if isinstance(r, Fill) else (max(r.start - self.decoder.s.shift, 0), r.end)
+        return (r.start, r.end) if isinstance(r, Fill) else (max(r.start - self.decoder.settings.shift, 0), r.end)
 
 class DiffusionSession(Session):
     """Block-diffusion rows decoding together; each yields the ids (and trace, stats) it yields alone."""
@@ -100,15 +101,14 @@ class DiffusionSession(Session):
     def join(self, key: int, prepared, observer) -> None:
         request = prepared.request
         watch = stop_watch(self.engine.tokenizer, request.stop, observer) if request.stop else observer
-        settings = dataclasses.replace(prepared.settings, cuda_graphs=False)
         prompt = torch.as_tensor(prepared.prompt_ids, dtype=torch.long).flatten()
         row = Row(key, prepared, None, len(self.rows), time.perf_counter())
         try:
-            row.decoder = BlockDecoder(self.model, prompt, settings, self.engine.special, watch)
+            row.decoder = BlockDecoder(self.model, prompt, prepared.settings, self.engine.special, watch, False)
         except Exception as e:
             row.outcome = e
         else:
-            row.decoder.cache, row.plan = None, row.decoder.plan()
+            row.plan = row.decoder.plan()
             self.cache.grow(math.ceil(len(row.decoder.canvas) / CAPACITY_STEP) * CAPACITY_STEP)
             row.advance()
         self.rows.append(row)
@@ -126,30 +126,27 @@ class DiffusionSession(Session):
                 row.advance()
             return
         pairs = enumerate(zip(rows, windows, strict=True))
-        replies = [self.row_logits(row, logits[i, : end - start]) for i, (row, (start, end)) in pairs]
+        replies = [shifted(logits[i, : end - start], row.request.start, row.decoder.settings.shift,
+                           bool(row.request.ahead)) for i, (row, (start, end)) in pairs]
         for row, reply in zip(rows, self.greedy_proposals(rows, replies), strict=True):
             row.advance(reply)
     def greedy_proposals(self, rows: list[Row], replies: list[torch.Tensor]) -> list:
-        """Greedy rows' tokens and confidences from one propose over their stacked block logits."""
-        greedy = [i for i, row in enumerate(rows) if row.decoder.s.temperature == 0]
-        if len(greedy) < 2 or len({replies[i].shape for i in greedy}) > 1:
-            return replies
-        first = rows[greedy[0]].decoder
-        tokens, conf = propose(torch.stack([replies[i] for i in greedy]), first.banned, first.s, first.gen)
-        for k, i in enumerate(greedy):
-            replies[i] = (tokens[k], conf[k])
+        """Greedy rows' tokens and confidences, one propose per group of equal shape and confidence kind."""
+        groups: dict[tuple, list[int]] = {}
+        for i, row in enumerate(rows):
+            if row.decoder.settings.temperature == 0:
+                groups.setdefault((replies[i].shape, row.decoder.settings.confidence), []).append(i)
+        for members in (m for m in groups.values() if len(m) > 1):
+            first = rows[members[0]].decoder
+            tokens, conf = propose(torch.stack([replies[i] for i in members]), first.banned, first.settings, first.gen)
+            for k, i in enumerate(members):
+                replies[i] = (tokens[k], conf[k])
         return replies
-    def row_logits(self, row: Row, logits: torch.Tensor) -> torch.Tensor:
-        """The logits predicting the block (with shift: read at p - 1; position 0's row is zeros)."""
-        if not row.decoder.s.shift:
-            return logits
-        logits = logits[:-1]
-        return logits if row.request.start > 0 else torch.cat([logits.new_zeros(1, logits.shape[-1]), logits])
     def forward(self, rows: list[Row], windows: list[tuple[int, int]], kind) -> torch.Tensor:
         """Block passes of every row run at one fixed width (B + shift): on CUDA with graphs on, a replay."""
         width = max(end - start for start, end in windows)
         if kind is PassAt:
-            width = max(r.decoder.s.block_size + r.decoder.s.shift for r in rows)
+            width = max(r.decoder.settings.unit + r.decoder.settings.shift for r in rows)
         graph = kind is PassAt and self.graphs is not None and len(rows) == len(self.rows)
         length = self.cache.capacity + 1 if graph else max(end for _, end in windows) + 1
         inputs = self.inputs(rows, windows, width, length)
@@ -161,10 +158,12 @@ class DiffusionSession(Session):
         ids = torch.full((len(rows), width), self.engine.special.eos_id, dtype=torch.long, device=device)
         for i, (row, (start, end)) in enumerate(zip(rows, windows, strict=True)):
             columns[i, : end - start] = torch.arange(start + 1, end + 1, device=device)
-            ids[i, : end - start] = row.decoder.canvas[start:end]
-        sizes = torch.tensor([r.decoder.s.block_size for r in rows], device=device)[:, None, None]
+            ids[i, : end - start] = row.decoder.tokens(start, end)
+        grid = [[r.decoder.settings.block_size, r.decoder.settings.unit, r.decoder.prompt_len, end]
+                for r, (_, end) in zip(rows, windows, strict=True)]
+        block, unit, prompt, ends = torch.tensor(grid, device=device).T[:, :, None]
         keys, positions, padding = torch.arange(length, device=device), (columns - 1).clamp(min=0), columns == 0
-        allowed = ((keys - 1) // sizes <= positions[:, :, None] // sizes) & (keys > 0) & ~padding[:, :, None]
+        allowed = grid_mask(positions, keys - 1, block, unit, prompt, ends) & (keys > 0) & ~padding[:, :, None]
         allowed |= padding[:, :, None] & (keys == 0)
         mask = attention_mask_4d(allowed, self.model.config._attn_implementation, self.model.dtype)
         return ids, mask, positions, columns, torch.tensor([r.slot for r in rows], device=device)
@@ -186,10 +185,7 @@ class DiffusionSession(Session):
     def completion(self, row: Row) -> object:
         if isinstance(row.outcome, BaseException):
             return row.outcome
-        d, ids = row.decoder, row.outcome
-        stats = decode_stats(d.forwards, len(ids), time.perf_counter() - row.started, d.cache_forwards,
-                             d.prefill_forwards)
-        return self.engine.completion(row.prepared, DecodeResult(ids, d.trace, stats, d.remask))
+        return self.engine.completion(row.prepared, row.decoder.result(row.outcome, time.perf_counter() - row.started))
 
 class BatchGraphs:
     """CUDA graphs of the batched block pass, one per (rows, width, capacity), captured on first use."""
@@ -206,15 +202,7 @@ class BatchGraphs:
         graph.replay()
         return logits.clone()
     def capture(self, inputs: tuple[torch.Tensor, ...]):
-        """Warm up on a side stream (the same writes as the replay), then capture the forward."""
+        """Capture the forward on copies of the inputs (capture_graph: warm-up writes equal the replay's)."""
         static = tuple(x.clone() for x in inputs)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                self.session.run_model(static, static[0].shape[1])
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            logits = self.session.run_model(static, static[0].shape[1])
+        graph, logits = capture_graph(lambda: self.session.run_model(static, static[0].shape[1]))
         return graph, static, logits

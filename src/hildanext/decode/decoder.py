@@ -1,13 +1,14 @@
-# LLaDA2.1 block-diffusion decoding (threshold unmasking plus token editing) over any Hugging Face causal-LM
-# module, on an absolute block grid from position 0. Entry points: generate_ids(model, prompt_ids, settings,
-# special, observer) -> DecodeResult; BlockDecoder.plan() (the decoding as a generator of Fill / PassAt / Uncached
-# forward requests, which run() or the batched decoder in decode/batch.py answers); update_sets; propose.
-# observer sees {type: pass, record, forwards, refreshes}, {type: remask, windows}, {type: block, ids} (remask: 1);
-# answering True to a block event ends decoding there (stop_watch: stop strings; cut_at_stop_strings).
+# LLaDA2.1 block-diffusion decoding (threshold unmasking plus token editing) with the decode policies (stop in
+# block, fallback, carry_next, confidence kind, sub-block units) over any Hugging Face causal-LM, on an absolute grid
+# from 0. Entry points: generate_ids(model, prompt_ids, settings, special, observer) -> DecodeResult; BlockDecoder
+# .plan() (a generator of Fill / PassAt / Uncached requests that run() or decode/batch.py answers), update_sets,
+# propose, tokens_per_forward. The observer sees {type: pass, record, forwards, refreshes}, {type: remask}, {type:
+# block, ids}; True to a block event ends decoding there (stop_watch: stop strings; cut_at_stop_strings).
 import inspect, math, time
 from dataclasses import dataclass
 import torch
 from hildanext.decode.cudagraph import StaticBlockForward
+from hildanext.decode.grid import block_causal, shifted
 from hildanext.decode.kvcache import BlockKVCache
 from hildanext.decode.remask import RemaskRecord, remask_record, remasked_positions, scored_length, select_windows
 from hildanext.decode.settings import DecodeSettings, SpecialIds
@@ -23,12 +24,13 @@ class PassRecord:
 
 @dataclass(frozen=True)
 class PassAt:
-    """Where one pass runs: canvas[start:end] of a block, its step in that block, and the decode or remask phase."""
+    """One pass over canvas[start:end] of a unit: its step, phase (decode, remask, carry), ahead: also predict end."""
     block: int
     step: int
     start: int
     end: int
     phase: str = "decode"
+    ahead: int = 0
 
 @dataclass(frozen=True)
 class Fill:
@@ -60,12 +62,6 @@ class DecodeResult:
     stats: DecodeStats
     remask: RemaskRecord | None = None
 
-def block_causal(q_start: int, q_end: int, block_size: int, device=None) -> torch.Tensor:
-    """[q_end - q_start, q_end] bool: query i may see key j iff block(j) <= block(i)."""
-    query_block = torch.arange(q_start, q_end, device=device) // block_size
-    key_block = torch.arange(q_end, device=device) // block_size
-    return key_block[None, :] <= query_block[:, None]
-
 def cache_argument(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
@@ -83,22 +79,33 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
 def without_banned(logits: torch.Tensor, banned: torch.Tensor) -> torch.Tensor:
     return logits.to(torch.promote_types(logits.dtype, torch.float32)).index_fill(-1, banned, -math.inf)
 
+def confidence_of(probs: torch.Tensor, tokens: torch.Tensor, kind: str) -> torch.Tensor:
+    """prob: p(token); margin: p(token) minus the best other p; entropy: exp(-H(p)), 1/k for k even choices."""
+    chosen = probs.gather(-1, tokens[..., None]).squeeze(-1)
+    if kind == "prob":
+        return chosen
+    if kind == "entropy":
+        return torch.exp(-torch.special.entr(probs).sum(-1))
+    best_other = probs.scatter(-1, tokens[..., None], -1.0).max(-1).values
+    return chosen - best_other
+
 def propose(logits: torch.Tensor, banned: torch.Tensor, s: DecodeSettings, gen: torch.Generator):
-    """Token and confidence per row; banned ids get -inf first, so confidences are computed without them."""
+    """Token and confidence (s.confidence) per row; banned ids get -inf first, so confidences exclude them."""
     logits = without_banned(logits, banned)
     if s.temperature == 0:
-        conf, tokens = logits.softmax(-1).max(-1)
-        return tokens, conf
+        probs = logits.softmax(-1)
+        return (tokens := probs.argmax(-1)), confidence_of(probs, tokens, s.confidence)
     probs = filter_logits(logits / s.temperature, s.top_k, s.top_p).softmax(-1)
     tokens = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
-    return tokens, probs.gather(-1, tokens[:, None]).squeeze(-1)
+    return tokens, confidence_of(probs, tokens, s.confidence)
 
 def update_sets(current, tokens, conf, editable, s: DecodeSettings, mask_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gamma (masked, conf > tau_mask, at least the most confident) and Delta (changed token, conf > tau_edit)."""
+    """Gamma (masked, conf > tau_mask, else the fallback's one mask) and Delta (changed token, conf > tau_edit)."""
     masked = editable & (current == mask_id)
     unmask = masked & (conf > s.tau_mask)
     if masked.any() and not unmask.any():
-        unmask[conf.masked_fill(~masked, -1.0).argmax()] = True
+        pick = masked.nonzero()[0, 0] if s.fallback == "leftmost" else conf.masked_fill(~masked, -1.0).argmax()
+        unmask[pick] = True
     edit = editable & ~masked & (tokens != current) & (conf > s.tau_edit)
     return unmask, edit
 
@@ -129,20 +136,22 @@ def check_special(special: SpecialIds) -> None:
         raise ValueError(f"mask id {special.mask_id} is also a stop id")
 
 class BlockDecoder:
-    """One generation: the canvas, the optional cache, the RNG, the trace and the forward counts."""
-    def __init__(self, model, prompt: torch.Tensor, s: DecodeSettings, special: SpecialIds, observer=None):
+    """One generation: the canvas, the optional own cache, the RNG, the trace and the forward counts."""
+    def __init__(self, model, prompt: torch.Tensor, s: DecodeSettings, special: SpecialIds, observer=None,
+                 own_cache: bool = True):
         check_special(special)
         if s.shift and len(prompt) == 0:
             raise ValueError("token shift needs a non-empty prompt: position 0 has no position before it to predict it")
-        self.model, self.s, self.prompt_len, self.observer = model, s, len(prompt), observer
+        self.model, self.settings, self.prompt_len, self.observer = model, s, len(prompt), observer
         self.mask_id, self.stop_set, device = special.mask_id, set(special.stops), model.device
         length = math.ceil((len(prompt) + s.max_new_tokens) / s.block_size) * s.block_size
         self.canvas = torch.full((length,), special.mask_id, dtype=torch.long, device=device)
         self.canvas[: len(prompt)] = prompt.to(device)
-        self.cache = BlockKVCache(length) if s.cache else None
+        self.answer_end = len(prompt) + s.max_new_tokens if s.stop_in_block else length
+        self.cache = BlockKVCache(length) if s.cache and own_cache else None
         self.cache_arg = cache_argument(model)
-        graphs = s.cuda_graphs and s.cache
-        self.static = StaticBlockForward(model, self.cache, s.block_size, self.cache_arg, s.shift) if graphs else None
+        graphs = s.cuda_graphs and self.cache is not None
+        self.static = StaticBlockForward(model, self.cache, s, self.cache_arg, len(prompt)) if graphs else None
         banned = [i for i in sorted({special.mask_id, *special.banned_ids}) if i < model.config.vocab_size]
         self.banned = torch.tensor(banned, dtype=torch.long, device=device)
         self.stops = torch.tensor(special.stops, dtype=torch.long, device=device)
@@ -150,8 +159,10 @@ class BlockDecoder:
         self.trace: list[PassRecord] = []
         self.forwards = self.cache_forwards = self.prefill_forwards = self.clean_len = 0
         self.remask: RemaskRecord | None = None
+        self.ahead = self.carry = None
     def forward(self, q_start: int, q_end: int, keep: int) -> torch.Tensor:
-        allowed = block_causal(q_start, q_end, self.s.block_size, self.canvas.device)
+        s, device = self.settings, self.canvas.device
+        allowed = block_causal(q_start, q_end, s.block_size, device, unit=s.unit, prompt_len=self.prompt_len)
         mask = attention_mask_4d(allowed, self.model.config._attn_implementation, self.model.dtype)
         positions = torch.arange(q_start, q_end, device=self.canvas.device)[None]
         extra = {}
@@ -161,89 +172,121 @@ class BlockDecoder:
         out = self.model(input_ids=self.canvas[None, q_start:q_end], attention_mask=mask, position_ids=positions,
                          use_cache=False, logits_to_keep=keep, **extra)
         return out.logits[0, -keep:]
-    def logits_for(self, q_start: int, start: int, end: int) -> torch.Tensor:
-        """Logits predicting canvas[start:end] from one forward over [q_start, end) (with shift: from p - 1)."""
-        if not self.s.shift:
-            return self.forward(q_start, end, end - start)
-        first = max(start - 1, 0)
-        rows = self.forward(min(q_start, first), end, end - first)[:-1]
-        return rows if start > 0 else torch.cat([rows.new_zeros(1, rows.shape[-1]), rows])
-    def cached_logits(self, start: int, end: int) -> torch.Tensor:
-        if self.static is not None and (start > 0 or not self.s.shift):
-            return self.static(self.canvas, start)
-        return self.logits_for(start if self.cache is not None else 0, start, end)
+    def logits_for(self, q_start: int, start: int, end: int, ahead: int = 0) -> torch.Tensor:
+        """Logits predicting canvas[start:end + ahead] from one forward over [q_start, end) (shift: from p - 1)."""
+        first = max(start - self.settings.shift, 0)
+        return shifted(self.forward(min(q_start, first), end, end - first), start, self.settings.shift, bool(ahead))
     def execute(self, request) -> torch.Tensor | None:
         """Answer one request of plan() with this decoder's own forwards (and cache, when it has one)."""
         if isinstance(request, Fill):
             return self.forward(request.start, request.end, 1)
         if isinstance(request, Uncached):
             return self.logits_for(0, request.start, request.end)
-        return self.cached_logits(request.start, request.end)
-    def decode_block(self, block: int):
-        """All passes of one block, in place; returns True when the last pass changed tokens (its K/V are stale)."""
-        start, end = block * self.s.block_size, (block + 1) * self.s.block_size
-        editable = torch.arange(start, end, device=self.canvas.device) >= self.prompt_len
-        post, step, changed = 0, 0, True
+        if self.static is not None and (request.start > 0 or not self.settings.shift):
+            return self.static(self.canvas, request)
+        q_start = request.start if self.cache is not None else 0
+        return self.logits_for(q_start, request.start, request.end, request.ahead)
+    def tokens(self, start: int, end: int) -> torch.Tensor:
+        return self.canvas[start:end]
+    def stop_cut(self, start: int, end: int) -> int | None:
+        """With stop_in_block: the first answer stop token in [start, end) with no mask before it, else None."""
+        if not self.settings.stop_in_block:
+            return None
+        span = self.canvas[start:end]
+        answer = torch.arange(start, end, device=span.device) >= self.prompt_len
+        stops, masks = answer & torch.isin(span, self.stops), answer & (span == self.mask_id)
+        if not stops.any():
+            return None
+        first = int(stops.nonzero()[0, 0])
+        return None if masks[:first].any() else start + first
+    def decode_block(self, unit: int):
+        """All passes of one decode unit (block or sub-block), in place; True when its last pass changed tokens."""
+        s, start = self.settings, unit * self.settings.unit
+        end, post, changed = min(start + s.unit, self.answer_end), 0, True
+        step = int(self.commit_carry(unit, start, end))
         while True:
+            cut = self.stop_cut(start, end)
+            end = end if cut is None else cut + 1
+            positions = torch.arange(start, end, device=self.canvas.device)
+            editable = (positions >= self.prompt_len) & (positions != cut)
             has_masks = bool((editable & (self.canvas[start:end] == self.mask_id)).any())
             post += not has_masks
-            if post > self.s.max_post_steps:
+            if post > s.max_post_steps:
                 return changed
-            at = PassAt(block, step, start, end)
+            ahead = int(s.carry_next and s.shift and end == start + s.unit and end < self.answer_end)
+            at = PassAt(unit, step, start, end, ahead=ahead)
             self.forwards += 1
             changed = self.apply_pass(at, (yield at), editable)
             step += 1
             if not has_masks and not changed:
+                self.carry = self.ahead
                 return False
+    def commit_carry(self, unit: int, start: int, end: int) -> bool:
+        """Commit the carried proposal for the unit's first position if it passes tau_mask (no forward)."""
+        carry, self.carry = self.carry, None
+        if carry is None or start < self.prompt_len or not carry[1] > self.settings.tau_mask:
+            return False
+        current = self.canvas[start:end].clone()
+        unmask = torch.zeros_like(current, dtype=torch.bool)
+        unmask[0] = bool(current[0] == self.mask_id)
+        self.canvas[start] = torch.where(unmask[0], carry[0], current[0])
+        self.record(PassAt(unit, 0, start, end, "carry"), current, unmask, torch.zeros_like(unmask))
+        return bool(unmask[0])
     def apply_pass(self, at: PassAt, logits, editable) -> bool:
         """One pass (logits, or a batch's greedy (tokens, conf)): propose, Gamma/Delta, write, trace, notify."""
         current = self.canvas[at.start : at.end].clone()
-        tokens, conf = logits if isinstance(logits, tuple) else propose(logits, self.banned, self.s, self.gen)
-        unmask, edit = update_sets(current, tokens, conf, editable, self.s, self.mask_id)
+        tokens, conf = logits if isinstance(logits, tuple) else propose(logits, self.banned, self.settings, self.gen)
+        size = at.end - at.start
+        self.ahead = (int(tokens[size]), float(conf[size])) if at.ahead else None
+        tokens, conf = tokens[:size], conf[:size]
+        unmask, edit = update_sets(current, tokens, conf, editable, self.settings, self.mask_id)
         self.canvas[at.start : at.end] = torch.where(unmask | edit, tokens, current)
-        self.trace.append(self.pass_record(at, current, unmask, edit))
-        counts = {"forwards": self.forwards, "refreshes": self.cache_forwards}
-        self.notify({"type": "pass", "record": self.trace[-1]} | counts)
+        self.record(at, current, unmask, edit)
         return bool((unmask | edit).any())
-    def pass_record(self, at: PassAt, before, unmask, edit) -> PassRecord:
-        """The trace entry of a pass that turned before into canvas[at.start:at.end]; positions are answer-relative."""
+    def record(self, at: PassAt, before, unmask, edit) -> None:
+        """Trace the pass that turned before into canvas[at.start:at.end] (answer-relative) and tell the observer."""
         offset, after = at.start - self.prompt_len, self.canvas[at.start : at.end]
         unmasked = [(int(i) + offset, int(after[i])) for i in unmask.nonzero().flatten()]
         edited = [(int(i) + offset, int(before[i]), int(after[i])) for i in edit.nonzero().flatten()]
-        return PassRecord(at.block, at.step, int((after == self.mask_id).sum()), unmasked, edited, at.phase)
+        self.trace.append(PassRecord(at.block, at.step, int((after == self.mask_id).sum()), unmasked, edited, at.phase))
+        self.notify({"type": "pass", "record": self.trace[-1], "forwards": self.forwards,
+                     "refreshes": self.cache_forwards})
     def notify(self, event: dict) -> bool:
         """Tell the observer; its True after a block event stops decoding there (a stop string was reached)."""
         return self.observer is not None and bool(self.observer(event))
     def generated(self) -> torch.Tensor:
-        return self.canvas[self.prompt_len : self.prompt_len + self.s.max_new_tokens]
+        return self.canvas[self.prompt_len : self.prompt_len + self.settings.max_new_tokens]
     def plan(self):
         """The whole decoding as a generator: yields Fill, PassAt and Uncached requests, is sent their logits."""
-        size = self.s.block_size
-        for block in range(self.prompt_len // size, len(self.canvas) // size):
-            if self.s.cache and self.clean_len < block * size:
-                self.prefill_forwards += block * size <= self.prompt_len
-                self.cache_forwards += block * size > self.prompt_len
-                yield Fill(self.clean_len, block * size)
-                self.clean_len = block * size
-            stale = yield from self.decode_block(block)
-            self.clean_len = block * size if stale and self.s.cache else (block + 1) * size
-            done = self.canvas[self.prompt_len : min((block + 1) * size, self.prompt_len + self.s.max_new_tokens)]
-            if self.s.remask is None and self.notify({"type": "block", "block": block,
-                                                       "ids": cut_at_stop(done.tolist(), self.stop_set)}):
+        s, size = self.settings, self.settings.unit
+        for unit in range(self.prompt_len // size, math.ceil(self.answer_end / size)):
+            if s.cache and self.clean_len < unit * size:
+                self.prefill_forwards += unit * size <= self.prompt_len
+                self.cache_forwards += unit * size > self.prompt_len
+                yield Fill(self.clean_len, unit * size)
+                self.clean_len = unit * size
+            stale = yield from self.decode_block(unit)
+            self.clean_len = unit * size if stale and s.cache else (unit + 1) * size
+            done = self.canvas[self.prompt_len : min((unit + 1) * size, self.prompt_len + s.max_new_tokens)]
+            if s.remask is None and self.notify({"type": "block", "block": unit,
+                                                  "ids": cut_at_stop(done.tolist(), self.stop_set)}):
                 break
-            if self.s.eos_early_stop and bool(torch.isin(self.generated(), self.stops).any()):
+            if (s.eos_early_stop or s.stop_in_block) and bool(torch.isin(self.generated(), self.stops).any()):
                 break
         ids = cut_at_stop(self.generated().tolist(), self.stop_set)
-        return ids if self.s.remask is None else (yield from self.remask_phase(ids))
+        return ids if s.remask is None else (yield from self.remask_phase(ids))
     def run(self) -> list[int]:
         return drive(self.plan(), self.execute)
+    def result(self, ids: list[int], seconds: float) -> DecodeResult:
+        stats = decode_stats(self.forwards, len(ids), seconds, self.cache_forwards, self.prefill_forwards)
+        return DecodeResult(ids, self.trace, stats, self.remask)
     def remask_phase(self, ids: list[int]):
         """The remask pass over the decoded answer, uncached (stale K/V dropped); then the one block event."""
         self.cache = self.static = None
         self.remask = yield from self.remask_answer(ids)
         ids = cut_at_stop(self.answer_tokens(len(ids)), self.stop_set)
-        last_block = (self.prompt_len + max(len(ids), 1) - 1) // self.s.block_size
-        self.notify({"type": "block", "block": last_block, "ids": ids})
+        last_unit = (self.prompt_len + max(len(ids), 1) - 1) // self.settings.unit
+        self.notify({"type": "block", "block": last_unit, "ids": ids})
         return ids
     def remask_answer(self, ids: list[int]) -> RemaskRecord:
         """Score the answer (its trailing stop excluded), pick windows (remask.select_windows), re-decode them."""
@@ -251,7 +294,7 @@ class BlockDecoder:
         if length == 0:
             return RemaskRecord([], [])
         conf = (yield from self.committed_confidence(len(ids)))[:length].tolist()
-        windows = select_windows(ids[:length], conf, self.s.tau_mask, self.s.remask)
+        windows = select_windows(ids[:length], conf, self.settings.tau_mask, self.settings.remask)
         positions = remasked_positions(windows)
         self.notify({"type": "remask", "windows": windows, "forwards": self.forwards, "refreshes": self.cache_forwards})
         yield from self.redecode(positions, len(ids))
@@ -265,18 +308,18 @@ class BlockDecoder:
         probs = without_banned((yield Uncached(self.prompt_len, end)), self.banned).softmax(-1)
         return probs.gather(-1, self.canvas[self.prompt_len : end, None]).squeeze(-1)
     def redecode(self, positions: list[int], length: int):
-        """Mask the answer positions, then re-decode their blocks in order, each forward over prompt + answer so far."""
-        where = [self.prompt_len + i for i in positions]
+        """Mask the answer positions, then re-decode their units in order, each forward over prompt + answer so far."""
+        where, size = [self.prompt_len + i for i in positions], self.settings.unit
         self.canvas[where] = self.mask_id
-        for block in sorted({p // self.s.block_size for p in where}):
-            yield from self.redecode_block(block, min((block + 1) * self.s.block_size, self.prompt_len + length))
-    def redecode_block(self, block: int, end: int):
-        """Gamma-only passes (no edits, no post steps) over one block's masked answer positions in [start, end)."""
-        start, step = block * self.s.block_size, 0
+        for unit in sorted({p // size for p in where}):
+            yield from self.redecode_block(unit, min((unit + 1) * size, self.prompt_len + length))
+    def redecode_block(self, unit: int, end: int):
+        """Gamma-only passes (no edits, no post steps) over one unit's masked answer positions in [start, end)."""
+        start, step = unit * self.settings.unit, 0
         answer = torch.arange(start, end, device=self.canvas.device) >= self.prompt_len
         while bool((masked := answer & (self.canvas[start:end] == self.mask_id)).any()):
             self.forwards += 1
-            self.apply_pass(PassAt(block, step, start, end, "remask"), (yield Uncached(start, end)), masked)
+            self.apply_pass(PassAt(unit, step, start, end, "remask"), (yield Uncached(start, end)), masked)
             step += 1
 
 def drive(plan, execute):
@@ -289,10 +332,14 @@ def drive(plan, execute):
             return done.value
         reply = execute(request)
 
+def tokens_per_forward(tokens: int, forwards: int) -> float:
+    """The one TPF (dllm protocol): tokens kept up to the stop over every forward after the prompt's prefill."""
+    return tokens / max(forwards, 1)
+
 def decode_stats(forwards: int, tokens: int, seconds: float, cache_forwards: int = 0,
                  prefill_forwards: int = 0) -> DecodeStats:
     """TPF counts every forward after the prompt's prefill: decode passes and stale-block refreshes."""
-    return DecodeStats(forwards, tokens, tokens / max(forwards + cache_forwards, 1), seconds,
+    return DecodeStats(forwards, tokens, tokens_per_forward(tokens, forwards + cache_forwards), seconds,
                        tokens / max(seconds, 1e-9), cache_forwards, prefill_forwards)
 
 def generate_ids(model, prompt_ids, settings: DecodeSettings, special: SpecialIds, observer=None) -> DecodeResult:
@@ -301,6 +348,4 @@ def generate_ids(model, prompt_ids, settings: DecodeSettings, special: SpecialId
     started = time.perf_counter()
     with torch.inference_mode():
         ids = decoder.run()
-    counts = (decoder.cache_forwards, decoder.prefill_forwards)
-    stats = decode_stats(decoder.forwards, len(ids), time.perf_counter() - started, *counts)
-    return DecodeResult(ids, decoder.trace, stats, decoder.remask)
+    return decoder.result(ids, time.perf_counter() - started)

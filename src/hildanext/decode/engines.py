@@ -15,10 +15,11 @@ from hildanext.model import ModelInfo, encode_prompt, load_decoder, load_model, 
 ENGINES = {"diffusion": "hildanext.decode.engines:DiffusionEngine", "ar": "hildanext.decode.ar:AREngine",
            "dinfer": "hildanext.decode.dinfer:DInferEngine"}
 ALIASES = {"transformers": "diffusion"}
-@dataclass
+@dataclass(kw_only=True)
 class Request:
+    """One generation request; mode None decodes with the decode params; policies: other decode params by name."""
     prompt: str
-    mode: str | None = "S"
+    mode: str | None = None
     tau_mask: float | None = None
     tau_edit: float | None = None
     max_new_tokens: int | None = None
@@ -27,6 +28,7 @@ class Request:
     stop: tuple[str, ...] = ()
     chat: bool = False
     remask: bool | None = None
+    policies: dict = field(default_factory=dict)
 
 @dataclass(frozen=True)
 class Prepared:
@@ -59,7 +61,7 @@ class Engine:
     def resolve(self, request: Request) -> DecodeSettings:
         explicit = {"tau_mask": request.tau_mask, "tau_edit": request.tau_edit, "seed": request.seed,
                     "max_new_tokens": request.max_new_tokens, "temperature": request.temperature,
-                    "remask_pass": request.remask}
+                    "remask_pass": request.remask} | request.policies
         graphs = self.params.runtime.cuda_graphs and self.model.device.type == "cuda"
         trained = self.trained_block_size
         return resolve_settings(self.params.decode, trained, request.mode, cuda_graphs=graphs, shift=self.info.shift,
@@ -77,9 +79,9 @@ class Engine:
         return Completion(text, result.ids, reason, len(prepared.prompt_ids), result, self.name, list(notices))
     def complete(self, request: Request, observer=None) -> Completion:
         return self.run(self.prepare(request), observer)
-    def generate(self, prompt: str, mode: str = "S", tau_mask: float | None = None, tau_edit: float | None = None,
-                 max_new_tokens: int | None = None, seed: int | None = None) -> str:
-        return self.complete(Request(prompt, mode, tau_mask, tau_edit, max_new_tokens, seed)).text
+    def generate(self, prompt: str, mode: str | None = None, **knobs) -> str:
+        """The text of one request (knobs: Request's fields by name)."""
+        return self.complete(Request(prompt=prompt, mode=mode, **knobs)).text
     def decode(self, prepared: Prepared, observer) -> tuple[DecodeResult, list[str]]:
         raise NotImplementedError
     def session(self, max_rows: int):

@@ -6,7 +6,7 @@
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from hildanext.config import RemaskParams
+from hildanext.config.decode import RemaskParams
 @dataclass
 class Window:
     start: int

@@ -1,14 +1,16 @@
 # The decode settings, resolved once at the edge: the decode params, then the mode's preset (S or Q), then every
-# explicit value that is not None, checked by DecodeParams itself; a null block size is the model's trained one
-# (an explicit other size is honoured with one warning line); shift is the folder's token shift (ModelInfo.shift,
-# never a decode param). Entry points: resolve_settings -> DecodeSettings
-# (the one frozen bundle the decoder takes), SpecialIds and special_ids_for(info, tokenizer, vocab_rows), MODES.
+# explicit value that is not None, checked by DecodeParams itself; decode.exact then restores the official LLaDA2.1
+# policies (EXACT). A null block size is the model's trained one (another is honoured with one warning line); shift
+# is the folder's token shift (ModelInfo.shift, never a decode param). Entry points: resolve_settings ->
+# DecodeSettings (the one frozen bundle the decoder takes), SpecialIds, special_ids_for(info, tokenizer, vocab_rows).
 import dataclasses, logging
 from dataclasses import dataclass
 from pydantic import ValidationError
-from hildanext.config import DecodeParams, ParamsError, RemaskParams
+from hildanext.config import DecodeParams, ParamsError
+from hildanext.config.decode import POLICIES, RemaskParams
 from hildanext.model import ModelInfo, suppressed_ids
 MODES = {"S": "S_MODE", "Q": "Q_MODE"}
+EXACT = {"stop_in_block": False, "fallback": "confident", "carry_next": False, "confidence": "prob", "sub_block": None}
 log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class DecodeSettings:
@@ -26,9 +28,20 @@ class DecodeSettings:
     cache: bool = True
     cuda_graphs: bool = False
     shift: bool = False
+    stop_in_block: bool = False
+    fallback: str = "confident"
+    carry_next: bool = False
+    confidence: str = "prob"
+    sub_block: int | None = None
     def __post_init__(self):
         if self.block_size < 1 or self.max_new_tokens < 1 or self.max_post_steps < 0 or self.temperature < 0:
             raise ValueError(f"need block_size, max_new_tokens >= 1, max_post_steps, temperature >= 0: {self}")
+        if self.sub_block is not None and (self.sub_block < 1 or self.block_size % self.sub_block):
+            raise ValueError(f"decode.sub_block {self.sub_block} does not divide the block size {self.block_size}")
+    @property
+    def unit(self) -> int:
+        """The size of what one pass decodes: the sub-block, or the whole block."""
+        return self.sub_block or self.block_size
     def view(self) -> dict:
         """The settings as JSON-ready values, with remask_pass saying whether the remask pass runs."""
         return dataclasses.asdict(self) | {"remask_pass": self.remask is not None}
@@ -63,7 +76,9 @@ def with_mode(params: DecodeParams, mode: str | None) -> DecodeParams:
         return params
     if mode.upper() not in MODES:
         raise ParamsError(f"--mode: {mode!r} is not one of {', '.join(MODES)}")
-    return checked(params, dataclasses.asdict(getattr(params.presets, MODES[mode.upper()])), f"mode {mode}")
+    preset = dataclasses.asdict(getattr(params.presets, MODES[mode.upper()]))
+    changes = {k: v for k, v in preset.items() if v is not None or k not in POLICIES}
+    return checked(params, changes, f"mode {mode}")
 
 def block_size_for(requested: int | None, trained: int) -> int:
     """The trained block size unless another one was asked for (honoured, with one warning line)."""
@@ -79,6 +94,7 @@ def resolve_settings(params: DecodeParams, trained_block_size: int, mode: str | 
     if unknown := set(explicit) - names:
         raise ParamsError(f"decode: unknown setting {sorted(unknown)}")
     d = checked(with_mode(params, mode), {k: v for k, v in explicit.items() if v is not None}, "decode settings")
+    policies = EXACT if d.exact else {name: getattr(d, name) for name in POLICIES}
     return DecodeSettings(d.tau_mask, d.tau_edit, block_size_for(d.block_size, trained_block_size), d.max_new_tokens,
                           d.max_post_steps, d.temperature, d.top_k, d.top_p, d.eos_early_stop, d.seed,
-                          d.remask if d.remask_pass else None, cache, cuda_graphs, shift)
+                          d.remask if d.remask_pass else None, cache, cuda_graphs, shift, **policies)

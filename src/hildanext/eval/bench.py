@@ -1,14 +1,16 @@
 # Bench measures of a block-diffusion model against its AR base: an ELBO bound on perplexity over packed eval
 # rows (M2T only, 1/t-weighted, fixed Monte Carlo seed) beside the AR perplexity, greedy generations from held-out
-# openings per setting (active, S, Q, each frontier point, AR; equal settings run once): TPF, tokens/s (median of
-# interleaved repeats), Gen PPL under the AR base, distinct-2, repetition, stop share, ratios to AR, pass@1; batch
-# rows (run_batch vs one at a time). Entry points: elbo_setup, elbo_nll, ar_nll, gen_ppl, text_metrics, openings,
-# bench_requests, bench_settings, bench_batches (pipeline/bench.py runs the stage).
+# openings per setting (active, S, Q, each frontier point with its policies and series, AR; equal settings run once):
+# TPF, tokens/s, Gen PPL under the AR base, distinct-2, repetition, stop share, ratios to AR, pass@1; batch rows.
+# Entry points: elbo_setup, elbo_nll, ar_nll, gen_ppl, text_metrics, openings, bench_requests, bench_settings,
+# choose_presets (S and Q from the frontier), bench_batches (pipeline/bench.py runs the stage).
 import math, statistics, time
 from dataclasses import replace
 import torch
-from hildanext.config import BenchParams, FrontierPoint, ObjectiveParams
+from hildanext.config import BenchParams, ObjectiveParams
+from hildanext.config.decode import POLICIES, FrontierPoint
 from hildanext.data.loader import PackedShards
+from hildanext.decode.decoder import tokens_per_forward
 from hildanext.decode.engines import Request
 from hildanext.eval import codeeval
 from hildanext.model import masked_logits
@@ -17,6 +19,8 @@ from hildanext.train.objective import ObjectiveSetup, diffusion_loss
 NAMED = {"active": None, "S": "S", "Q": "Q"}
 FRONTIER_KEYS = ("tpf", "tokens_per_s", "speed_vs_ar", "gen_ppl", "gen_ppl_vs_ar", "distinct_2", "repetition_4",
                  "repetition_vs_ar", "stop_share")
+POINT_KEYS = ("setting", "series", "tau_mask", "tau_edit", *POLICIES)
+TAGS = {"exact": ("exact", "noexact"), "stop_in_block": ("stop", "nostop"), "carry_next": ("carry", "nocarry")}
 def elbo_setup(mask_id: int, regular_ids: torch.Tensor, block_size: int, shift: bool = False) -> ObjectiveSetup:
     """The NELBO's objective: M2T alone at block_size over the AR perplexity's tokens (those with a predecessor)."""
     setup = ObjectiveSetup(ObjectiveParams(shift=shift), mask_id, regular_ids, block_size, predecessor_only=True)
@@ -74,7 +78,7 @@ def text_metrics(completions) -> dict:
     seconds, tokens = sum(s.seconds for s in stats), sum(s.tokens for s in stats)
     stops = sum(c.finish_reason == "stop" for c in completions)
     forwards = sum(s.forwards + s.cache_forwards for s in stats)
-    return {"tpf": tokens / max(forwards, 1), "tokens_per_s": tokens / max(seconds, 1e-9),
+    return {"tpf": tokens_per_forward(tokens, forwards), "tokens_per_s": tokens / max(seconds, 1e-9),
             "distinct_2": len(set(bigrams)) / max(len(bigrams), 1), "repetition_4": sum(repeats) / max(len(repeats), 1),
             "stop_share": stops / max(len(completions), 1)}
 
@@ -83,14 +87,32 @@ def openings(texts: list[str], tokenizer, count: int, length: int) -> list[str]:
     heads = [tokenizer(t, add_special_tokens=False)["input_ids"][:length] for t in texts[: count * 2]]
     return [tokenizer.decode(h) for h in heads if len(h) == length][:count]
 
+def point_tags(point: FrontierPoint) -> list[str]:
+    """Short tags of the params a point sets, in field order (exact, policies): unique per value."""
+    names = ("exact", *POLICIES)
+    values = {name: getattr(point, name) for name in names if getattr(point, name) is not None}
+    return [TAGS[k][not v] if k in TAGS else f"sub{v}" if k == "sub_block" else v for k, v in values.items()]
+
 def point_name(point: FrontierPoint) -> str:
-    return f"mask{point.tau_mask:g}_edit{point.tau_edit:g}"
+    return "_".join([f"mask{point.tau_mask:g}", f"edit{point.tau_edit:g}", *point_tags(point)])
+
+def series_name(point: FrontierPoint) -> str:
+    """The point's series label, else "official" (exact), "active" (sets nothing) or its tags."""
+    return point.series or ("official" if point.exact else "+".join(point_tags(point)) or "active")
+
+def point_policies(point: FrontierPoint) -> dict:
+    """The decode params a point sets; a point that sets policies but not exact turns exact off (else ignored)."""
+    policies = {name: getattr(point, name) for name in POLICIES if getattr(point, name) is not None}
+    exact = False if policies and point.exact is None else point.exact
+    return policies | ({} if exact is None else {"exact": exact})
 
 def bench_requests(b: BenchParams) -> dict[str, Request]:
-    """Greedy requests of the named settings (active, S, Q), then one per frontier point (active params + taus)."""
-    base = Request("", mode=None, max_new_tokens=b.max_new_tokens, seed=b.seed, temperature=0.0)
+    """Greedy requests of the named settings (active, S, Q), then one per frontier point (its taus and policies)."""
+    base = Request(prompt="", mode=None, max_new_tokens=b.max_new_tokens, seed=b.seed, temperature=0.0)
     named = {name: replace(base, mode=mode) for name, mode in NAMED.items()}
-    return named | {point_name(p): replace(base, tau_mask=p.tau_mask, tau_edit=p.tau_edit) for p in b.frontier}
+    points = {point_name(p): replace(base, tau_mask=p.tau_mask, tau_edit=p.tau_edit, policies=point_policies(p))
+              for p in b.frontier}
+    return named | points
 
 def distinct_runs(engine, requests: dict[str, Request]) -> dict[str, str]:
     """For each name, the first name whose request resolves to the same decode settings (each runs once)."""
@@ -147,9 +169,29 @@ def bench_settings(engine, ar, prompts: list[str], b: BenchParams) -> tuple[dict
             measured[name] |= code_row(jobs[name][0], requests.get(name, requests["active"]))
     ratios = {name: vs_ar(row, measured["ar"]) for name, row in measured.items()}
     rows = {name: ratios[first[name]] for name in (*NAMED, "ar")}
-    points = [{"setting": point_name(p), "tau_mask": p.tau_mask, "tau_edit": p.tau_edit} for p in b.frontier]
-    points += [{"setting": "ar", "tau_mask": None, "tau_edit": None}]
+    points = [point_row(p, engine.resolve(requests[point_name(p)])) for p in b.frontier]
+    points += [dict.fromkeys(POINT_KEYS) | {"setting": "ar", "series": "ar"}]
     return rows, [p | {k: ratios[first[p["setting"]]][k] for k in FRONTIER_KEYS} for p in points]
+
+def point_row(point: FrontierPoint, settings) -> dict:
+    """A frontier row's point columns: its name, series, taus and the policies it resolved to."""
+    resolved = {name: getattr(settings, name) for name in POLICIES}
+    return {"setting": point_name(point), "series": series_name(point), "tau_mask": point.tau_mask,
+            "tau_edit": point.tau_edit} | resolved
+
+def choose_presets(frontier: list[dict], max_ppl_ratio: float) -> dict[str, dict]:
+    """Q: the lowest Gen PPL (ties: higher TPF); S: the highest TPF at Gen PPL <= max_ppl_ratio x Q's."""
+    points = [r for r in frontier if r["setting"] != "ar" and r["gen_ppl"] is not None and math.isfinite(r["gen_ppl"])]
+    if not points:
+        return {}
+    q = min(points, key=lambda r: (r["gen_ppl"], -r["tpf"]))
+    near = [r for r in points if r["gen_ppl"] <= max_ppl_ratio * q["gen_ppl"]]
+    s = max(near, key=lambda r: (r["tpf"], -r["gen_ppl"]))
+    return {name: preset_view(row) for name, row in (("S", s), ("Q", q))}
+
+def preset_view(row: dict) -> dict:
+    policies = {name: row[name] for name in POLICIES}
+    return {k: row[k] for k in ("setting", "series", "tau_mask", "tau_edit", "tpf", "gen_ppl")} | {"policies": policies}
 
 def timed(run) -> tuple[list, float]:
     started = time.perf_counter()

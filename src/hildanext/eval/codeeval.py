@@ -140,8 +140,8 @@ def evaluate(completions: dict[str, str], tasks: list[CodeTask] | None = None, t
     tasks = tasks or load_tasks()
     return summarize({t.task_id: run_body(t, completions.get(t.task_id, ""), timeout_s, memory_mb) for t in tasks})
 
-def code_request(mode: str | None = "S", max_new_tokens: int = 128) -> Request:
-    return Request("", mode=mode, max_new_tokens=max_new_tokens, seed=0, temperature=0.0, stop=STOP_STRINGS)
+def code_request(mode: str | None = None, max_new_tokens: int = 128) -> Request:
+    return Request(prompt="", mode=mode, max_new_tokens=max_new_tokens, seed=0, temperature=0.0, stop=STOP_STRINGS)
 
 def complete_tasks(engine, template: Request | None = None, tasks: list[CodeTask] | None = None) -> dict[str, str]:
     """One completion per task prompt (the template's settings; greedy with code stop strings by default)."""

@@ -1,8 +1,9 @@
 # lm-evaluation-harness models (registered on `import hildanext`): "hildanext", our block-diffusion model as an
 # lm-eval TemplateLM (generate_until: each task's requests through the engine's run_batch, batch_size rows at a
 # time; loglikelihood and loglikelihood_rolling as the block ELBO of eval/likelihood.py, labelled a bound), and
-# "hf-counted", lm-eval's own HFLM that only counts. Both keep per-task counts (requests, generated tokens,
-# row forwards, seconds). Entry points: HarnessArgs, HildanextLM, CountingHFLM, task_rows(meter).
+# "hf-counted", lm-eval's own HFLM that only counts. Both keep per-task counts (requests, generated tokens, row
+# forwards, the prefill among them, seconds; TPF by decoder.tokens_per_forward, prefill excluded). Entry points:
+# HarnessArgs, HildanextLM, CountingHFLM, task_rows(meter).
 import dataclasses, logging, time
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,7 @@ from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from pydantic import ValidationError
 from pydantic.dataclasses import dataclass
 from hildanext.config import STRICT, Params, ParamsError, load_params, validate
+from hildanext.decode.decoder import tokens_per_forward
 from hildanext.decode.engines import Request, make_engine
 from hildanext.eval.likelihood import ElboSpec, elbo_loglik, greedy_matches
 from hildanext.model import recorded_params
@@ -22,7 +24,7 @@ log = logging.getLogger(__name__)
 class HarnessArgs:
     """The hildanext model's model_args (lm-eval passes them as key=value strings, converted on the way)."""
     pretrained: str
-    mode: Literal["S", "Q"] | None = "S"
+    mode: Literal["S", "Q"] | None = None
     tau_mask: float | None = None
     tau_edit: float | None = None
     mc_num: int = 16
@@ -71,9 +73,12 @@ class TaskCounts:
     requests: int = 0
     tokens: int = 0
     forwards: int = 0
+    prefill_forwards: int = 0
     seconds: float = 0.0
     def row(self) -> dict:
-        rates = {"tpf": self.tokens / max(self.forwards, 1), "tokens_per_s": self.tokens / max(self.seconds, 1e-9)}
+        """The counts; generations add TPF (the one formula: forwards after the prefill) and tokens/s."""
+        tpf = tokens_per_forward(self.tokens, self.forwards - self.prefill_forwards)
+        rates = {"tpf": tpf, "tokens_per_s": self.tokens / max(self.seconds, 1e-9)}
         return dataclasses.asdict(self) | (rates if self.tokens else {})
 
 def task_rows(meter: dict) -> dict:
@@ -83,7 +88,7 @@ def task_rows(meter: dict) -> dict:
 class Metered:
     """Per-task, per-kind counts around lm-eval's three request methods; forwards are rows through the base model."""
     def start_meter(self, model) -> None:
-        self.meter, self.forwards = {}, 0
+        self.meter, self.forwards, self.prefills = {}, 0, 0
         model.base_model.register_forward_hook(self.count_forward)
     def count_forward(self, module, inputs, output) -> None:
         """A batched forward of n rows counts n (TPF per sequence, whatever the batch)."""
@@ -93,9 +98,10 @@ class Metered:
         for index, request in enumerate(requests):
             by_task.setdefault(request.task_name or "unnamed", []).append(index)
         for task, indices in by_task.items():
-            before, started = self.forwards, time.perf_counter()
+            before, prefills, started = self.forwards, self.prefills, time.perf_counter()
             outputs = run([requests[i] for i in indices])
             counts = self.meter.setdefault(task, {}).setdefault(kind, TaskCounts())
+            counts.prefill_forwards += self.prefills - prefills
             counts.requests, counts.forwards = counts.requests + len(indices), counts.forwards + self.forwards - before
             counts.seconds += time.perf_counter() - started
             if kind == "generate_until":
@@ -169,14 +175,16 @@ class HildanextLM(Metered, TemplateLM):
         kwargs = normalize_gen_kwargs(dict(gen_kwargs), self.args.max_gen_toks)
         until = handle_stop_sequences(kwargs.pop("until", None), eos=self.tokenizer.decode([self.eot_token_id]))
         temperature = float(kwargs.get("temperature") or 0.0) if kwargs.get("do_sample") else 0.0
-        return Request(context, mode=self.args.mode, tau_mask=self.args.tau_mask, tau_edit=self.args.tau_edit,
+        return Request(prompt=context, mode=self.args.mode, tau_mask=self.args.tau_mask, tau_edit=self.args.tau_edit,
                        max_new_tokens=kwargs["max_gen_toks"], seed=self.args.seed, temperature=temperature,
                        stop=tuple(until))
     def generations(self, requests, disable_tqdm: bool = False) -> list[str]:
         """The requests decoded together through engine.run_batch, up to batch_size rows at a time."""
         args = [request.args for request in requests]
         prepared = [self.engine.prepare(self.request_for(context, gen_kwargs)) for context, gen_kwargs in args]
-        out = [done.text for done in self.engine.run_batch(prepared, max_rows=self.args.batch_size)]
+        completions = self.engine.run_batch(prepared, max_rows=self.args.batch_size)
+        self.prefills += sum(done.result.stats.prefill_forwards for done in completions)
+        out = [done.text for done in completions]
         for key, text in zip(args, out, strict=True):
             self.cache_hook.add_partial("generate_until", key, text)
         return out
@@ -187,3 +195,10 @@ class CountingHFLM(Metered, HFLM):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.start_meter(self.model)
+    def raw(self, kind: str):
+        """HFLM's method; each generation's first forward (one row per request) is its prompt's prefill."""
+        run = super().raw(kind)
+        def generate(part, disable_tqdm: bool = False):
+            self.prefills += len(part)
+            return run(part, disable_tqdm)
+        return generate if kind == "generate_until" else run

@@ -1,8 +1,8 @@
 # The bench stage (`hildanext bench`): S and Q rows of each bench.candidates folder, then bench.model (best: the
 # candidate eval/candidates.py picks) against the AR base (bench.ar_model or the base folder): ELBO bound vs AR
 # perplexity on data/tokenized's eval split, generations from data/processed's held-out openings per setting
-# (active, S, Q, frontier points, AR), batch rows (run_batch at bench.batch_size vs one at a time), micro
-# HumanEval pass@1, block-forward vs AR-step cost -> metrics/bench.json, bench_settings.csv, frontier.csv.
+# (active, S, Q, frontier points, AR), batch rows, micro HumanEval pass@1, block-forward vs AR-step cost and the
+# S/Q presets the frontier suggests -> metrics/bench.json, bench_settings.csv, frontier.csv.
 # Entry points: run(params, tracker), chosen_model, write_settings_csv, write_frontier_csv.
 import csv, math
 from pathlib import Path
@@ -11,7 +11,8 @@ from hildanext.config import Params
 from hildanext.data.loader import PackedShards
 from hildanext.decode.engines import make_engine
 from hildanext.eval import codeeval
-from hildanext.eval.bench import FRONTIER_KEYS, ar_nll, bench_batches, bench_settings, elbo_nll, elbo_setup, openings
+from hildanext.eval.bench import (FRONTIER_KEYS, POINT_KEYS, ar_nll, bench_batches, bench_settings, choose_presets,
+                                  elbo_nll, elbo_setup, openings)
 from hildanext.eval.candidates import bench_candidates
 from hildanext.eval.cost import forward_cost
 from hildanext.files import write_json_atomic
@@ -54,12 +55,13 @@ def run(params: Params, tracker) -> dict:
     report = {"model": model, "candidates": candidates, "best_candidate": best}
     report |= {"engine": engine.name, "device": str(engine.model.device), "peak_mem_mb": peak,
                "perplexity": ppl, "settings": rows, "prompts": len(prompts), "repeats": b.repeats, "cost": cost,
-               "frontier": frontier, "batch": batch}
+               "frontier": frontier, "batch": batch, "suggested_presets": choose_presets(frontier, b.s_max_ppl_ratio)}
     report["harness_self_test"] = codeeval.harness_self_test()["ok"] if b.code else None
     write_json_atomic(paths.metrics("bench"), report)
     write_settings_csv(paths.METRICS / "bench_settings.csv", rows)
     write_frontier_csv(paths.METRICS / "frontier.csv", frontier)
     log_tables(rows, frontier)
+    log_presets(report["suggested_presets"])
     floats = {f"{name}/{k}": v for name, row in rows.items() for k, v in row.items() if isinstance(v, float)}
     costs = {f"cost/{k}": v for k, v in cost.items() if isinstance(v, float)}
     batches = {f"batch/{name}/{k}": v for name, row in batch.items() for k, v in row.items()}
@@ -80,13 +82,18 @@ def write_settings_csv(path: Path, rows: dict) -> None:
     write_csv(path, ["setting", *keys], [{"setting": name} | row for name, row in rows.items()])
 
 def write_frontier_csv(path: Path, frontier: list[dict]) -> None:
-    """One row per frontier point and one for AR (empty taus): the DVC plots' data."""
-    write_csv(path, ["setting", "tau_mask", "tau_edit", *FRONTIER_KEYS], frontier)
+    """One row per frontier point (its series, taus, resolved policies) and one for AR (empty): the plots' data."""
+    write_csv(path, [*POINT_KEYS, *FRONTIER_KEYS], frontier)
 
 def log_tables(rows: dict, frontier: list[dict]) -> None:
     import mlflow
     if mlflow.active_run():
         table = {"setting": list(rows), **{k: [row.get(k) for row in rows.values()] for k in FLOAT_KEYS}}
         mlflow.log_table(table, "bench_settings.json")
-        keys = ["setting", "tau_mask", "tau_edit", *FRONTIER_KEYS]
+        keys = [*POINT_KEYS, *FRONTIER_KEYS]
         mlflow.log_table({k: [row[k] for row in frontier] for k in keys}, "frontier.json")
+
+def log_presets(suggested: dict) -> None:
+    for name, p in suggested.items():
+        print(f"bench: the frontier suggests {name} = {p['setting']} (series {p['series']}): TPF {p['tpf']:.2f}, "
+              f"Gen PPL {p['gen_ppl']:.2f}")

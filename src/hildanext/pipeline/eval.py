@@ -1,8 +1,8 @@
 # The eval stage (`hildanext eval`): writes the shipped lm-eval tasks' data (data/eval) from data/processed's
 # eval split, then scores eval.model (lm-eval model "hildanext") and the AR base (lm-eval's own hf model, counting)
 # on eval.tasks with lm-eval's evaluator, offline; writes metrics/eval.json (per model and task: lm-eval's metrics
-# and the requests, tokens, forwards, TPF and tokens/s) and logs its numbers to MLflow. Entry points: run,
-# evaluate_lm, metric_rows, flat_metrics.
+# and the requests, tokens, forwards, prefill_forwards, TPF without the prefill, tokens/s) and logs its numbers to
+# MLflow. Entry points: run, evaluate_lm, metric_rows, flat_metrics.
 import os, re
 from importlib.metadata import version
 from pathlib import Path

@@ -49,7 +49,7 @@ def smoke_lines(params: Params, model_dir: Path | None = None):
     yield f"sft batch: loss {train_step(model, out.loss):.3f} (m2t {out.loss_m2t:.3f}, mtf {out.loss_mtf:.3f})"
     model.eval()
     for mode in ("S", "Q"):
-        done = engine.complete(Request("Once upon a time", mode, max_new_tokens=32))
+        done = engine.complete(Request(prompt="Once upon a time", mode=mode, max_new_tokens=32))
         stats = done.result.stats
         yield f"decode {mode}: {stats.forwards} forwards, TPF {stats.tpf:.2f}, {len(done.ids)} tokens"
     yield f"OK ({time.perf_counter() - start:.1f} s)"

@@ -7,6 +7,7 @@ import asyncio, dataclasses, json, threading, time, uuid
 from importlib import resources
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from hildanext.decode.decoder import tokens_per_forward
 from hildanext.decode.engines import Completion
 from hildanext.serve.common import ServeError, admit, state
 from hildanext.serve.schemas import JobBody, check_cap, engine_request
@@ -38,7 +39,7 @@ def summary(rows: list[dict]) -> dict:
     tokens, forwards = sum(r["completion_tokens"] for r in rows), sum(r["stats"]["forwards"] for r in rows)
     refreshes, seconds = sum(r["stats"]["cache_forwards"] for r in rows), sum(r["stats"]["seconds"] for r in rows)
     return {"prompts": len(rows), "tokens": tokens, "forwards": forwards, "refreshes": refreshes,
-            "tpf": tokens / max(forwards + refreshes, 1),
+            "tpf": tokens_per_forward(tokens, forwards + refreshes),
             "tokens_per_s": tokens / max(seconds, 1e-9), "seconds": seconds}
 
 class JobStore:

@@ -1,13 +1,14 @@
 # The live view: GET /live (the page), GET /live/static/{name} (its JS and CSS, package data) and GET /live/stream
-# (server-sent events from one row of the worker's batch: `start`, one `pass` per forward with the unmasked and
-# edited tokens as text, masks left and the running TPF, remask passes marked by phase (the scoring forward with
-# its remasked positions, then the re-decode passes), then `done` with the answer and stats, or `error`).
+# (server-sent events from one row of the worker's batch: `start`, one `pass` per decoder event with the committed
+# and edited tokens as text, the first committed stop, masks left and the running TPF (tokens_per_forward over the
+# positions kept so far), remask passes marked by phase, then `done` with the answer's ids and stats, or `error`).
 # Entry points: router, LiveTask, LiveFormatter (decoder events -> SSE-ready dicts), sse(event, data), page_file.
 import json
 from importlib import resources
 from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from hildanext.decode.decoder import tokens_per_forward
 from hildanext.decode.settings import DecodeSettings
 from hildanext.serve.common import ServeError, admit, next_event, state
 from hildanext.serve.schemas import LiveQuery, check_cap
@@ -16,41 +17,50 @@ router = APIRouter(prefix="/live")
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 PAGE_FILES = {"index.html": "text/html", "live.js": "text/javascript", "live.css": "text/css"}
 class LiveFormatter:
-    """Tracks decided positions so each pass event carries the running TPF (decided tokens per forward)."""
-    def __init__(self, tokenizer, max_new_tokens: int):
-        self.tokenizer, self.max_new_tokens, self.decided = tokenizer, max_new_tokens, set()
+    """Tracks each position's committed token so a pass event carries the first stop and the running TPF."""
+    def __init__(self, tokenizer, max_new_tokens: int, stops=()):
+        self.tokenizer, self.max_new_tokens, self.stops, self.tokens = tokenizer, max_new_tokens, set(stops), {}
     def piece(self, token: int) -> str:
         return self.tokenizer.decode([token])
     def start(self, prompt_tokens: int, s: DecodeSettings) -> dict:
         knobs = {"tau_mask": s.tau_mask, "tau_edit": s.tau_edit, "block_size": s.block_size}
         return {"prompt_tokens": prompt_tokens, "max_new_tokens": self.max_new_tokens, **knobs,
                 "remask_pass": s.remask is not None}
+    def stop(self) -> int | None:
+        """The first answer position holding a committed stop token (None before one is committed)."""
+        return min((i for i, t in self.tokens.items() if t in self.stops), default=None)
+    def running(self, event: dict) -> dict:
+        """The first stop, the tokens kept so far (decided positions up to it) and the TPF of the final stats."""
+        stop, refreshes = self.stop(), event.get("refreshes", 0)
+        kept = sum(stop is None or i <= stop for i in self.tokens)
+        return {"stop": stop, "kept": kept, "forwards": event["forwards"], "refreshes": refreshes,
+                "tpf": tokens_per_forward(kept, event["forwards"] + refreshes)}
     def on_event(self, event: dict) -> dict | None:
         if event["type"] == "remask":
             return self.on_remask(event)
         if event["type"] != "pass":
             return None
         record, visible = event["record"], lambda i: 0 <= i < self.max_new_tokens
-        self.decided |= {i for i, _ in record.unmasked if visible(i)}
+        commits = [*record.unmasked, *((i, new) for i, _, new in record.edited)]
+        self.tokens |= {i: t for i, t in commits if visible(i)}
         unmasked = [{"i": i, "text": self.piece(t)} for i, t in record.unmasked if visible(i)]
         edited = [{"i": i, "old": self.piece(a), "new": self.piece(b)} for i, a, b in record.edited if visible(i)]
-        refreshes = event.get("refreshes", 0)
-        tpf = len(self.decided) / max(event["forwards"] + refreshes, 1)
         return {"phase": record.phase, "block": record.block, "step": record.step, "unmasked": unmasked,
-                "edited": edited, "masks_left": record.masks_left, "forwards": event["forwards"],
-                "refreshes": refreshes, "tpf": tpf}
+                "edited": edited, "masks_left": record.masks_left} | self.running(event)
     def on_remask(self, event: dict) -> dict:
         """The scoring forward of the remask pass: the positions it masks again (block and step are None)."""
         picks = [pick for w in event["windows"] for pick in w.remasked]
+        for i, _, _ in picks:
+            self.tokens.pop(i, None)
         remasked = [{"i": i, "text": self.piece(t), "conf": conf} for i, t, conf in picks]
-        tpf = len(self.decided) / max(event["forwards"] + event.get("refreshes", 0), 1)
         return {"phase": "remask", "block": None, "step": None, "unmasked": [], "edited": [], "remasked": remasked,
-                "masks_left": len(remasked), "forwards": event["forwards"], "tpf": tpf}
+                "masks_left": len(remasked)} | self.running(event)
     def done(self, completion) -> dict:
         s = completion.result.stats
         stats = {"forwards": s.forwards, "refreshes": s.cache_forwards, "tokens": s.tokens, "tpf": s.tpf,
                  "seconds": s.seconds, "tokens_per_s": s.tokens_per_s}
-        return {"text": completion.text, "finish_reason": completion.finish_reason, "stats": stats}
+        return {"text": completion.text, "ids": completion.ids, "pieces": [self.piece(t) for t in completion.ids],
+                "finish_reason": completion.finish_reason, "stats": stats}
 
 def sse(event: str, data: dict) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
@@ -65,7 +75,7 @@ class LiveTask(GenTask):
     def join(self, engine, n: int) -> list[tuple]:
         prepared = prepare_request(engine, self.request, None, "prompt", self.context)
         self.prepared, self.joined = [prepared], 1
-        self.live = LiveFormatter(engine.tokenizer, prepared.settings.max_new_tokens)
+        self.live = LiveFormatter(engine.tokenizer, prepared.settings.max_new_tokens, engine.special.stops)
         self.emit({"type": "start", "data": self.live.start(len(prepared.prompt_ids), prepared.settings)})
         def observe(event: dict) -> None:
             self.check()

@@ -13,7 +13,7 @@ Temperature = Annotated[float, Field(ge=0, le=2)]
 Stops = str | Annotated[list[str], Field(max_length=16)] | None
 class Knobs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    mode: Literal["S", "Q"] | None = "S"
+    mode: Literal["S", "Q"] | None = None
     tau_mask: Tau | None = None
     tau_edit: Tau | None = None
     seed: Annotated[int, Field(ge=0)] | None = None
@@ -113,7 +113,7 @@ class DetokenizeBody(BaseModel):
 class LiveQuery(BaseModel):
     """The query of GET /live/stream."""
     prompt: str = Field(min_length=1)
-    mode: Literal["S", "Q"] = "S"
+    mode: Literal["S", "Q"] | None = None
     tau_mask: Tau | None = None
     tau_edit: Tau | None = None
     max_new_tokens: Count = 64
@@ -122,8 +122,9 @@ class LiveQuery(BaseModel):
     chat: bool = False
     remask: bool | None = None
     def engine_request(self) -> Request:
-        return Request(self.prompt, self.mode, self.tau_mask, self.tau_edit, self.max_new_tokens, self.seed,
-                       self.temperature, chat=self.chat, remask=self.remask)
+        return Request(prompt=self.prompt, mode=self.mode, tau_mask=self.tau_mask, tau_edit=self.tau_edit,
+                       max_new_tokens=self.max_new_tokens, seed=self.seed, temperature=self.temperature, chat=self.chat,
+                       remask=self.remask)
 
 def check_cap(value: int | None, field: str, cap: int, key: str) -> None:
     if value is not None and value > cap:
@@ -135,5 +136,6 @@ def stop_strings(stop) -> tuple[str, ...]:
     return (stop,) if isinstance(stop, str) else tuple(stop or ())
 
 def engine_request(body: Knobs, prompt: str, max_new_tokens: int | None, stop=None, chat: bool = False) -> Request:
-    return Request(prompt, body.mode, body.tau_mask, body.tau_edit, max_new_tokens, body.seed, body.temperature,
-                   stop_strings(stop), chat, body.remask)
+    return Request(prompt=prompt, mode=body.mode, tau_mask=body.tau_mask, tau_edit=body.tau_edit,
+                   max_new_tokens=max_new_tokens, seed=body.seed, temperature=body.temperature, stop=stop_strings(stop),
+                   chat=chat, remask=body.remask)

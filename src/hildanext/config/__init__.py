@@ -1,5 +1,4 @@
-# Typed, frozen params for every pipeline section, loaded from params.yaml with dotted overrides (reading the
-# file, overrides, ParamsError and the DEMO_VALUES notes live in params_file.py and are re-exported here).
+# Typed, frozen params for every pipeline section, loaded from params.yaml with dotted overrides.
 # Entry points: load_params(path, overrides) -> Params; apply_overrides(raw, overrides); flatten(params);
 # merge_overlay(params_path, overlay_path) writes params.yaml with an overlay (e.g. overlays/ci.yaml) merged in.
 # Any unknown key, wrong type or out-of-range value raises ParamsError naming the key and the file.
@@ -7,14 +6,11 @@ import dataclasses
 from pathlib import Path
 from typing import Annotated, Literal
 import yaml
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
-from hildanext.params_file import (DEMO_VALUES, RECIPE_VALUES, ParamsError, apply_overrides, merge_dicts,  # noqa
-                                   read_yaml)
-STRICT = ConfigDict(extra="forbid", frozen=True)
-Pos = Annotated[int, Field(ge=1)]
-NonNeg = Annotated[int, Field(ge=0)]
-PosFloat = Annotated[float, Field(gt=0)]
+from hildanext.config.decode import BenchParams, DecodeParams, DInferParams, EvalParams, ServeParams
+from hildanext.config.types import STRICT, NonNeg, ParamsError, Pos, PosFloat, Rate
+
 @dataclass(config=STRICT)
 class DemoParams:
     stories: Pos = 4000
@@ -92,7 +88,6 @@ class TokenizeParams:
     batch_docs: Pos = 1000
     tokenizer: str = "models/init"
 
-Rate = Annotated[float, Field(ge=0, le=1)]
 @dataclass(config=STRICT)
 class ObjectiveParams:
     t_eps: Annotated[float, Field(gt=0, lt=1)] = 1e-3
@@ -218,113 +213,6 @@ class RuntimeParams:
     cuda_graphs: bool = False
 
 @dataclass(config=STRICT)
-class DecodeMode:
-    tau_mask: Rate
-    tau_edit: Rate
-    block_size: Pos | None = None
-    max_post_steps: NonNeg = 16
-
-@dataclass(config=STRICT)
-class DecodePresets:
-    S_MODE: DecodeMode = dataclasses.field(default_factory=lambda: DecodeMode(tau_mask=0.5, tau_edit=0.0))
-    Q_MODE: DecodeMode = dataclasses.field(default_factory=lambda: DecodeMode(tau_mask=0.7, tau_edit=0.5))
-
-@dataclass(config=STRICT)
-class RemaskParams:
-    target_ratio: Rate = 0.15
-    min_ratio: Rate = 0.05
-    block_size: Pos = 64
-    block_stride: Pos = 32
-    percentile_safety: Annotated[float, Field(gt=0, le=1)] = 0.95
-    @field_validator("min_ratio")
-    @classmethod
-    def at_most_target(cls, value, info: ValidationInfo):
-        target = info.data.get("target_ratio")
-        if target is not None and value > target:
-            raise ValueError(f"min_ratio {value} > target_ratio {target}")
-        return value
-
-@dataclass(config=STRICT)
-class DecodeParams:
-    tau_mask: Rate = 0.5
-    tau_edit: Rate = 0.0
-    block_size: Pos | None = None
-    max_post_steps: NonNeg = 16
-    temperature: Annotated[float, Field(ge=0)] = 0.0
-    top_k: Pos | None = None
-    top_p: Annotated[float, Field(gt=0, le=1)] | None = None
-    max_new_tokens: Pos = 128
-    eos_early_stop: bool = True
-    seed: NonNeg = 0
-    remask_pass: bool = False
-    remask: RemaskParams = dataclasses.field(default_factory=RemaskParams)
-    presets: DecodePresets = dataclasses.field(default_factory=DecodePresets)
-
-@dataclass(config=STRICT)
-class DInferParams:
-    python: str = ".venv-dinfer/bin/python"
-    timeout_s: PosFloat = 300.0
-    min_compute_capability: PosFloat = 8.0
-
-ENGINE_NAMES = ("diffusion", "transformers", "ar", "dinfer")
-@dataclass(config=STRICT)
-class ServeParams:
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=0, le=65535)] = 8000
-    engine: Literal[ENGINE_NAMES] = "diffusion"
-    model_candidates: tuple[str, ...] = ("models/export", "models/sft", "models/merged", "models/init")
-    queue_size: Pos = 32
-    max_batch: Pos = 8
-    batch_wait_s: Annotated[float, Field(ge=0)] = 0.02
-    request_timeout_s: PosFloat = 300.0
-    max_new_tokens_limit: Pos = 1024
-    max_context: NonNeg = 0
-    retry_after_s: Pos = 1
-    max_jobs: Pos = 100
-    max_job_prompts: Pos = 64
-
-@dataclass(config=STRICT)
-class FrontierPoint:
-    tau_mask: Rate
-    tau_edit: Rate
-
-FRONTIER = (*(FrontierPoint(m, 1.0) for m in (0.3, 0.5, 0.7, 0.9)), FrontierPoint(0.5, 0.0), FrontierPoint(0.7, 0.5))
-@dataclass(config=STRICT)
-class BenchParams:
-    model: str = "best"
-    ar_model: str = ""
-    engine: Literal[ENGINE_NAMES] = "diffusion"
-    eval_rows: Pos = 32
-    mc_samples: Pos = 4
-    mc_seed: NonNeg = 0
-    openings: Pos = 32
-    opening_tokens: Pos = 16
-    max_new_tokens: Pos = 64
-    seed: NonNeg = 0
-    code: bool = True
-    repeats: Pos = 3
-    cost_repeats: Pos = 20
-    batch_size: Pos = 8
-    frontier: tuple[FrontierPoint, ...] = FRONTIER
-    candidates: tuple[str, ...] = ("models/merged", "models/sft", "models/distilled")
-    candidate_repeats: Pos = 1
-    candidate_slack: Annotated[float, Field(ge=1)] = 1.15
-
-@dataclass(config=STRICT)
-class EvalParams:
-    """lm-eval on eval.model and the AR base: tasks (shipped or standard), docs written per shipped task."""
-    model: str = "models/export"
-    ar_model: str = ""
-    tasks: tuple[str, ...] = ("hildanext_demo",)
-    docs: Pos = 24
-    limit: Pos | None = None
-    num_fewshot: NonNeg | None = None
-    mode: Literal["S", "Q"] | None = "S"
-    mc_num: Pos = 16
-    batch_size: Pos = 16
-    seed: NonNeg = 0
-
-@dataclass(config=STRICT)
 class Params:
     model: ModelParams = dataclasses.field(default_factory=ModelParams)
     demo_base: DemoParams = dataclasses.field(default_factory=DemoParams)
@@ -345,6 +233,30 @@ class Params:
     eval: EvalParams = dataclasses.field(default_factory=EvalParams)
     serve: ServeParams = dataclasses.field(default_factory=ServeParams)
 
+def read_yaml(path: Path) -> dict:
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ParamsError(f"{path}: cannot read params ({e.__class__.__name__}: {e})") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: top level must be a mapping of sections")
+    return raw
+
+def apply_overrides(raw: dict, overrides, source: str = "--set") -> dict:
+    out = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ParamsError(f"{source}: {item!r} is not key=value")
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ParamsError(f"{source}: {key}: {part} is not a section")
+        node[leaf] = yaml.safe_load(value) if value else ""
+    return out
+
 def validate(raw: dict, source: str) -> Params:
     try:
         return TypeAdapter(Params).validate_python(raw)
@@ -357,6 +269,12 @@ def validate(raw: dict, source: str) -> Params:
 
 def load_params(path: str | Path = "params.yaml", overrides=()) -> Params:
     return validate(apply_overrides(read_yaml(Path(path)), overrides, f"{path} --set"), str(path))
+
+def merge_dicts(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge_dicts(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
 
 def merge_overlay(params_path: Path, overlay_path: Path) -> Params:
     merged = merge_dicts(read_yaml(params_path), read_yaml(overlay_path))
@@ -374,3 +292,30 @@ def flatten(tree, prefix: str = "") -> dict:
         name = f"{prefix}{key}"
         out.update(flatten(value, name + ".") if isinstance(value, dict) else {name: value})
     return out
+
+DEMO_VALUES = {
+    "wsd.warmup_blocks": "the demo converts better without the warmup/stable phases on its 360-step budget "
+                         "(docs/RESULTS.md, abl-shift-no-warmup); the recipe keeps LLaDA2.0's 1 -> 4 -> 32 -> 64",
+    "wsd.stable_steps": "no MDLM stable phase on the demo (same ablation); the recipe's overlay sets its own",
+    "wsd.decay_blocks": "the demo trains BDLM at its decay block size 32 only (same ablation)",
+    "wsd.decay_steps": "all 360 demo steps at block 32, the budget the WSD schedule had (same ablation)",
+    "wsd.lr": "the demo's tiny model converts best at 2e-3 (sweep in docs/RESULTS.md); the recipe default 1e-4 is the "
+              "safe rate for Qwen3-0.6B",
+    "wsd.lr_warmup_steps": "the demo's WSD run is a few hundred steps, so it warms up over 20; the recipe uses 100",
+    "sft.lr": "the demo's tiny model fine-tunes at 5e-4; the recipe default 1e-4 is the safe rate for Qwen3-0.6B",
+    "sft.lr_warmup_steps": "the demo's SFT run is 120 steps, so it warms up over 20; the recipe uses 100",
+    "distill.lr": "as sft.lr: the demo's tiny model distils at 5e-4; the recipe default 1e-4 is Qwen3-0.6B's safe rate",
+    "distill.lr_warmup_steps": "as sft.lr_warmup_steps: the demo's 120 distillation steps warm up over 20",
+    "distill_data.continuations": "3,000 continuations (about 190k teacher tokens, about a minute on 2 CPU cores) fit "
+                                  "the demo's make-run budget; the recipe asks Qwen3-0.6B for 20,000",
+    "distill_data.answers": "the demo base is a story model that never saw a chat; the recipe's Qwen3-0.6B answers "
+                            "5,000 SFT prompts",
+    "distill_data.opening_tokens": "demo stories are about 100-200 tokens, so openings stop at 48; the recipe cuts "
+                                   "up to 256",
+    "distill_data.new_tokens": "64 teacher tokens per demo opening (the bench asks for 64); the recipe writes 256",
+    "distill_data.batch_size": "the demo base is tiny, so 64 prompts per generate batch; the recipe's 32 fits 8 GB",
+}
+RECIPE_VALUES = {
+    "objective.shift": "token shift won the demo ablation (docs/RESULTS.md); ObjectiveParams keeps LLaDA2.x's "
+                       "same-position default, so params.yaml and the gtx1080 overlay turn it on",
+}
