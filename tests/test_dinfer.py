@@ -87,6 +87,8 @@ def test_a_healthy_worker_serves_m2t_requests(model_dir, tmp_path, monkeypatch):
     (Request(prompt="Once upon a time", mode="Q"), [], "editing is on (tau_edit 0.5 < 1)"),
     (Request(prompt="Once upon a time", mode=None, tau_edit=1.0, temperature=0.8), ["decode.top_p=0.9"],
      "top_k/top_p sampling"),
+    (Request(prompt="Once upon a time", tau_edit=1.0, policies={"fallback": "leftmost", "carry_next": True}), [],
+     "decode policies carry_next, fallback are on"),
 ])
 def test_requests_dinfer_cannot_serve_are_ours_with_a_logged_notice(model_dir, reference, tmp_path, monkeypatch,
                                                                     caplog, request_, overrides, notice):

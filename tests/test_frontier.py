@@ -28,7 +28,7 @@ def test_point_names_and_series_encode_what_the_point_sets():
                                      FrontierPoint(0.5, 0.0, "mine", fallback="leftmost"))] == [
         "official", "active", "mine"]
     names = [point_name(p) for p in BenchParams().frontier]
-    assert len(set(names)) == len(names) == 12
+    assert len(set(names)) == len(names) == 14
 
 def test_points_that_repeat_or_contradict_are_refused():
     with pytest.raises(ValidationError, match="same taus and policies"):
@@ -66,7 +66,7 @@ def test_policies_are_part_of_the_settings_that_run_once(model_dir):
 
 def row(setting, tpf, gen_ppl, series="s"):
     policies = {"stop_in_block": True, "fallback": "leftmost", "carry_next": False, "confidence": "prob",
-                "sub_block": None}
+                "sub_block": None, "max_post_steps": 4}
     return {"setting": setting, "series": series, "tau_mask": 0.5, "tau_edit": 1.0, **policies, "tpf": tpf,
             "gen_ppl": gen_ppl, "tokens_per_s": 100 * tpf}
 
@@ -78,7 +78,7 @@ def test_choose_presets_q_is_the_best_gen_ppl_and_s_the_fastest_near_it():
     assert chosen["Q"] == {"setting": "b", "series": "s", "tau_mask": 0.5, "tau_edit": 1.0, "tpf": 1.8,
                            "gen_ppl": 4.0, "policies": {k: rows[1][k] for k in ("stop_in_block", "fallback",
                                                                                  "carry_next", "confidence",
-                                                                                 "sub_block")}}
+                                                                                 "sub_block", "max_post_steps")}}
     assert (chosen["S"]["setting"], chosen["S"]["tpf"], chosen["S"]["gen_ppl"]) == ("f", 2.4, 4.5)
     assert choose_presets(rows, 1.3)["S"]["setting"] == "d"
     assert choose_presets(rows, 1.0)["S"]["setting"] == "b"

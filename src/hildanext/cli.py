@@ -130,7 +130,7 @@ def command_params(path: Path, overrides, model: Path | None, need_model: bool =
 @one_line_errors
 def generate(
     prompt: str,
-    mode: str = typer.Option(None, "--mode", help="S (speed: tau_mask 0.5, tau_edit 0) or Q (quality: 0.7, 0.5); "
+    mode: str = typer.Option(None, "--mode", help="S (speed) or Q (quality), the presets of decode.presets; "
                              "default: the decode params"),
     tau_mask: float = typer.Option(None, "--tau-mask", help="unmask threshold; overrides the mode"),
     tau_edit: float = typer.Option(None, "--tau-edit", help="edit threshold (0 edits every changed token, 1 disables "

@@ -100,16 +100,21 @@ class FrontierPoint:
     carry_next: bool | None = None
     confidence: Literal[CONFIDENCES] | None = None
     sub_block: Pos | None = None
+    max_post_steps: NonNeg | None = None
     def __post_init__(self):
         if self.exact and any(getattr(self, name) is not None for name in POLICIES):
             raise ValueError("exact: true forces the official policies; leave the policies of this point unset")
 
-TAUS = ((0.5, 1.0), (0.7, 1.0), (0.9, 1.0), (0.5, 0.0), (0.7, 0.5))
+POINT_KNOBS = (*POLICIES, "max_post_steps")
+OFFICIAL_TAUS = ((0.5, 0.0), (0.7, 0.5), (0.5, 1.0), (0.9, 1.0))
+POLICY_TAUS = ((0.5, 0.0), (0.3, 0.0), (0.5, 1.0), (0.7, 1.0), (0.9, 1.0))
 POLICY_SET = {"stop_in_block": True, "fallback": "leftmost", "carry_next": True, "confidence": "prob"}
-FRONTIER = (*(FrontierPoint(m, e, "official", exact=True) for m, e in TAUS),
-            *(FrontierPoint(m, e, "policies", **POLICY_SET) for m, e in TAUS),
-            FrontierPoint(0.7, 1.0, "policies + sub_block 8", **POLICY_SET, sub_block=8),
-            FrontierPoint(0.7, 1.0, "policies + entropy", **POLICY_SET | {"confidence": "entropy"}))
+ENTROPY = POLICY_SET | {"confidence": "entropy"}
+FRONTIER = (*(FrontierPoint(m, e, "official", exact=True, max_post_steps=16) for m, e in OFFICIAL_TAUS),
+            *(FrontierPoint(m, e, "policies", **POLICY_SET) for m, e in POLICY_TAUS),
+            *(FrontierPoint(m, e, "policies + entropy", **ENTROPY) for m, e in ((0.7, 1.0), (0.6, 0.5), (0.8, 1.0))),
+            FrontierPoint(0.5, 0.0, "policies + sub_block 8", **POLICY_SET, sub_block=8),
+            FrontierPoint(0.3, 0.0, "policies + margin", **POLICY_SET | {"confidence": "margin"}))
 @dataclass(config=STRICT)
 class BenchParams:
     model: str = "best"
@@ -127,6 +132,7 @@ class BenchParams:
     cost_repeats: Pos = 20
     batch_size: Pos = 8
     frontier: tuple[FrontierPoint, ...] = FRONTIER
+    frontier_repeats: Pos = 1
     s_max_ppl_ratio: Annotated[float, Field(ge=1)] = 1.25
     candidates: tuple[str, ...] = ("models/merged", "models/sft", "models/distilled")
     candidate_repeats: Pos = 1

@@ -8,7 +8,7 @@ from collections import deque
 from pathlib import Path
 from hildanext.decode.decoder import DecodeResult, PassRecord, cut_at_stop, decode_stats
 from hildanext.decode.engines import Completion, DiffusionEngine, Engine, Prepared
-from hildanext.decode.settings import DecodeSettings
+from hildanext.decode.settings import EXACT, DecodeSettings
 WORKER = Path(__file__).with_name("dinfer_worker.py")
 PROTOCOL = 1
 DEVICE = "cuda"
@@ -115,6 +115,8 @@ def unsupported(s: DecodeSettings) -> str | None:
         return f"editing is on (tau_edit {s.tau_edit:g} < 1): dInfer has no token editing, {SERVED}"
     if s.temperature > 0 and (s.top_k is not None or s.top_p is not None):
         return f"top_k/top_p sampling: dInfer's threshold decoder has no such filter, {SERVED}"
+    if policies := sorted(k for k, official in EXACT.items() if getattr(s, k) != official):
+        return f"decode policies {', '.join(policies)} are on: dInfer's threshold decoder has none, {SERVED}"
     return None
 
 class DInferEngine(Engine):

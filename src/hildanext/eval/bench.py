@@ -8,7 +8,7 @@ import math, statistics, time
 from dataclasses import replace
 import torch
 from hildanext.config import BenchParams, ObjectiveParams
-from hildanext.config.decode import POLICIES, FrontierPoint
+from hildanext.config.decode import POINT_KNOBS, FrontierPoint
 from hildanext.data.loader import PackedShards
 from hildanext.decode.decoder import tokens_per_forward
 from hildanext.decode.engines import Request
@@ -19,7 +19,7 @@ from hildanext.train.objective import ObjectiveSetup, diffusion_loss
 NAMED = {"active": None, "S": "S", "Q": "Q"}
 FRONTIER_KEYS = ("tpf", "tokens_per_s", "speed_vs_ar", "gen_ppl", "gen_ppl_vs_ar", "distinct_2", "repetition_4",
                  "repetition_vs_ar", "stop_share")
-POINT_KEYS = ("setting", "series", "tau_mask", "tau_edit", *POLICIES)
+POINT_KEYS = ("setting", "series", "tau_mask", "tau_edit", *POINT_KNOBS)
 TAGS = {"exact": ("exact", "noexact"), "stop_in_block": ("stop", "nostop"), "carry_next": ("carry", "nocarry")}
 def elbo_setup(mask_id: int, regular_ids: torch.Tensor, block_size: int, shift: bool = False) -> ObjectiveSetup:
     """The NELBO's objective: M2T alone at block_size over the AR perplexity's tokens (those with a predecessor)."""
@@ -89,9 +89,10 @@ def openings(texts: list[str], tokenizer, count: int, length: int) -> list[str]:
 
 def point_tags(point: FrontierPoint) -> list[str]:
     """Short tags of the params a point sets, in field order (exact, policies): unique per value."""
-    names = ("exact", *POLICIES)
+    names = ("exact", *POINT_KNOBS)
     values = {name: getattr(point, name) for name in names if getattr(point, name) is not None}
-    return [TAGS[k][not v] if k in TAGS else f"sub{v}" if k == "sub_block" else v for k, v in values.items()]
+    short = {"sub_block": "sub", "max_post_steps": "post"}
+    return [TAGS[k][not v] if k in TAGS else f"{short[k]}{v}" if k in short else v for k, v in values.items()]
 
 def point_name(point: FrontierPoint) -> str:
     return "_".join([f"mask{point.tau_mask:g}", f"edit{point.tau_edit:g}", *point_tags(point)])
@@ -102,7 +103,7 @@ def series_name(point: FrontierPoint) -> str:
 
 def point_policies(point: FrontierPoint) -> dict:
     """The decode params a point sets; a point that sets policies but not exact turns exact off (else ignored)."""
-    policies = {name: getattr(point, name) for name in POLICIES if getattr(point, name) is not None}
+    policies = {name: getattr(point, name) for name in POINT_KNOBS if getattr(point, name) is not None}
     exact = False if policies and point.exact is None else point.exact
     return policies | ({} if exact is None else {"exact": exact})
 
@@ -123,14 +124,15 @@ def distinct_runs(engine, requests: dict[str, Request]) -> dict[str, str]:
         seen += [(name, settings)] if first[name] == name else []
     return first
 
-def interleaved(jobs: dict, repeats: int) -> dict[str, list[list]]:
-    """Each job's completions per repeat, jobs interleaved within each repeat, after one warm-up completion each."""
+def interleaved(jobs: dict, repeats: int, counts: dict | None = None) -> dict[str, list[list]]:
+    """Each job's completions per repeat (counts[name], else repeats), interleaved, after one warm-up each."""
     for engine, prepared in jobs.values():
         engine.run(prepared[0])
-    runs = {name: [] for name in jobs}
-    for _ in range(repeats):
+    runs, counts = {name: [] for name in jobs}, counts or {}
+    for repeat in range(max([repeats, *counts.values()])):
         for name, (engine, prepared) in jobs.items():
-            runs[name].append([engine.run(p) for p in prepared])
+            if repeat < counts.get(name, repeats):
+                runs[name].append([engine.run(p) for p in prepared])
     return runs
 
 def measured_row(repeats: list[list], prepared, ar_model) -> dict:
@@ -162,7 +164,8 @@ def bench_settings(engine, ar, prompts: list[str], b: BenchParams) -> tuple[dict
     requests = bench_requests(b)
     first = distinct_runs(engine, requests) | {"ar": "ar"}
     jobs = prepared_jobs(engine, ar, requests | {"ar": requests["active"]}, dict.fromkeys(first.values()), prompts)
-    runs = interleaved(jobs, b.repeats)
+    named = {first[n] for n in (*NAMED, "ar")}
+    runs = interleaved(jobs, b.repeats, {name: b.frontier_repeats for name in jobs if name not in named})
     measured = {name: measured_row(runs[name], jobs[name][1], ar.model) for name in jobs}
     if b.code:
         for name in dict.fromkeys(first[n] for n in (*NAMED, "ar")):
@@ -175,7 +178,7 @@ def bench_settings(engine, ar, prompts: list[str], b: BenchParams) -> tuple[dict
 
 def point_row(point: FrontierPoint, settings) -> dict:
     """A frontier row's point columns: its name, series, taus and the policies it resolved to."""
-    resolved = {name: getattr(settings, name) for name in POLICIES}
+    resolved = {name: getattr(settings, name) for name in POINT_KNOBS}
     return {"setting": point_name(point), "series": series_name(point), "tau_mask": point.tau_mask,
             "tau_edit": point.tau_edit} | resolved
 
@@ -190,7 +193,7 @@ def choose_presets(frontier: list[dict], max_ppl_ratio: float) -> dict[str, dict
     return {name: preset_view(row) for name, row in (("S", s), ("Q", q))}
 
 def preset_view(row: dict) -> dict:
-    policies = {name: row[name] for name in POLICIES}
+    policies = {name: row.get(name) for name in POINT_KNOBS}
     return {k: row[k] for k in ("setting", "series", "tau_mask", "tau_edit", "tpf", "gen_ppl")} | {"policies": policies}
 
 def timed(run) -> tuple[list, float]:
