@@ -1,9 +1,9 @@
 # Training-memory estimate for the gtx1080 profile on a Qwen3-0.6B-shaped model (random weights, same shapes
 # as config.json of Qwen/Qwen3-0.6B), computed on CPU from real tensors: parameter, gradient and optimizer
 # bytes of the profile's trainable set, plus the autograd-saved activations of one WSD micro-batch (checkpoint
-# inputs + one layer recomputed in backward) measured at short sequences, extrapolated linearly to seq_len 1024.
-# Usage: python benchmarks/gtx1080_memory.py [--seqs 64 128] [--target 1024]
-# [--out metrics/bench_gtx1080_memory.json]
+# inputs + one layer recomputed in backward) measured at short sequences, extrapolated linearly to seq_len 1024,
+# plus (issue 27) the frozen fp32 AR teacher of logit KD and its KD logits. Usage: python
+# benchmarks/gtx1080_memory.py [--seqs 64 128] [--target 1024] [--out metrics/bench_gtx1080_memory.json]
 import argparse
 from pathlib import Path
 import numpy as np
@@ -42,6 +42,11 @@ def state_bytes(model, profile) -> dict:
     return {"params": params * 4, "grads": params * 4, "optimizer": params * optimizer_per_param,
             "embedding_params": embedding}
 
+def teacher_bytes(model, target: int) -> dict:
+    """Logit KD's extra: fp32 teacher weights, and teacher logits + saved probabilities + student softmax."""
+    vocab = model.config.vocab_size
+    return {"teacher_weights": sum(p.numel() for p in model.parameters()) * 4, "kd_logits": 3 * target * vocab * 4}
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seqs", type=int, nargs="+", default=[64, 128])
@@ -60,9 +65,11 @@ def main():
     activations = slope * args.target + intercept
     states = state_bytes(model, profile)
     total = states["params"] + states["grads"] + states["optimizer"] + activations
+    teacher = teacher_bytes(model, args.target)
     report = {"label": "estimate (CPU, real tensors; no GPU)", "profile": profile.__dict__,
               "measured_activation_bytes": measured, "no_ckpt_bytes": full, "activation_bytes_at_target": activations,
-              **states, "total_bytes": total, "cap_bytes": 0.85 * 8 * GIB}
+              **states, "total_bytes": total, "cap_bytes": 0.85 * 8 * GIB, **teacher,
+              "total_with_teacher_bytes": total + sum(teacher.values())}
     write_json_atomic(args.out, report)
     gib = {k: states[k] / GIB for k in ("params", "grads", "optimizer")}
     print(f"gtx1080 profile, seq_len {args.target}, batch 1 (estimate): params {gib['params']:.2f} GiB, "

@@ -3,7 +3,7 @@
 # hand computations, the ELBO counts the AR perplexity's tokens (shift on or off) and Gen PPL ranks corpus text
 # above its shuffle; text metrics (leaderboard TPF) match hand counts; settings with equal decode settings share
 # one run; batch rows (run_batch vs one at a time) keep the batch-1 ids in float64 and their rates agree with
-# the token counts; frontier CSV and plot; bench + export on ci overlay.
+# the token counts; frontier CSV and plot; bench + export on ci overlay (candidate rows, export follows the pick).
 import csv, importlib.util, json, math, shutil, statistics
 from types import SimpleNamespace
 import pytest
@@ -182,6 +182,8 @@ def test_bench_stage_on_the_ci_overlay(tmp_path, repo_root, monkeypatch):
     card = (tmp_path / "models/export/README.md").read_text()
     assert ("| S |" in card and "hildanext generate --model models/export" in card
             and (tmp_path / "models/export/model.safetensors").exists())
+    assert set(report["candidates"]) == {"models/merged", "models/sft"} == {report["model"], *report["candidates"]}
+    assert report["model"] == report["best_candidate"] == meta["source"] and report["candidates"][meta["source"]]["Q"]
 
 def test_batch_rows_equal_batch_one_ids_in_float64_and_their_rates_agree(model_dir):
     params = Params(runtime=RuntimeParams(dtype="float64"))

@@ -7,8 +7,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 BIN = Path(sys.executable).parent / "hildanext"
-COMMANDS = {"demo-base", "init", "prepare", "tokenize", "sft-data", "wsd", "merge", "sft", "bench", "export",
-            "fetch-model", "fetch-data", "apply-overlay", "generate", "serve", "smoke-test", "eval", "lm-eval"}
+COMMANDS = {"demo-base", "init", "prepare", "tokenize", "sft-data", "distill-data", "wsd", "merge", "sft", "distill",
+            "bench", "export", "fetch-model", "fetch-data", "apply-overlay", "generate", "serve", "smoke-test", "eval",
+            "lm-eval"}
 ALIASES = {"init-model": "init", "prepare-data": "prepare", "prepare-sft": "sft-data", "convert-wsd": "wsd"}
 FAILING_ARGS = {"init": [], "prepare": ["--set", "prepare.sources=nowhere/*.jsonl"], "sft-data": [], "wsd": []}
 def run(*args, cwd=None, env=None):
@@ -66,7 +67,7 @@ def test_fetch_data_offline_fails_with_one_line(workdir):
     (["init-model", "--set", "demo_base.steps=zero"], "demo_base.steps: Input should be a valid integer"),
     (["init-model", "--set", "model.base=models/nowhere"], "model.base: "),
     (["demo-base", "--set", "runtime.colour=red"], "runtime.colour: unknown key"),
-    (["export"], "models/sft: not a Hugging Face model folder"),
+    (["export"], "metrics/bench.json is missing; run the bench stage first"),
 ])
 def test_known_failures_print_one_line(workdir, args, expected):
     out = run(*args, cwd=workdir)

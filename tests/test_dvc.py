@@ -6,7 +6,8 @@ import mlflow
 import pytest
 from dvc_helpers import ci_copy, env, sh
 pytestmark = pytest.mark.slow
-STAGES = ("demo_base", "init", "prepare", "tokenize", "sft_data", "wsd", "merge", "sft", "bench", "export", "eval")
+STAGES = ("demo_base", "init", "prepare", "tokenize", "sft_data", "distill_data", "wsd", "merge", "sft", "distill",
+          "bench", "export", "eval")
 def test_dvc_repro_twice_then_exp_run(repo_root, tmp_path):
     repo = ci_copy(repo_root, tmp_path / "repo")
     first = sh(["dvc", "repro"], repo)

@@ -10,8 +10,9 @@ from dvc_helpers import ci_copy, env, processes_under, sh
 from test_serve import free_port, probe, wait_until
 pytestmark = pytest.mark.slow
 NAME, TAU = "tau-queued", "0.6"
-NOT_PUSHED = ("models/wsd", "models/sft_ckpts")
+NOT_PUSHED = ("models/wsd", "models/sft_ckpts", "models/distill_ckpts", "data/distill")
 TRAINING = ("models/demo-base", "models/init", "models/wsd", "models/merged", "models/sft", "models/sft_ckpts",
+            "models/distilled", "models/distill_ckpts", "data/distill",
             "data/processed", "data/tokenized", "data/sft")
 @pytest.fixture(scope="module")
 def baseline(repo_root, tmp_path_factory) -> Path:

@@ -1,9 +1,9 @@
 # The `hildanext` command line (typer). Stage commands call hildanext.pipeline.run_stage, exactly like the
 # DVC entry scripts in stages/; every command takes --params and repeatable --set key=value (the dotted keys
 # of `dvc exp run -S`). Known failures (bad params, missing model folder, offline fetch) print one line, exit 2.
-# Stage commands are named like their stage (demo-base, init, prepare, tokenize, sft-data, wsd, merge, sft, bench,
-# export, eval; older names kept as aliases, see DESIGN.md); also fetch-model, fetch-data, apply-overlay, generate,
-# serve, smoke-test, and lm-eval (lm-evaluation-harness's own CLI with the hildanext models registered).
+# Stage commands are named like their stage (demo-base, init, prepare, tokenize, sft-data, distill-data, wsd, merge,
+# sft, distill, bench, export, eval; older names kept as aliases, see DESIGN.md); also fetch-model, fetch-data,
+# apply-overlay, generate, serve, smoke-test, and lm-eval (lm-evaluation-harness's own CLI with the models registered).
 import functools
 from pathlib import Path
 import typer
@@ -49,11 +49,15 @@ STAGE_HELP = {
     "tokenize": ("Tokenize and pack data/processed into seq_len rows with document ids (data/tokenized).", None),
     "sft_data": ("Render sft_data.sources chats (OpenAI messages JSONL or demo) with the chat template into packed "
                  "rows with assistant-only supervision (data/sft).", "prepare-sft"),
+    "distill_data": ("The AR base writes continuations of train-split openings and answers to train-split SFT prompts "
+                     "(resumable shards, packed rows in data/distill).", None),
     "wsd": ("WSD conversion (warmup, stable, decay) with M2T+T2T from models/init and data/tokenized into models/wsd; "
             "resumes when params match.", "convert-wsd"),
     "merge": ("Average the top-k checkpoints of the final WSD phase (merge.top_k) into models/merged.", None),
     "sft": ("SFT with the M2T+T2T mixture (response-only masking, optional complementary masks and MTF) from "
             "models/merged and data/sft into models/sft.", None),
+    "distill": ("Distil the AR base into models/merged on data/distill (M2T+T2T on the teacher's text, logit KD, "
+                "semi-AR states, CAP) into models/distilled.", None),
     "bench": ("Benchmark bench.model: ELBO perplexity bound vs the AR base, generations (active, S, Q, AR), micro "
               "HumanEval pass@1 (metrics/bench.json).", None),
     "eval": ("Score eval.model and the AR base side by side with lm-evaluation-harness on eval.tasks (the shipped "

@@ -117,6 +117,7 @@ class TrainParams:
     eval_rows: Pos = 64
     eval_seed: NonNeg = 1234
     seed: NonNeg = 0
+    eval_draws: Pos = 1
 
 @dataclass(config=STRICT)
 class WsdParams(TrainParams):
@@ -163,6 +164,11 @@ class SftParams(TrainParams):
     lr_decay: Literal["none", "cosine", "linear"] = "cosine"
     checkpoint_every: Pos = 20
     keep_best: NonNeg = 2
+    cap_temperature: PosFloat = 1.0
+    kd_weight: Annotated[float, Field(ge=0)] = 0.0
+    kd_temperature: PosFloat = 1.0
+    semi_ar_rate: Rate = 0.0
+    t2t_draft_rate: Rate = 0.0
     @field_validator("mask_range")
     @classmethod
     def ordered(cls, value):
@@ -170,6 +176,22 @@ class SftParams(TrainParams):
             raise ValueError(f"low {value[0]} > high {value[1]}")
         return value
 
+@dataclass(config=STRICT)
+class DistillDataParams:
+    """The AR base's continuations of train-split openings and answers to train-split SFT prompts."""
+    continuations: NonNeg = 20000
+    answers: NonNeg = 5000
+    opening_tokens: tuple[Pos, Pos] = (4, 256)
+    sentence_share: Rate = 0.5
+    new_tokens: Pos = 256
+    temperature: Annotated[float, Field(ge=0)] = 0.0
+    batch_size: Pos = 32
+    shard_prompts: Pos = 512
+    eval_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    seed: NonNeg = 0
+
+DISTILL = {"mask_range": (0.3, 1.0), "kd_weight": 1.0, "semi_ar_rate": 0.5, "t2t_draft_rate": 0.5,
+           "cap_temperature": 0.5}
 @dataclass(config=STRICT)
 class RuntimeParams:
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -202,6 +224,8 @@ class Params:
     merge: MergeParams = dataclasses.field(default_factory=MergeParams)
     lora: LoraParams = dataclasses.field(default_factory=LoraParams)
     sft: SftParams = dataclasses.field(default_factory=SftParams)
+    distill_data: DistillDataParams = dataclasses.field(default_factory=DistillDataParams)
+    distill: SftParams = dataclasses.field(default_factory=lambda: SftParams(**DISTILL))
     runtime: RuntimeParams = dataclasses.field(default_factory=RuntimeParams)
     decode: DecodeParams = dataclasses.field(default_factory=DecodeParams)
     dinfer: DInferParams = dataclasses.field(default_factory=DInferParams)
@@ -280,6 +304,16 @@ DEMO_VALUES = {
     "wsd.lr_warmup_steps": "the demo's WSD run is a few hundred steps, so it warms up over 20; the recipe uses 100",
     "sft.lr": "the demo's tiny model fine-tunes at 5e-4; the recipe default 1e-4 is the safe rate for Qwen3-0.6B",
     "sft.lr_warmup_steps": "the demo's SFT run is 120 steps, so it warms up over 20; the recipe uses 100",
+    "distill.lr": "as sft.lr: the demo's tiny model distils at 5e-4; the recipe default 1e-4 is Qwen3-0.6B's safe rate",
+    "distill.lr_warmup_steps": "as sft.lr_warmup_steps: the demo's 120 distillation steps warm up over 20",
+    "distill_data.continuations": "3,000 continuations (about 190k teacher tokens, about a minute on 2 CPU cores) fit "
+                                  "the demo's make-run budget; the recipe asks Qwen3-0.6B for 20,000",
+    "distill_data.answers": "the demo base is a story model that never saw a chat; the recipe's Qwen3-0.6B answers "
+                            "5,000 SFT prompts",
+    "distill_data.opening_tokens": "demo stories are about 100-200 tokens, so openings stop at 48; the recipe cuts "
+                                   "up to 256",
+    "distill_data.new_tokens": "64 teacher tokens per demo opening (the bench asks for 64); the recipe writes 256",
+    "distill_data.batch_size": "the demo base is tiny, so 64 prompts per generate batch; the recipe's 32 fits 8 GB",
 }
 DECODE_CHOICE = ("the decode frontier's pick on the demo (docs/RESULTS.md, issue 26); DecodeParams keeps the official "
                  "LLaDA2.1 semantics and S/Q values, so decode.exact and the reference tests need no overlay")

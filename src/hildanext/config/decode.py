@@ -117,7 +117,7 @@ FRONTIER = (*(FrontierPoint(m, e, "official", exact=True, max_post_steps=16) for
             FrontierPoint(0.3, 0.0, "policies + margin", **POLICY_SET | {"confidence": "margin"}))
 @dataclass(config=STRICT)
 class BenchParams:
-    model: str = "models/sft"
+    model: str = "best"
     ar_model: str = ""
     engine: Literal[ENGINE_NAMES] = "diffusion"
     eval_rows: Pos = 32
@@ -134,6 +134,9 @@ class BenchParams:
     frontier: tuple[FrontierPoint, ...] = FRONTIER
     frontier_repeats: Pos = 1
     s_max_ppl_ratio: Annotated[float, Field(ge=1)] = 1.25
+    candidates: tuple[str, ...] = ("models/merged", "models/sft", "models/distilled")
+    candidate_repeats: Pos = 1
+    candidate_slack: Annotated[float, Field(ge=1)] = 1.15
     @field_validator("frontier")
     @classmethod
     def distinct_points(cls, value):

@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 from hildanext import tracking
 from hildanext.config import Params, load_params
-NAMES = ("demo_base", "init", "prepare", "tokenize", "sft_data", "wsd", "merge", "sft", "bench", "export", "eval")
+NAMES = ("demo_base", "init", "prepare", "tokenize", "sft_data", "distill_data", "wsd", "merge", "sft", "distill",
+         "bench", "export", "eval")
 STAGES = {name: f"hildanext.pipeline.{name}" for name in NAMES}
 def seed_everything(params: Params) -> None:
     random.seed(params.runtime.seed)

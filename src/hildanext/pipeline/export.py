@@ -1,5 +1,5 @@
-# The export stage (`hildanext export`): bench.model (default models/sft) -> models/export, the folder other
-# machines `dvc pull` and serve: Hugging Face weights and tokenizer, hildanext.json with ids, the trained block
+# The export stage (`hildanext export`): bench.model (best: the folder bench picked) -> models/export, the folder
+# other machines `dvc pull` and serve: Hugging Face weights and tokenizer, hildanext.json with ids, the trained block
 # size and token shift (read back from the source folder), the active decode settings and presets, the bench
 # metrics and the full params, and a model card with the bench table and how to decode. Entry points:
 # export_card, run.
@@ -27,16 +27,16 @@ def export_card(bench: dict, params: Params, out: Path, block_size: int) -> str:
     return resources.files("hildanext").joinpath("assets/export_card.md").read_text().format(**fields)
 
 def run(params: Params, tracker) -> dict:
-    source, out = Path(params.bench.model), paths.EXPORT
-    model, tokenizer = load_decoder(source, params.runtime)
     if not paths.metrics("bench").exists():
         raise ModelFolderError(f"{paths.metrics('bench')} is missing; run the bench stage first (`hildanext bench`)")
     bench = json.loads(paths.metrics("bench").read_text())
+    source, out = Path(bench["model"] if params.bench.model == "best" else params.bench.model), paths.EXPORT
+    model, tokenizer = load_decoder(source, params.runtime)
     info = read_model_info(source, tokenizer)
     trained = info.block_size
     meta = model_meta(tokenizer, "export", params, trained, sha256_file(source / "hildanext.json"), paths.commit())
     results = {"perplexity": bench["perplexity"], "settings": bench["settings"]}
-    meta |= {"shift": info.shift, "source": params.bench.model, "decode": as_dict(params.decode), "bench": results}
+    meta |= {"shift": info.shift, "source": str(source), "decode": as_dict(params.decode), "bench": results}
     save_model(model, tokenizer, out, meta)
     write_text_atomic(out / "README.md", (out / "README.md").read_text() + export_card(bench, params, out, trained))
     d = params.decode

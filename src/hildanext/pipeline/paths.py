@@ -8,7 +8,8 @@ from hildanext.model import ModelFolderError
 DEMO_BASE, INIT, WSD, MERGED = Path("models/demo-base"), Path("models/init"), Path("models/wsd"), Path("models/merged")
 SFT, SFT_CKPTS, EXPORT = Path("models/sft"), Path("models/sft_ckpts"), Path("models/export")
 PROCESSED, TOKENIZED, SFT_DATA = Path("data/processed"), Path("data/tokenized"), Path("data/sft")
-EVAL_DATA = Path("data/eval")
+EVAL_DATA, DISTILL_DATA = Path("data/eval"), Path("data/distill")
+DISTILLED, DISTILL_CKPTS = Path("models/distilled"), Path("models/distill_ckpts")
 METRICS = Path("metrics")
 def metrics(stage: str) -> Path:
     return METRICS / f"{stage}.json"

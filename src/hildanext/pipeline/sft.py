@@ -34,7 +34,8 @@ def run(params: Params, tracker) -> dict:
         raise ParamsError(f"params.yaml: wsd.decay_to {block} differs from data/sft's block size "
                           f"{train_shards.manifest['block_size']}; re-run the sft_data stage")
     train = training.start(job(params), params.sft, params, train_shards)
-    spec = sft.sft_spec(train, eval_shards, block)
+    teacher = training.load_teacher(params, train.model.device) if params.sft.kd_weight > 0 else None
+    spec = sft.sft_spec(train, eval_shards, block, teacher)
     loss_fn = sft.sft_eval_loss(sft.sft_setup(train, block), params.sft)
     if train.latest is None:
         train.state = train.state | {"start_eval": evaluate(train.model, eval_shards, loss_fn, params.sft, train.micro)}

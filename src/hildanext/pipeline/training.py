@@ -1,12 +1,13 @@
 # What the wsd and sft stages share beyond train.setup: the MLflow run id to continue (the run of the
 # checkpoint the stage would resume from), the tracked start (resolved profile logged as params), and the
-# finish (save the final model with provenance, pick the best checkpoint, write metrics/<stage>.json).
-# Entry points: resume_run_id(job, params, manifest), start(job, p, params, shards), finish(run, model, out, extra).
+# finish (save the final model with provenance, pick the best checkpoint, write metrics/<stage>.json), and the
+# frozen AR teacher of logit KD. Entry points: resume_run_id(job, params, manifest), start(job, p, params, shards),
+# finish(run, model, out, extra), load_teacher(params, device).
 from pathlib import Path
 import mlflow
 from hildanext.config import Params, TrainParams, as_dict
 from hildanext.files import write_json_atomic
-from hildanext.model import model_meta, save_model
+from hildanext.model import load_model, model_meta, save_model
 from hildanext.pipeline import paths
 from hildanext.train.checkpoints import Checkpoints, checkpoint_run_id
 from hildanext.train.profiles import resolve_profile
@@ -34,3 +35,8 @@ def finish(run: TrainRun, model, out: Path, steps: int, extra: dict) -> dict:
     metrics |= extra
     write_json_atomic(paths.metrics(stage), metrics)
     return {f"{part}/{k}": v for part in ("final", "start") if part in metrics for k, v in metrics[part].items()}
+
+def load_teacher(params: Params, device):
+    """The AR base (the folder bench compares against), frozen in eval mode on the student's device."""
+    teacher = load_model(paths.base_folder(params), params.runtime)[0].to(device).eval()
+    return teacher.requires_grad_(False)

@@ -1,5 +1,6 @@
 # Held-out evaluation shared by WSD, SFT and merge: a loss function (diffusion_loss or sft_loss bound to its
-# block size and params) over the first eval_rows rows in micro-batches, with a fixed generator seed, reduced
+# block size and params) over the first eval_rows rows in micro-batches, eval_draws mask draws each (one
+# generator from a fixed seed, so draws differ and runs repeat), reduced
 # to token-weighted M2T/T2T (and MTF, CAP) losses and the M2T accuracy over masked tokens (checkpoints are ranked
 # on ObjectiveSetup.m2t_only()). Entry points: evaluate(model, shards, loss_fn, p, micro, fixed_t), eval_report(outs).
 import torch
@@ -17,6 +18,7 @@ def evaluate(model, shards, loss_fn, p: TrainParams, micro: int, fixed_t: float 
     """loss_fn(model, rows, gen, fixed_t) -> LossOutput, where rows is a tuple of shard tensors."""
     model.eval()
     gen, rows = torch.Generator().manual_seed(p.eval_seed), min(len(shards), p.eval_rows)
-    outs = [loss_fn(model, shards[i : min(i + micro, rows)], gen, fixed_t) for i in range(0, rows, micro)]
+    starts = [i for _ in range(p.eval_draws) for i in range(0, rows, micro)]
+    outs = [loss_fn(model, shards[i : min(i + micro, rows)], gen, fixed_t) for i in starts]
     model.train()
     return eval_report(outs)

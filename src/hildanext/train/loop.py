@@ -1,7 +1,8 @@
 # The one training loop shared by WSD and SFT: gradient accumulation, clipping, LR per step, NaN/inf guard,
 # MLflow logging (a nested run per phase), a per-step CSV for DVC plots, checkpoints every N steps and at
 # phase ends, fp16 loss scaling, exact resume. Entry points: LoopSpec, train_loop(run, spec, tracker) (run: a
-# train.setup.TrainRun), TrainingError, optimizer_step, truncate_csv (cut the CSV back to a resumed step).
+# train.setup.TrainRun), TrainingError, optimizer_step, scaled_backward (for passes a loss backwards early),
+# truncate_csv (cut the CSV back to a resumed step).
 import csv, time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,13 @@ class LoopSpec:
     world: int = 1
     scaler: object = None
 
+def scaled_backward(spec: LoopSpec) -> Callable:
+    """Backward of one loss term as a step runs it (/grad_accum, fp16 scaler); loss terms may call it early."""
+    def backward(term: torch.Tensor) -> None:
+        loss = term / spec.grad_accum
+        (loss if spec.scaler is None else spec.scaler.scale(loss)).backward()
+    return backward
+
 def optimizer_step(model, optimizer, spec: LoopSpec, step: int, batches) -> tuple[list, float]:
     for group in optimizer.param_groups:
         group["lr"] = spec.lr_at(step)
@@ -35,8 +43,8 @@ def optimizer_step(model, optimizer, spec: LoopSpec, step: int, batches) -> tupl
         out = spec.loss_at(model, batch, step, spec.rank * spec.grad_accum + micro)
         if not torch.isfinite(out.loss):
             raise TrainingError(f"loss is {out.loss.item()} at step {step}")
-        loss = out.loss / spec.grad_accum
-        (loss if spec.scaler is None else spec.scaler.scale(loss)).backward()
+        if out.loss.requires_grad:
+            scaled_backward(spec)(out.loss)
         outs.append(out)
     if spec.scaler is not None:
         spec.scaler.unscale_(optimizer)
@@ -55,6 +63,7 @@ def step_metrics(outs, grad_norm: float, lr: float, block_size: int, seconds: fl
     keys = ("loss", "loss_m2t", "loss_t2t", "acc_m2t") + (("loss_mtf",) if outs[0].loss_mtf is not None else ())
     means = {key: sum(float(torch.as_tensor(getattr(o, key)).detach()) for o in outs) / len(outs) for key in keys}
     means["loss_cap"] = sum(o.loss_cap or 0.0 for o in outs) / len(outs)
+    means["loss_kd"] = sum(o.loss_kd or 0.0 for o in outs) / len(outs)
     tokens = sum(o.tokens for o in outs)
     return means | {"block_size": block_size, "lr": lr, "grad_norm": grad_norm,
                     "tokens_per_s": tokens / max(seconds, 1e-9), "peak_mem_mb": peak_memory_mb()}

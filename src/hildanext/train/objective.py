@@ -1,15 +1,16 @@
-# The LLaDA2.1 training objective as small pure functions shared by WSD and SFT: per-block (or per-sequence)
-# t ~ U[eps, 1], M2T masking with loss weighted 1/t, T2T corruption of visible tokens by random regular ids, KEEP,
-# CAP (entropy at correct masked predictions), embedding noise, and the BDLM/MDLM forward whose LM head runs only
-# at supervised positions (one position back under the token shift). Entry points: ObjectiveSetup, sample_t,
-# regular_token_ids, mask_tokens, corrupt_tokens, noise_tokens, loss_positions, model_inputs, forward_selected,
-# stream_losses, cap_entropy, SupervisedLM (DDP-wrappable), diffusion_loss (CPT), sft_loss (SFT) -> LossOutput.
+# The LLaDA2.1 training objective as small pure functions shared by WSD, SFT and distillation: per-block (or per-
+# sequence) t ~ U[eps, 1], M2T weighted 1/t, T2T corruption (random ids or the model's own drafts), KEEP, CAP at a
+# temperature, embedding noise, semi-AR decoder states, logit KD from the AR teacher, a backward per extra pass; the
+# BDLM/MDLM forward runs the LM head only at supervised positions (one back under the token shift). Entry points:
+# ObjectiveSetup, sample_t, mask_tokens, noise_tokens, forward_selected, cap_entropy, semi_ar_t, teacher_logprobs,
+# kd_loss, SupervisedLM (DDP-wrappable), diffusion_loss (CPT), sft_loss (SFT, distill) -> LossOutput.
 from dataclasses import dataclass, replace
+from typing import Callable
 import torch
 import torch.nn.functional as F
 from hildanext.config import ObjectiveParams, SftParams
-from hildanext.train.masks import (bdlm_attention_mask, block_index, has_predecessor, mdlm_attention_mask,
-                                   shift_source)
+from hildanext.train.masks import (bdlm_attention_mask, block_index, causal_doc_mask, has_predecessor,
+                                   mdlm_attention_mask, shift_source)
 from hildanext.model import attention_mask_4d
 @dataclass
 class LossOutput:
@@ -21,10 +22,11 @@ class LossOutput:
     tokens: int
     loss_mtf: float | None = None
     loss_cap: float | None = None
+    loss_kd: float | None = None
 
 @dataclass(frozen=True)
 class ObjectiveSetup:
-    """Objective params, mask id, T2T pool, block size (None = MDLM), alignment, CAP weight, predecessor-only."""
+    """Objective params, mask id, T2T pool, block size (None = MDLM), alignment, CAP, predecessor-only, teacher."""
     objective: ObjectiveParams
     mask_id: int
     regular_ids: torch.Tensor
@@ -32,10 +34,13 @@ class ObjectiveSetup:
     align: str = "row"
     cap_weight: float = 0.0
     predecessor_only: bool = False
+    cap_temperature: float = 1.0
+    teacher: object = None
+    backward: Callable | None = None
     def at(self, block_size: int | None) -> "ObjectiveSetup":
         return replace(self, block_size=block_size)
-    def with_cap(self, weight: float) -> "ObjectiveSetup":
-        return replace(self, cap_weight=weight)
+    def with_cap(self, weight: float, temperature: float = 1.0) -> "ObjectiveSetup":
+        return replace(self, cap_weight=weight, cap_temperature=temperature)
     def m2t_only(self) -> "ObjectiveSetup":
         """No T2T, no KEEP, no embedding noise: the clean M2T objective (checkpoint ranking, the bench's ELBO)."""
         return replace(self, objective=replace(self.objective, t2t_rate=0.0, keep_rate=0.0, embed_noise_std=0.0))
@@ -151,10 +156,11 @@ def stream_losses(logits, x0, n: Noised, weights, m2t_norm) -> tuple[torch.Tenso
     acc = (logits.argmax(-1) == targets)[on_masked].float().mean() if on_masked.any() else torch.tensor(0.0)
     return loss_m2t, loss_t2t, loss_keep, acc
 
-def cap_entropy(logits: torch.Tensor, targets: torch.Tensor, on_masked: torch.Tensor) -> torch.Tensor:
-    """CAP: mean full-softmax entropy over masked positions whose argmax is the target; 0 (with grads) if none."""
+def cap_entropy(logits: torch.Tensor, targets: torch.Tensor, on_masked: torch.Tensor,
+                temperature: float = 1.0) -> torch.Tensor:
+    """CAP: mean entropy of softmax(logits / T) over masked positions whose argmax is the target; 0 if none."""
     correct = (logits.argmax(-1) == targets) & on_masked
-    log_probs = F.log_softmax(logits[correct], dim=-1)
+    log_probs = F.log_softmax(logits[correct] / temperature, dim=-1)
     return -(log_probs.exp() * log_probs).sum() / correct.sum().clamp(min=1)
 
 def mixed_loss(logits, x0, n: Noised, setup: ObjectiveSetup, weights, m2t_norm) -> tuple[torch.Tensor, list]:
@@ -165,7 +171,8 @@ def mixed_loss(logits, x0, n: Noised, setup: ObjectiveSetup, weights, m2t_norm) 
     parts = [loss_m2t.item(), loss_t2t.item(), acc.item(), None]
     if setup.cap_weight > 0:
         select = n.select
-        cap = cap_entropy(logits, x0[select].to(logits.device), n.masked[select].to(logits.device))
+        cap = cap_entropy(logits, x0[select].to(logits.device), n.masked[select].to(logits.device),
+                          setup.cap_temperature)
         loss, parts[3] = loss + setup.cap_weight * cap, cap.item()
     return loss, parts
 
@@ -183,40 +190,125 @@ def diffusion_loss(model, rows, setup: ObjectiveSetup, gen, noise=False, fixed_t
     loss, (loss_m2t, loss_t2t, acc, loss_cap) = mixed_loss(logits, x0, n, setup, 1 / t, maskable.sum())
     return LossOutput(loss, loss_m2t, loss_t2t, acc, int(masked.sum()), int(maskable.sum()), loss_cap=loss_cap)
 
+def example_index(doc_ids: torch.Tensor) -> torch.Tensor:
+    """A 0-based id per example (document of a row; a row's padding is one more), shape of doc_ids."""
+    rows = torch.arange(doc_ids.shape[0])[:, None] * (int(doc_ids.max()) + 2)
+    return torch.unique(doc_ids + 1 + rows, return_inverse=True)[1]
+
 def example_t(doc_ids: torch.Tensor, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
     """One t ~ U[low, high] per example (document of a row), broadcast over its positions."""
-    rows = torch.arange(doc_ids.shape[0])[:, None] * (int(doc_ids.max()) + 2)
-    _, inverse = torch.unique(doc_ids + 1 + rows, return_inverse=True)
+    inverse = example_index(doc_ids)
     draws = low + (high - low) * torch.rand(int(inverse.max()) + 1, generator=gen)
     return draws[inverse]
 
-def mtf_loss(net, rows, n: Noised, logits, setup: ObjectiveSetup) -> torch.Tensor:
-    """MTF round 2: the masks hold round 1's argmax draft (no grad); learn to restore x0 at every drafted position."""
+def semi_ar_t(doc_ids, supervised, t, setup: ObjectiveSetup, rate: float, gen) -> torch.Tensor:
+    """Decoder states at a rate share of examples: a supervised pivot block keeps t, earlier get 0, later 1."""
+    example = example_index(doc_ids)
+    count, blocks = int(example.max()) + 1, block_index(doc_ids, setup.block_size, setup.align)
+    first = torch.full((count,), int(blocks.max()) + 1).scatter_reduce(0, example[supervised], blocks[supervised],
+                                                                       "amin")
+    last = torch.full((count,), -1).scatter_reduce(0, example[supervised], blocks[supervised], "amax")
+    span, chosen = (last - first + 1).clamp(min=1), torch.rand(count, generator=gen) < rate
+    pivot = (first + (torch.rand(count, generator=gen) * span).long())[example]
+    staged = torch.where(blocks < pivot, 0.0, torch.where(blocks > pivot, 1.0, t))
+    return torch.where(chosen[example], staged, t)
+
+def teacher_logprobs(teacher, x0, doc_ids, picked: torch.Tensor, mask_id: int, temperature: float) -> torch.Tensor:
+    """log softmax(teacher / T) for each picked (row, j): the AR teacher's clean causal read of j-1, no grad."""
+    with torch.no_grad():
+        device = teacher.get_input_embeddings().weight.device
+        mask = attention_mask_4d(causal_doc_mask(doc_ids).to(device), teacher.config._attn_implementation,
+                                 teacher.dtype)
+        hidden = teacher.base_model(input_ids=x0.to(device), attention_mask=mask, use_cache=False).last_hidden_state
+        rows, cols = picked
+        logits = teacher.get_output_embeddings()(hidden[rows.to(device), (cols - 1).clamp(min=0).to(device)]).float()
+        if mask_id < logits.shape[-1]:
+            logits[:, mask_id] = float("-inf")
+        return F.log_softmax(logits / temperature, dim=-1)
+
+def kd_loss(logits: torch.Tensor, teacher_logp: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T^2 x mean over positions of KL(teacher || student) at temperature T over the teacher's vocabulary."""
+    student = F.log_softmax(logits.float() / temperature, dim=-1)[:, : teacher_logp.shape[-1]]
+    p = teacher_logp.to(student.device).exp()
+    kl = torch.where(p > 0, p * (teacher_logp.to(student.device) - student), 0.0).sum(-1)
+    return temperature**2 * kl.sum() / max(len(kl), 1)
+
+def mtf_draft(n: Noised, logits, setup: ObjectiveSetup) -> torch.Tensor:
+    """MTF round 1's draft: x_t with each mask replaced by the argmax there (no grad, <|mask|> excluded)."""
     with torch.no_grad():
         draft_logits = logits.detach()[n.masked[n.select].to(logits.device)]
         draft_logits[:, setup.mask_id] = float("-inf")
         x_draft = n.xt.clone()
         x_draft[n.masked] = draft_logits.argmax(-1).to(x_draft.device)
+    return x_draft
+
+def mtf_loss(net, rows, n: Noised, x_draft: torch.Tensor, setup: ObjectiveSetup) -> torch.Tensor:
+    """MTF round 2: the masks hold round 1's draft; learn to restore x0 at every drafted position."""
     redo = forward_selected(net, rows, x_draft, n.masked, setup)
     return F.cross_entropy(redo, rows[0][n.masked].to(redo.device))
 
-def sft_loss(model, rows, setup: ObjectiveSetup, s: SftParams, gen, fixed_t=None) -> LossOutput:
-    """SFT on rows (x0, doc_ids, supervised): t per example in sft.mask_range, M2T + T2T + KEEP (+ MTF)."""
-    (x0, doc_ids, supervised), net = rows, as_supervised(model)
+def early_backward(term: torch.Tensor, setup: ObjectiveSetup) -> torch.Tensor:
+    """Run setup.backward on term now (its graph is freed) and return it detached; term itself when unset."""
+    if setup.backward is None or not term.requires_grad:
+        return term
+    setup.backward(term)
+    return term.detach()
+
+def draft_substitutions(net, rows, n: Noised, setup: ObjectiveSetup, rate: float, gen) -> Noised:
+    """A rate share of the T2T picks take the model's argmax there (no grad, picks masked) where it is wrong."""
+    pick = n.substituted & (torch.rand(n.xt.shape, generator=gen) < rate)
+    if not pick.any():
+        return n
+    with torch.no_grad():
+        logits = forward_selected(net, rows, torch.where(pick, setup.mask_id, n.xt), pick, setup).detach()
+    logits[:, setup.mask_id] = float("-inf")
+    draft, xt = logits.argmax(-1).cpu(), n.xt.clone()
+    xt[pick] = torch.where(draft != rows[0][pick], draft, n.xt[pick])
+    return replace(n, xt=xt)
+
+def sft_masks(rows, setup: ObjectiveSetup, s: SftParams, gen, fixed_t) -> tuple:
+    """(x0, doc_ids, supervised, t, masked) with semi-AR states and the complement rows appended when set."""
+    x0, doc_ids, supervised = rows
     supervised = supervised & has_predecessor(doc_ids) if setup.needs_predecessor else supervised
     t = example_t(doc_ids, *s.mask_range, gen) if fixed_t is None else torch.full(x0.shape, float(fixed_t))
+    if s.semi_ar_rate > 0 and setup.block_size is not None and fixed_t is None:
+        t = semi_ar_t(doc_ids, supervised, t, setup, s.semi_ar_rate, gen)
     masked = (torch.rand(x0.shape, generator=gen) < t) & supervised
     if s.complementary:
         x0, doc_ids, t = torch.cat([x0, x0]), torch.cat([doc_ids, doc_ids]), torch.cat([t, 1 - t])
         masked = torch.cat([masked, supervised & ~masked])
         supervised = torch.cat([supervised, supervised])
+    return x0, doc_ids, supervised, t, masked
+
+def kd_term(logits, rows, n: Noised, setup: ObjectiveSetup, s: SftParams, originals: int) -> torch.Tensor:
+    """KD at the masked positions with a same-document predecessor; the teacher reads the original clean rows."""
+    x0, doc_ids = rows
+    at = n.masked & has_predecessor(doc_ids)
+    picked = torch.nonzero(at, as_tuple=True)
+    teacher = teacher_logprobs(setup.teacher, x0[:originals], doc_ids[:originals], (picked[0] % originals, picked[1]),
+                               setup.mask_id, s.kd_temperature)
+    return kd_loss(logits[at[n.select].to(logits.device)], teacher, s.kd_temperature)
+
+def sft_loss(model, rows, setup: ObjectiveSetup, s: SftParams, gen, fixed_t=None) -> LossOutput:
+    """SFT/distillation on (x0, doc_ids, supervised): M2T + T2T + KEEP (+ CAP, KD, MTF); each pass backwarded early."""
+    net, originals = as_supervised(model), rows[0].shape[0]
+    x0, doc_ids, supervised, t, masked = sft_masks(rows, setup, s, gen, fixed_t)
     n = noise_tokens(x0, torch.where(masked, setup.mask_id, x0), masked, supervised, setup, gen)
+    if s.t2t_draft_rate > 0 and fixed_t is None:
+        n = draft_substitutions(net, (x0, doc_ids), n, setup, s.t2t_draft_rate, gen)
     logits = forward_selected(net, (x0, doc_ids), n.xt, n.select, setup)
-    weights, norm = (1 / t, supervised.sum()) if s.loss_weight == "inv_t" else (torch.ones_like(t), masked.sum())
-    loss, (loss_m2t, loss_t2t, acc, loss_cap) = mixed_loss(logits, x0, n, setup, weights, norm)
-    loss_mtf = mtf_loss(net, (x0, doc_ids), n, logits, setup) if s.mtf and masked.any() else None
+    inv_t = s.loss_weight == "inv_t"
+    weights = 1 / t.clamp(min=setup.objective.t_eps) if inv_t else torch.ones_like(t)
+    loss, (loss_m2t, loss_t2t, acc, loss_cap) = mixed_loss(logits, x0, n, setup, weights,
+                                                           supervised.sum() if inv_t else masked.sum())
+    use_kd = s.kd_weight > 0 and setup.teacher is not None
+    kd = kd_term(logits, (x0, doc_ids), n, setup, s, originals) if use_kd else None
+    x_draft = mtf_draft(n, logits, setup) if s.mtf and masked.any() else None
+    loss = early_backward(loss + s.kd_weight * kd if kd is not None else loss, setup)
+    del logits
+    loss_mtf = mtf_loss(net, (x0, doc_ids), n, x_draft, setup) if x_draft is not None else None
     if loss_mtf is not None:
-        loss = loss + s.mtf_weight * loss_mtf
+        loss = loss + early_backward(s.mtf_weight * loss_mtf, setup)
     mtf_value = (loss_mtf.item() if loss_mtf is not None else 0.0) if s.mtf else None
-    counts = int(masked.sum()), int(supervised.sum())
-    return LossOutput(loss, loss_m2t, loss_t2t, acc, *counts, mtf_value, loss_cap)
+    counts, kd_value = (int(masked.sum()), int(supervised.sum())), kd.item() if kd is not None else None
+    return LossOutput(loss, loss_m2t, loss_t2t, acc, *counts, mtf_value, loss_cap, kd_value)
