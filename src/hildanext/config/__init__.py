@@ -318,8 +318,9 @@ DEMO_VALUES = {
 DECODE_CHOICE = ("the decode frontier's pick on the demo (docs/RESULTS.md, issue 26); DecodeParams keeps the official "
                  "LLaDA2.1 semantics and S/Q values, so decode.exact and the reference tests need no overlay")
 POLICY_KEYS = ("stop_in_block", "fallback", "carry_next")
-DECODE_CHOSEN = ("max_post_steps", *POLICY_KEYS, "presets.S_MODE.max_post_steps", "presets.Q_MODE.tau_edit",
-                 *(f"presets.{m}.{k}" for m in ("S_MODE", "Q_MODE") for k in POLICY_KEYS), "presets.Q_MODE.confidence")
+DECODE_CHOSEN = ("tau_mask", "max_post_steps", *POLICY_KEYS, "presets.S_MODE.tau_mask", "presets.S_MODE.max_post_steps",
+                 "presets.Q_MODE.tau_mask", "presets.Q_MODE.tau_edit", "presets.Q_MODE.confidence",
+                 *(f"presets.{m}.{k}" for m in ("S_MODE", "Q_MODE") for k in POLICY_KEYS))
 RECIPE_VALUES = {
     "objective.shift": "token shift won the demo ablation (docs/RESULTS.md); ObjectiveParams keeps LLaDA2.x's "
                        "same-position default, so params.yaml and the gtx1080 overlay turn it on",
