@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import make_tiny_qwen3
-from hildanext.config import BenchParams, DemoParams, Params, RuntimeParams
+from hildanext.config import BenchParams, DemoParams, Params, RuntimeParams, load_params
 from hildanext.config.decode import FrontierPoint
 from hildanext.data.demo_corpus import demo_stories
 from hildanext.decode.engines import Request, make_engine
@@ -177,8 +177,9 @@ def test_bench_stage_on_the_ci_overlay(tmp_path, repo_root, monkeypatch):
     assert set(presets) == {"S", "Q"} and presets["Q"]["gen_ppl"] <= presets["S"]["gen_ppl"]
     run_stage("export")
     meta = json.loads((tmp_path / "models/export/hildanext.json").read_text())
-    assert (meta["stage"] == "export" and meta["decode"]["tau_mask"] == 0.5
-            and meta["bench"]["perplexity"] == report["perplexity"])
+    chosen = load_params(tmp_path / "params.yaml").decode
+    assert (meta["stage"] == "export" and meta["decode"]["tau_mask"] == chosen.tau_mask
+            and meta["decode"]["fallback"] == chosen.fallback and meta["bench"]["perplexity"] == report["perplexity"])
     card = (tmp_path / "models/export/README.md").read_text()
     assert ("| S |" in card and "hildanext generate --model models/export" in card
             and (tmp_path / "models/export/model.safetensors").exists())
