@@ -208,7 +208,7 @@ class BlockDecoder:
             cut = self.stop_cut(start, end)
             end = end if cut is None else cut + 1
             positions = torch.arange(start, end, device=self.canvas.device)
-            editable = (positions >= self.prompt_len) & (positions != cut)
+            editable = (positions >= self.prompt_len) & (positions != (end if cut is None else cut))
             has_masks = bool((editable & (self.canvas[start:end] == self.mask_id)).any())
             post += not has_masks
             if post > s.max_post_steps:
@@ -226,12 +226,10 @@ class BlockDecoder:
         carry, self.carry = self.carry, None
         if carry is None or start < self.prompt_len or not carry[1] > self.settings.tau_mask:
             return False
-        current = self.canvas[start:end].clone()
-        unmask = torch.zeros_like(current, dtype=torch.bool)
-        unmask[0] = bool(current[0] == self.mask_id)
-        self.canvas[start] = torch.where(unmask[0], carry[0], current[0])
+        current, unmask = self.canvas[start:end].clone(), torch.arange(end - start, device=self.canvas.device) == 0
+        self.canvas[start] = carry[0]
         self.record(PassAt(unit, 0, start, end, "carry"), current, unmask, torch.zeros_like(unmask))
-        return bool(unmask[0])
+        return True
     def apply_pass(self, at: PassAt, logits, editable) -> bool:
         """One pass (logits, or a batch's greedy (tokens, conf)): propose, Gamma/Delta, write, trace, notify."""
         current = self.canvas[at.start : at.end].clone()
